@@ -2,7 +2,11 @@
 
 import pytest
 import torch
-from diffusers.hooks import FirstBlockCacheConfig, PyramidAttentionBroadcastConfig, TaylorSeerCacheConfig
+from diffusers.hooks import (
+    FirstBlockCacheConfig,
+    PyramidAttentionBroadcastConfig,
+    TaylorSeerCacheConfig,
+)
 
 from difforge.core.nn.dit import DIT_PRESETS, DiTBackbone, KVCache
 
@@ -22,14 +26,18 @@ def randomise(model: DiTBackbone) -> DiTBackbone:
 
 
 def test_presets_build_and_count_parameters():
-    sizes = {name: DiTBackbone.from_preset(name, in_channels=4).num_parameters() for name in DIT_PRESETS}
+    sizes = {
+        name: DiTBackbone.from_preset(name, in_channels=4).num_parameters() for name in DIT_PRESETS
+    }
     assert sizes["tiny"] < sizes["small"] < sizes["base"] < sizes["large"]
 
 
 def test_continuous_forward_shapes_and_zero_init():
     model = DiTBackbone.from_preset("tiny", in_channels=3, cond_dim=5, num_classes=4)
     x = torch.randn(2, 7, 3)
-    out = model(x, torch.tensor([10.0, 500.0]), cond=torch.randn(2, 5), class_labels=torch.tensor([0, 4]))
+    out = model(
+        x, torch.tensor([10.0, 500.0]), cond=torch.randn(2, 5), class_labels=torch.tensor([0, 4])
+    )
     assert out.sample.shape == (2, 7, 3)
     assert torch.count_nonzero(out.sample) == 0  # zero-initialised output projection (DiT)
 
@@ -67,8 +75,12 @@ def test_kv_cache_equals_full_causal_pass(pos):
     assert cache.length == 4
     pieces = [out.sample]
     for start, stop in [(4, 7), (7, 9)]:
-        step = model(ids[:, start:stop], past_key_values=cache, use_cache=True,
-                     attention_mask=causal[start:stop, :stop])
+        step = model(
+            ids[:, start:stop],
+            past_key_values=cache,
+            use_cache=True,
+            attention_mask=causal[start:stop, :stop],
+        )
         cache = step.past_key_values
         pieces.append(step.sample)
     assert torch.allclose(torch.cat(pieces, 1), full, atol=1e-5)

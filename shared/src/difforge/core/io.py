@@ -35,7 +35,9 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | os.PathLike[str], mode: str = "w", **kwargs: Any) -> Iterator[TextIO | BinaryIO]:
+def atomic_open(
+    path: str | os.PathLike[str], mode: str = "w", **kwargs: Any
+) -> Iterator[TextIO | BinaryIO]:
     """``open`` for writing that commits the file only if the block finishes without error."""
     if not mode.startswith("w"):
         raise ValueError("atomic_open only writes files (mode 'w', 'wb', 'wt')")

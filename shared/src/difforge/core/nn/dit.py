@@ -12,9 +12,10 @@ Conditioning:
   (``encoder_hidden_states``).
 
 Built to the diffusers cache-hook contract (ModelMixin + ConfigMixin + CacheMixin, blocks in
-``transformer_blocks`` with ``hidden_states`` first, diffusers ``Attention`` modules named ``attn`` and
-``cross_attn`` (TaylorSeer matches names ending in ``attn``), the block class registered, ``proj_out`` last), so FirstBlockCache, TaylorSeer,
-PyramidAttentionBroadcast and MagCache apply without changes.
+``transformer_blocks`` with ``hidden_states`` first, diffusers ``Attention`` modules named ``attn``
+and ``cross_attn`` (TaylorSeer matches names ending in ``attn``), the block class registered,
+``proj_out`` last), so FirstBlockCache, TaylorSeer, PyramidAttentionBroadcast and MagCache apply
+without changes.
 """
 
 from __future__ import annotations
@@ -98,7 +99,9 @@ class DiTOutput(BaseOutput):
 # the whole batch, while block diffusion needs per-row positions (B, L) (x_t ⊕ x_0 repeats them).
 
 
-def rotary_cos_sin(position_ids: Tensor, head_dim: int, theta: float = 10000.0) -> tuple[Tensor, Tensor]:
+def rotary_cos_sin(
+    position_ids: Tensor, head_dim: int, theta: float = 10000.0
+) -> tuple[Tensor, Tensor]:
     """cos/sin tables of shape ``(B, 1, L, head_dim)`` for positions ``(B, L)``."""
     inv_freq = 1.0 / theta ** (
         torch.arange(0, head_dim, 2, device=position_ids.device, dtype=torch.float32) / head_dim
@@ -228,7 +231,9 @@ class DiTBlock(nn.Module):
 # The cache hooks look blocks up in diffusers' (private) registry: the block returns hidden_states only.
 TransformerBlockRegistry.register(
     DiTBlock,
-    TransformerBlockMetadata(return_hidden_states_index=None, return_encoder_hidden_states_index=None),
+    TransformerBlockMetadata(
+        return_hidden_states_index=None, return_encoder_hidden_states_index=None
+    ),
 )
 
 
@@ -268,7 +273,9 @@ class DiTBackbone(ModelMixin, ConfigMixin, CacheMixin):
     ) -> None:
         super().__init__()
         if (vocab_size is None) == (in_channels is None):
-            raise ValueError("give exactly one of vocab_size (discrete) or in_channels (continuous)")
+            raise ValueError(
+                "give exactly one of vocab_size (discrete) or in_channels (continuous)"
+            )
         if pos_embedding not in ("rope", "learned"):
             raise ValueError(f"pos_embedding must be 'rope' or 'learned', got {pos_embedding!r}")
         if hidden_size % num_heads or (hidden_size // num_heads) % 2:
@@ -293,7 +300,9 @@ class DiTBackbone(ModelMixin, ConfigMixin, CacheMixin):
             self.time_proj = Timesteps(256, flip_sin_to_cos=True, downscale_freq_shift=0)
             self.time_embed = TimestepEmbedding(256, hidden_size)
         self.cond_embed = (
-            nn.Sequential(nn.Linear(cond_dim, hidden_size), nn.SiLU(), nn.Linear(hidden_size, hidden_size))
+            nn.Sequential(
+                nn.Linear(cond_dim, hidden_size), nn.SiLU(), nn.Linear(hidden_size, hidden_size)
+            )
             if cond_dim is not None
             else None
         )
@@ -330,7 +339,12 @@ class DiTBackbone(ModelMixin, ConfigMixin, CacheMixin):
         return self.config.num_classes
 
     def _conditioning(
-        self, batch: int, timestep: Tensor | None, cond: Tensor | None, class_labels: Tensor | None, ref: Tensor
+        self,
+        batch: int,
+        timestep: Tensor | None,
+        cond: Tensor | None,
+        class_labels: Tensor | None,
+        ref: Tensor,
     ) -> Tensor:
         """Sum of the condition embeddings, shaped ``(B, 1, D)`` or ``(B, L, D)`` for adaLN."""
         parts: list[Tensor] = []
@@ -388,7 +402,9 @@ class DiTBackbone(ModelMixin, ConfigMixin, CacheMixin):
             position_ids = torch.arange(past + n_prefix, past + n_prefix + length, device=x.device)
         position_ids = position_ids.to(x.device).expand(batch, length)
         if n_prefix:
-            prefix_pos = torch.arange(past, past + n_prefix, device=x.device).expand(batch, n_prefix)
+            prefix_pos = torch.arange(past, past + n_prefix, device=x.device).expand(
+                batch, n_prefix
+            )
             position_ids = torch.cat([prefix_pos, position_ids], dim=1)
             x = torch.cat([prefix_embeds.to(x.dtype), x], dim=1)
         if self.pos_embed is not None:
@@ -445,7 +461,9 @@ class DiTBackbone(ModelMixin, ConfigMixin, CacheMixin):
         if not n_prefix:
             return mask
         rows = mask.shape[0]
-        full = torch.zeros(rows, 1, n_prefix + length, past + n_prefix + length, dtype=torch.bool, device=device)
+        full = torch.zeros(
+            rows, 1, n_prefix + length, past + n_prefix + length, dtype=torch.bool, device=device
+        )
         full[..., :n_prefix, : past + n_prefix] = True
         full[..., n_prefix:, :past] = mask[..., :past]
         full[..., n_prefix:, past : past + n_prefix] = True
