@@ -1,0 +1,45 @@
+"""Training: the accelerate loop, exact-resume checkpoints and the resumable sampler."""
+
+from difforge.core.train.checkpoint import (
+    Checkpoint,
+    atomic_dir,
+    capture_rng_state,
+    check_model_config,
+    checkpoint_path,
+    latest_checkpoint,
+    list_checkpoints,
+    load_checkpoint,
+    prune_checkpoints,
+    restore_rng_state,
+    save_checkpoint,
+)
+from difforge.core.train.sampler import ResumableBatchSampler
+from difforge.core.train.trainer import (
+    DataFactory,
+    LossFn,
+    TrainConfig,
+    Trainer,
+    TrainResult,
+    warmup_cosine,
+)
+
+__all__ = [
+    "Checkpoint",
+    "DataFactory",
+    "LossFn",
+    "ResumableBatchSampler",
+    "TrainConfig",
+    "TrainResult",
+    "Trainer",
+    "atomic_dir",
+    "capture_rng_state",
+    "check_model_config",
+    "checkpoint_path",
+    "latest_checkpoint",
+    "list_checkpoints",
+    "load_checkpoint",
+    "prune_checkpoints",
+    "restore_rng_state",
+    "save_checkpoint",
+    "warmup_cosine",
+]

@@ -1,0 +1,544 @@
+"""The generic training loop every difforge package uses.
+
+Built on accelerate, so the same script runs as ``python train.py`` on a CPU or one GPU and as
+``accelerate launch --num_processes N train.py`` (or ``torchrun``) on N GPUs with DDP::
+
+    def loss_fn(model, batch):
+        x0 = batch["x"]
+        noise = torch.randn_like(x0)
+        t = torch.rand(x0.shape[0], device=x0.device)
+        pred = model((1 - t[:, None, None]) * x0 + t[:, None, None] * noise, timestep=t).sample
+        return F.mse_loss(pred, noise - x0)  # or (loss, {"mse": ...}) to log more values
+
+    trainer = Trainer(model, loss_fn, dataset, TrainConfig(steps=10_000, out_dir="runs/traj"))
+    trainer.train(resume="latest")
+
+What it does: AdamW with linear warmup and cosine decay to ``min_lr``, gradient accumulation and
+clipping, bf16 autocast, EMA (diffusers ``EMAModel``), optional ``torch.compile``, tensorboard
+logs under ``out_dir/logs``, a tqdm bar, checkpoints under ``out_dir/checkpoints`` every
+``ckpt_every`` steps, exact resume (model, optimizer, scheduler, EMA, step, data position and every
+process's RNG states), and at the end a ``save_pretrained`` export of a diffusers ``ModelMixin``.
+
+Exact resume holds for a dataset (the sampler's position is part of the state) and for a data
+factory that honours ``start_batch``. With ``num_workers > 0``, randomness inside the dataset's
+``__getitem__`` should derive from the index, because worker RNG states are not checkpointed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import ProjectConfiguration, gather_object, send_to_device, set_seed
+from diffusers import ModelMixin
+from diffusers.training_utils import EMAModel
+from torch import nn
+from torch.utils.data import DataLoader
+
+from difforge.core.cli import progress
+from difforge.core.config import check_config, config_diff, save_config, to_dict
+from difforge.core.errors import CheckpointError, UserError
+from difforge.core.train.checkpoint import (
+    atomic_dir,
+    capture_rng_state,
+    check_model_config,
+    latest_checkpoint,
+    load_checkpoint,
+    prune_checkpoints,
+    restore_rng_state,
+    save_checkpoint,
+)
+from difforge.core.train.sampler import ResumableBatchSampler
+
+__all__ = ["DataFactory", "LossFn", "TrainConfig", "TrainResult", "Trainer", "warmup_cosine"]
+
+logger = logging.getLogger(__name__)
+
+LossFn = Callable[[nn.Module, Any], "torch.Tensor | tuple[torch.Tensor, Mapping[str, Any]]"]
+"""``loss_fn(model, batch) -> loss`` or ``(loss, logs)``; ``logs`` values are averaged and logged."""
+
+DataFactory = Callable[[int], Iterable[Any]]
+"""``factory(start_batch) -> batches``: this process's batches from micro-batch ``start_batch`` on."""
+
+# Settings that may change between a checkpoint and its resume without changing the results.
+_RESUME_SAFE_KEYS = {
+    "log_every",
+    "ckpt_every",
+    "keep_checkpoints",
+    "out_dir",
+    "num_workers",
+    "tensorboard",
+    "progress",
+    "compile",
+}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings of one training run. ``batch_size`` is per process and per micro-batch: one
+    optimizer step sees ``batch_size * grad_accum * num_processes`` samples."""
+
+    steps: int = 10_000
+    batch_size: int = 32
+    lr: float = 1e-4
+    min_lr: float = 0.0
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    warmup_steps: int = 0
+    grad_accum: int = 1
+    grad_clip: float = 1.0  # max global grad norm; 0 disables clipping
+    mixed_precision: Literal["no", "bf16"] = "no"
+    ema_decay: float = 0.0  # 0 disables EMA
+    log_every: int = 50
+    ckpt_every: int = 1000  # 0: only the final checkpoint
+    keep_checkpoints: int = 3  # keep the newest K checkpoints; 0 keeps all
+    seed: int = 0
+    out_dir: str = "runs/train"
+    compile: bool = False
+    num_workers: int = 0
+    shuffle: bool = True
+    tensorboard: bool = True
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        for key in ("steps", "batch_size", "grad_accum", "log_every"):
+            check_config(getattr(self, key) >= 1, key, ">= 1", getattr(self, key))
+        for key in (
+            "warmup_steps",
+            "ckpt_every",
+            "keep_checkpoints",
+            "num_workers",
+            "weight_decay",
+            "grad_clip",
+        ):
+            check_config(getattr(self, key) >= 0, key, ">= 0", getattr(self, key))
+        check_config(self.lr > 0, "lr", "> 0", self.lr)
+        check_config(
+            0 <= self.min_lr <= self.lr, "min_lr", f"between 0 and lr={self.lr}", self.min_lr
+        )
+        check_config(0 <= self.ema_decay < 1, "ema_decay", "in [0, 1)", self.ema_decay)
+        check_config(
+            all(0 <= b < 1 for b in self.betas), "betas", "two values in [0, 1)", self.betas
+        )
+
+
+@dataclass
+class TrainResult:
+    """What :meth:`Trainer.train` did: the step reached, the last logged values, where it wrote."""
+
+    step: int
+    logs: dict[str, float]
+    checkpoint: Path | None
+    export_dir: Path | None
+
+
+def warmup_cosine(step: int, *, warmup_steps: int, total_steps: int, min_ratio: float) -> float:
+    """LR multiplier: linear warmup over ``warmup_steps``, then cosine decay to ``min_ratio``."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    done = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * done))
+
+
+class Trainer:
+    """Trains ``model`` on ``train_data`` by minimising ``loss_fn(model, batch)``.
+
+    Args:
+        model: the module to train. Its state dict is what checkpoints hold; a diffusers
+            ``ModelMixin`` is also exported with ``save_pretrained`` at the end.
+        loss_fn: ``loss_fn(model, batch)`` -> scalar loss or ``(loss, logs)``. ``model`` is the
+            wrapped training model (DDP / compiled): call it, don't read its attributes.
+        train_data: a map-style dataset (``__len__`` + ``__getitem__``), read through a seeded
+            :class:`ResumableBatchSampler`, or a :data:`DataFactory` for generated data.
+        config: the run settings.
+        model_config: the architecture config a resume must match; defaults to ``model.config``
+            for a diffusers model (or any model whose ``config`` is a dataclass or mapping).
+        collate_fn: batches a list of dataset items (torch's default collate when None).
+        optimizer: replaces the default AdamW built from ``config``; the LR schedule multiplies
+            each parameter group's initial learning rate.
+        accelerator: a configured ``Accelerator`` (e.g. with DDP kwargs); by default one is made.
+            Precision is set by ``config.mixed_precision``, not by the accelerator.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        loss_fn: LossFn,
+        train_data: Any,
+        config: TrainConfig,
+        *,
+        model_config: Any = None,
+        collate_fn: Callable[[list[Any]], Any] | None = None,
+        optimizer: torch.optim.Optimizer | None = None,
+        accelerator: Accelerator | None = None,
+    ) -> None:
+        self.config = config
+        self.out_dir = Path(config.out_dir)
+        self.checkpoint_dir = self.out_dir / "checkpoints"
+        # mixed_precision stays "no" here: bf16 autocast is applied around loss_fn below, which
+        # also covers loss code outside model.forward, and accelerate's process-wide state
+        # cannot switch precision between two trainers in one process.
+        self.accelerator = accelerator or Accelerator(
+            mixed_precision="no",
+            log_with="tensorboard" if config.tensorboard else None,
+            project_config=ProjectConfiguration(
+                project_dir=str(self.out_dir), logging_dir=str(self.out_dir / "logs")
+            ),
+        )
+        self.model = model
+        self.model_config = _default_model_config(model) if model_config is None else model_config
+        self.loss_fn = loss_fn
+        self.train_data = train_data
+        self.collate_fn = collate_fn
+        if optimizer is None:
+            optimizer = torch.optim.AdamW(
+                model.parameters(),
+                lr=config.lr,
+                betas=config.betas,
+                weight_decay=config.weight_decay,
+            )
+        # Not passed to accelerator.prepare: its scheduler wrapper steps num_processes times per
+        # step, which would shorten warmup and decay on several GPUs.
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer,
+            functools.partial(
+                warmup_cosine,
+                warmup_steps=config.warmup_steps,
+                total_steps=config.steps,
+                min_ratio=config.min_lr / config.lr,
+            ),
+        )
+        train_model, self.optimizer = self.accelerator.prepare(model, optimizer)
+        self.train_model = torch.compile(train_model) if config.compile else train_model
+        self.ema: EMAModel | None = None
+        if config.ema_decay > 0:
+            self.ema = EMAModel(
+                model.parameters(),
+                decay=config.ema_decay,
+                foreach=True,
+                model_cls=type(model) if isinstance(model, ModelMixin) else None,
+                model_config=model.config if isinstance(model, ModelMixin) else None,
+            )
+        self.step = 0
+        self.samples_seen = 0  # global position in the data stream (all processes together)
+        self.batches_seen = 0  # micro-batches this process has read
+
+    # ------------------------------------------------------------------------------------------
+    # Training
+    # ------------------------------------------------------------------------------------------
+
+    def train(
+        self, resume: str | Path | None = None, *, stop_at_step: int | None = None
+    ) -> TrainResult:
+        """Run until ``config.steps`` (or ``stop_at_step``, for a run split in parts).
+
+        ``resume``: None starts fresh (refused if ``out_dir`` already holds checkpoints);
+        ``"latest"`` continues from the newest checkpoint in ``out_dir`` if there is one;
+        a path continues from that checkpoint folder.
+        """
+        cfg, acc = self.config, self.accelerator
+        checkpoint = self._resume_path(resume)
+        if checkpoint is not None:
+            self.load_checkpoint(checkpoint)
+        else:
+            set_seed(cfg.seed, device_specific=True)
+        end = cfg.steps if stop_at_step is None else min(stop_at_step, cfg.steps)
+        if acc.is_main_process:
+            save_config(
+                {"train": cfg, "model": self.model_config}, self.out_dir / "train_config.json"
+            )
+        if cfg.tensorboard:
+            acc.init_trackers("train", config=_hparams(cfg))
+
+        autocast = torch.autocast(
+            acc.device.type, dtype=torch.bfloat16, enabled=cfg.mixed_precision == "bf16"
+        )
+        batches = self._batches()
+        show_bar = cfg.progress and acc.is_main_process
+        bar = progress(
+            total=cfg.steps, initial=self.step, desc="train", disable=None if show_bar else True
+        )
+        window = _LogWindow(acc.device)
+        logs: dict[str, float] = {}
+        last_saved: Path | None = None
+        while self.step < end:
+            for micro in range(cfg.grad_accum):
+                batch = send_to_device(self._next_batch(batches), acc.device, non_blocking=True)
+                # Gradients are all-reduced only on the last micro-batch of a step.
+                sync = (
+                    contextlib.nullcontext()
+                    if micro == cfg.grad_accum - 1
+                    else acc.no_sync(self.train_model)
+                )
+                with sync:
+                    with autocast:
+                        loss, extra = _split_loss(self.loss_fn(self.train_model, batch))
+                    acc.backward(loss / cfg.grad_accum)
+                window.add(loss, extra)
+                self.batches_seen += 1
+                self.samples_seen += cfg.batch_size * acc.num_processes
+            if cfg.grad_clip > 0:
+                window.grad_norm = acc.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+            self.optimizer.step()
+            self.scheduler.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            if self.ema is not None:
+                self.ema.step(self.model.parameters())
+            self.step += 1
+            bar.update(1)
+            if self.step % cfg.log_every == 0 or self.step == end:
+                logs = window.flush(acc, self.scheduler.get_last_lr()[0], cfg.batch_size)
+                acc.log(logs, step=self.step)
+                bar.set_postfix(loss=f"{logs['loss']:.4g}", lr=f"{logs['lr']:.3g}", refresh=False)
+            if (cfg.ckpt_every and self.step % cfg.ckpt_every == 0) or self.step == end:
+                last_saved = self.save_checkpoint()
+        bar.close()
+        export_dir = self.export_model() if self.step >= cfg.steps else None
+        for tracker in acc.trackers:  # not end_training(): it would also end the process group
+            tracker.finish()
+        return TrainResult(step=self.step, logs=logs, checkpoint=last_saved, export_dir=export_dir)
+
+    def _batches(self) -> Iterator[Any]:
+        cfg, acc = self.config, self.accelerator
+        data = self.train_data
+        if hasattr(data, "__len__") and hasattr(data, "__getitem__"):
+            sampler = ResumableBatchSampler(
+                len(data),
+                cfg.batch_size,
+                seed=cfg.seed,
+                shuffle=cfg.shuffle,
+                rank=acc.process_index,
+                world_size=acc.num_processes,
+                start_sample=self.samples_seen,
+            )
+            loader = DataLoader(
+                data,
+                batch_sampler=sampler,
+                num_workers=cfg.num_workers,
+                collate_fn=self.collate_fn,
+                pin_memory=acc.device.type == "cuda",
+                # Its own generator: creating the iterator must not draw from the global RNG,
+                # or a resumed run would diverge from an uninterrupted one.
+                generator=torch.Generator().manual_seed(cfg.seed + self.batches_seen),
+            )
+            return iter(loader)
+        if callable(data):
+            return iter(data(self.batches_seen))
+        raise TypeError(
+            "train_data must be a map-style dataset or a callable start_batch -> batches"
+        )
+
+    def _next_batch(self, batches: Iterator[Any]) -> Any:
+        try:
+            return next(batches)
+        except StopIteration:
+            raise UserError(
+                f"the training data ran out after {self.batches_seen} batches; a data factory "
+                "must yield batches for the whole run"
+            ) from None
+
+    # ------------------------------------------------------------------------------------------
+    # Checkpoints and export
+    # ------------------------------------------------------------------------------------------
+
+    def save_checkpoint(self) -> Path:
+        """Save the full training state at the current step (call on every process)."""
+        acc = self.accelerator
+        rng_states = gather_object([capture_rng_state()])
+        path = self.checkpoint_dir / f"step_{self.step:08d}"
+        if acc.is_main_process:
+            components: dict[str, Any] = {
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "rng": rng_states,
+                "data": {"samples_seen": self.samples_seen, "batches_seen": self.batches_seen},
+            }
+            if self.ema is not None:
+                components["ema"] = self.ema.state_dict()
+            path = save_checkpoint(
+                self.checkpoint_dir,
+                self.step,
+                components,
+                config=self.config,
+                model_config=self.model_config,
+            )
+            prune_checkpoints(self.checkpoint_dir, self.config.keep_checkpoints)
+        acc.wait_for_everyone()
+        return path
+
+    def load_checkpoint(self, path: str | Path) -> None:
+        """Restore the full training state; everything is checked before anything is changed."""
+        ckpt = load_checkpoint(path)
+        check_model_config(ckpt, to_dict(self.model_config))
+        model_state = ckpt.components.get("model")
+        if model_state is None:
+            raise CheckpointError(f"checkpoint {ckpt.path} holds no model weights")
+        _check_state_matches(ckpt.path, self.model.state_dict(), model_state)
+        if (self.ema is not None) != ("ema" in ckpt.components):
+            saved = "with" if "ema" in ckpt.components else "without"
+            raise CheckpointError(
+                f"checkpoint {ckpt.path} was saved {saved} EMA; match ema_decay to resume it"
+            )
+        changed = [
+            k for k in config_diff(ckpt.config or {}, self.config) if k not in _RESUME_SAFE_KEYS
+        ]
+        if changed:
+            logger.warning(
+                "resuming %s with changed training settings (%s): the run will differ from an "
+                "uninterrupted one",
+                ckpt.path,
+                ", ".join(changed),
+            )
+
+        self.model.load_state_dict(model_state)
+        try:
+            self.optimizer.load_state_dict(ckpt.components["optimizer"])
+        except (KeyError, ValueError) as exc:
+            raise CheckpointError(
+                f"checkpoint {ckpt.path} has an unusable optimizer state: {exc}"
+            ) from None
+        self.scheduler.load_state_dict(ckpt.components["scheduler"])
+        if self.ema is not None:
+            self.ema.load_state_dict(ckpt.components["ema"])
+            self.ema.to(device=self.accelerator.device)
+        self.step = ckpt.step
+        self.samples_seen = int(ckpt.components["data"]["samples_seen"])
+        self.batches_seen = int(ckpt.components["data"]["batches_seen"])
+        rng_states = ckpt.components["rng"]
+        rank = self.accelerator.process_index
+        if len(rng_states) != self.accelerator.num_processes:
+            logger.warning(
+                "checkpoint was written by %d processes, now %d: RNG streams will differ",
+                len(rng_states),
+                self.accelerator.num_processes,
+            )
+        restore_rng_state(rng_states[rank % len(rng_states)])
+
+    def export_model(self) -> Path | None:
+        """``save_pretrained`` a diffusers model into ``out_dir/model`` (EMA weights when EMA is on;
+        the raw weights then go to ``out_dir/model_raw``). Returns None for other models."""
+        acc = self.accelerator
+        if not isinstance(self.model, ModelMixin):
+            return None
+        export_dir = self.out_dir / "model"
+        if acc.is_main_process:
+            if self.ema is None:
+                with atomic_dir(export_dir) as tmp:
+                    self.model.save_pretrained(tmp)
+            else:
+                with atomic_dir(self.out_dir / "model_raw") as tmp:
+                    self.model.save_pretrained(tmp)
+                params = list(self.model.parameters())
+                self.ema.store(params)
+                self.ema.copy_to(params)
+                try:
+                    with atomic_dir(export_dir) as tmp:
+                        self.model.save_pretrained(tmp)
+                finally:
+                    self.ema.restore(params)
+        acc.wait_for_everyone()
+        return export_dir
+
+    def _resume_path(self, resume: str | Path | None) -> Path | None:
+        if resume is None:
+            existing = latest_checkpoint(self.checkpoint_dir)
+            if existing is not None:
+                raise UserError(
+                    f"{self.out_dir} already holds checkpoints ({existing.name}); resume with "
+                    "resume='latest' or choose another out_dir"
+                )
+            return None
+        if str(resume) == "latest":
+            return latest_checkpoint(self.checkpoint_dir)
+        return Path(resume)
+
+
+class _LogWindow:
+    """Sums of the loss and extra logs since the last log line, kept on the device so that
+    training never waits for a ``.item()`` between log steps."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.grad_norm: torch.Tensor | None = None
+        self._reset()
+
+    def _reset(self) -> None:
+        self.sums: dict[str, torch.Tensor] = {}
+        self.micro_batches = 0
+        self.started = time.perf_counter()
+
+    def add(self, loss: torch.Tensor, extra: Mapping[str, Any]) -> None:
+        for key, value in {"loss": loss, **extra}.items():
+            value = torch.as_tensor(value, device=self.device).detach().float()
+            self.sums[key] = self.sums.get(key, 0.0) + value
+        self.micro_batches += 1
+
+    def flush(self, acc: Accelerator, lr: float, batch_size: int) -> dict[str, float]:
+        keys = sorted(self.sums)
+        means = torch.stack([self.sums[k] for k in keys]) / self.micro_batches
+        means = acc.reduce(means, reduction="mean").tolist()
+        elapsed = time.perf_counter() - self.started
+        logs = dict(zip(keys, means))
+        logs["lr"] = lr
+        logs["samples_per_s"] = (
+            self.micro_batches * batch_size * acc.num_processes / max(elapsed, 1e-9)
+        )
+        if self.grad_norm is not None:
+            logs["grad_norm"] = float(self.grad_norm)
+        self._reset()
+        return logs
+
+
+def _split_loss(out: Any) -> tuple[torch.Tensor, Mapping[str, Any]]:
+    loss, extra = out if isinstance(out, tuple) else (out, {})
+    if not isinstance(loss, torch.Tensor) or loss.ndim != 0:
+        raise TypeError("loss_fn must return a scalar tensor or (scalar tensor, logs dict)")
+    return loss, extra
+
+
+def _default_model_config(model: nn.Module) -> Any:
+    config = getattr(model, "config", None)
+    if isinstance(config, Mapping):
+        # diffusers keeps bookkeeping such as _name_or_path beside the init arguments.
+        return {k: v for k, v in config.items() if not k.startswith("_")}
+    if config is not None and hasattr(config, "__dataclass_fields__"):
+        return config
+    return None
+
+
+def _check_state_matches(
+    path: Path, expected: Mapping[str, torch.Tensor], saved: Mapping[str, Any]
+) -> None:
+    missing = [k for k in expected if k not in saved]
+    unexpected = [k for k in saved if k not in expected]
+    mismatched = [
+        k for k in expected if k in saved and tuple(saved[k].shape) != tuple(expected[k].shape)
+    ]
+    problems = []
+    for label, keys in (
+        ("missing", missing),
+        ("unexpected", unexpected),
+        ("wrong shape", mismatched),
+    ):
+        if keys:
+            problems.append(f"{label}: {', '.join(keys[:5])}{' ...' if len(keys) > 5 else ''}")
+    if problems:
+        raise CheckpointError(f"checkpoint {path} does not fit the model ({'; '.join(problems)})")
+
+
+def _hparams(config: TrainConfig) -> dict[str, Any]:
+    # tensorboard's hparams take only scalars and strings.
+    return {
+        k: v if isinstance(v, (int, float, str, bool)) else str(v)
+        for k, v in to_dict(config).items()
+    }
