@@ -52,7 +52,6 @@ __all__ = [
 ]
 
 ConfigT = TypeVar("ConfigT")
-_MISSING = object()
 
 
 class InvalidConfigValue(ConfigError):
@@ -204,7 +203,7 @@ def _set_dotted(cls: type, data: dict[str, Any], key: str, value: Any) -> None:
         prefix = prefix + "." if prefix else ""
         fields = _init_fields(node_cls)
         if part not in fields:
-            raise ConfigError(_unknown_key_message(cls, prefix, ".".join(parts[depth:])))
+            raise ConfigError(_unknown_key_message(node_cls, prefix, ".".join(parts[depth:])))
         if depth == len(parts) - 1:
             node[part] = value
             return
@@ -237,10 +236,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         if value is None and type(None) in args:
             return None
         options = [a for a in args if a is not type(None)]
-        if len(options) == 1:
-            if value is None:
-                raise _type_error(key, tp, value)
-            return _coerce(value, options[0], key)
+        if len(options) == 1 and dataclasses.is_dataclass(options[0]) and value is not None:
+            return _coerce(value, options[0], key)  # keeps the nested key in error messages
         for option in options:
             try:
                 return _coerce(value, option, key)
@@ -320,19 +317,19 @@ def _all_keys(cls: type, prefix: str = "") -> list[str]:
     return keys
 
 
-def _unknown_key_message(root_cls: type, prefix: str, name: str) -> str:
+def _unknown_key_message(group_cls: type, prefix: str, name: str) -> str:
+    """Message for key ``prefix + name`` missing from ``group_cls``, the dataclass at ``prefix``."""
     key = prefix + name
-    candidates = _all_keys(root_cls)
-    close = difflib.get_close_matches(key, candidates, n=1, cutoff=0.75)
-    if not close:  # a typo in the last part alone is the common case
-        siblings = [k for k in candidates if k.startswith(prefix) and "." not in k[len(prefix) :]]
-        close = difflib.get_close_matches(key, siblings, n=1, cutoff=0.6)
+    candidates = _all_keys(group_cls, prefix)
+    level = [k for k in candidates if "." not in k[len(prefix) :]]
+    # Whole dotted key first (catches a typo in a group name), then the last part alone.
+    close = difflib.get_close_matches(
+        key, candidates, n=1, cutoff=0.75
+    ) or difflib.get_close_matches(key, level, n=1, cutoff=0.6)
     if close:
         return f"unknown config key '{key}' (did you mean '{close[0]}'?)"
-    level = [
-        k[len(prefix) :] for k in candidates if k.startswith(prefix) and "." not in k[len(prefix) :]
-    ]
-    return f"unknown config key '{key}' (known keys{' under ' + prefix[:-1] if prefix else ''}: {', '.join(level)})"
+    under = f" under {prefix[:-1]}" if prefix else ""
+    return f"unknown config key '{key}' (known keys{under}: {', '.join(k[len(prefix) :] for k in level)})"
 
 
 def _type_name(tp: Any) -> str:
@@ -386,17 +383,19 @@ def save_config(config: Any, path: str | Path) -> None:
 def config_diff(a: Any, b: Any) -> list[str]:
     """Dotted keys whose values differ between two configs (dataclasses or mappings).
 
-    Keys present in only one of them count as differing. Lists and tuples compare whole.
+    A key present in only one of them, or a group on one side and a value on the other, counts
+    once under its own name. Lists and tuples compare whole.
     """
-    flat_a, flat_b = _flatten(to_dict(a)), _flatten(to_dict(b))
-    keys = list(flat_a) + [k for k in flat_b if k not in flat_a]
-    return [k for k in keys if flat_a.get(k, _MISSING) != flat_b.get(k, _MISSING)]
+    return _diff(to_dict(a), to_dict(b), "")
 
 
-def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(data, dict) or (prefix and not data):
-        return {prefix[:-1]: data}
-    flat: dict[str, Any] = {}
-    for k, v in data.items():
-        flat.update(_flatten(v, f"{prefix}{k}."))
-    return flat
+def _diff(a: Any, b: Any, prefix: str) -> list[str]:
+    if not (isinstance(a, dict) and isinstance(b, dict)):
+        return [] if a == b else [prefix[:-1]]
+    differing = []
+    for key in list(a) + [k for k in b if k not in a]:
+        if key in a and key in b:
+            differing.extend(_diff(a[key], b[key], f"{prefix}{key}."))
+        else:
+            differing.append(prefix + key)
+    return differing
