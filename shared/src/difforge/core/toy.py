@@ -171,12 +171,12 @@ def transition_jsd(tokens: Tensor, chain: MarkovChain) -> float:
 
 
 def _is_primitive(allowed: Tensor) -> bool:
-    # Wielandt: a primitive S-state chain has all entries of P^k positive for k = (S-1)^2 + 1.
+    # Wielandt: an S-state chain is primitive iff every entry of P^k is positive for one (then all)
+    # k >= (S-1)^2 + 1; repeated squaring reaches such a k in a few products.
     n = allowed.shape[0]
-    power = torch.eye(n, dtype=torch.float64)
-    step = allowed.double()
-    for _ in range((n - 1) ** 2 + 1):
-        power = ((power @ step) > 0).double()
+    power = allowed.double()
+    for _ in range(max(1, ((n - 1) ** 2 + 1).bit_length())):
+        power = ((power @ power) > 0).double()
     return bool(power.bool().all())
 
 

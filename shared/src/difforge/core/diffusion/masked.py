@@ -208,7 +208,9 @@ def masked_token_loss(
     ``sum_masked weight * -log p(x0 | x_t) / number of maskable tokens``; unmasked positions add
     nothing (SUBS copies them exactly).
     """
-    log_probs = subs_logits(logits.float(), x_t, mask_token_id).log_softmax(-1)
+    # At least float32 for the log-softmax (bf16 logits lose the small probabilities).
+    logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
+    log_probs = subs_logits(logits, x_t, mask_token_id).log_softmax(-1)
     nll = -log_probs.gather(-1, x0[..., None]).squeeze(-1)
     per_token = torch.where(masked, weight * nll, torch.zeros_like(nll))
     count = masked.numel() if maskable is None else maskable.sum().clamp(min=1)
