@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 
 import networkx as nx
@@ -15,6 +16,7 @@ from difforge.traj.baselines import (
     NextSegmentConfig,
     NextSegmentModel,
     ShortestPath,
+    generate_timed,
     search,
     segment_travel_seconds,
     timed,
@@ -202,28 +204,31 @@ def test_hoser_style_model_trains_searches_and_round_trips(city, tmp_path, one_t
     assert history[-1]["accuracy"] > 0.7  # 2-3 legal candidates per step: chance is ~0.4
 
     requests = sample_od_requests(train, n=30, seed=2)
-    beam = search(model, graph, requests, method="beam", beam_width=4)
+    generated, throughput = generate_timed(
+        functools.partial(search, model, graph, method="beam", beam_width=4),
+        requests,
+        segment_travel_seconds(graph, train),
+    )
+    beam = generated.rids
     assert_legal_and_arrived(graph, requests, beam)
+    assert throughput.num_trajectories == 30 and throughput.seconds > 0
     astar = search(
         model, graph, requests, method="astar", max_search_steps=400, heuristic_weight=1.0
     )
     assert_legal_and_arrived(graph, requests, astar)
 
-    # The learned routes are closer to the training routes' style than the length-shortest ones:
-    # both end at the destination, and the harness scores them like any generator.
+    # The harness scores the search's output (with times and throughput) like any generator's.
     result = evaluate_trajectories(
         graph,
         Trajectories(rids=train.rids[:100], times=train.times[:100], traj_ids=train.traj_ids[:100]),
-        Trajectories(
-            rids=beam,
-            times=timed(beam, requests.departures, segment_travel_seconds(graph, train)),
-            traj_ids=[str(k) for k in range(len(beam))],
-        ),
+        generated,
         requested_destinations=requests.destinations,
+        throughput=throughput,
     )
     assert result["destination_reached_share"] == 1.0
     assert result["fully_legal_share"] == 1.0
     assert result["jsd_duration"] is not None
+    assert result["trajectories_per_second"] == pytest.approx(30 / throughput.seconds)
 
     model.save_pretrained(tmp_path / "hoser")
     config = json.loads((tmp_path / "hoser" / "config.json").read_text())

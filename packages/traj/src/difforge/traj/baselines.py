@@ -27,7 +27,8 @@ import heapq
 import itertools
 import json
 import math
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -42,7 +43,7 @@ from difforge.core.io import atomic_path, write_json
 from difforge.traj.data.geo import LocalProjection
 from difforge.traj.data.hoser import Trajectories
 from difforge.traj.data.segments import SegmentGraph
-from difforge.traj.evaluate import ODRequests
+from difforge.traj.evaluate import ODRequests, Throughput
 
 DEFAULT_SPEED_KMH = 30.0  # used only when the training set carries no times at all
 MIN_SEGMENT_COST_M = (
@@ -99,6 +100,31 @@ def timed(
         offsets = np.concatenate([[0.0], np.cumsum(travel_seconds[path[:-1]])])
         out.append(start + np.round(offsets).astype("timedelta64[s]"))
     return out
+
+
+def generate_timed(
+    generate: Callable[[ODRequests], list[np.ndarray]],
+    requests: ODRequests,
+    travel_seconds: np.ndarray,
+    *,
+    batch_size: int | None = None,
+    device: str | None = "cpu",
+) -> tuple[Trajectories, Throughput]:
+    """Run a generator on ``requests``, time it, and add entry times from ``travel_seconds``.
+
+    ``generate`` is e.g. ``ShortestPath(graph).generate`` or
+    ``functools.partial(search, model, graph, method="beam")``; the wall time covers path
+    generation only (not the time assignment), which is what :class:`Throughput` reports.
+    """
+    start = time.perf_counter()
+    paths = generate(requests)
+    seconds = time.perf_counter() - start
+    trajectories = Trajectories(
+        rids=paths,
+        times=timed(paths, requests.departures, travel_seconds),
+        traj_ids=[str(k) for k in range(len(paths))],
+    )
+    return trajectories, Throughput(len(paths), seconds, batch_size=batch_size, device=device)
 
 
 # ----------------------------------------------------------------------------------------------
