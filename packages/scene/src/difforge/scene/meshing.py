@@ -29,6 +29,7 @@ from difforge.scene.data.layout import Layout
 EXPORT_FORMATS = ("glb", "ply", "obj")
 # Blocks must sit on a common voxel lattice; offsets closer than this to whole voxels are rounded.
 _LATTICE_TOLERANCE = 1e-4
+_ON_SURFACE = 1e-6
 
 
 def mesh_from_sdf(
@@ -40,6 +41,8 @@ def mesh_from_sdf(
     and the mesh is closed; without it those cuts stay open.
     """
     grid = np.asarray(sdf, dtype=np.float32)
+    # Samples exactly on the level set make degenerate, non-manifold triangles: nudge them outside.
+    grid = np.where(np.abs(grid) < _ON_SURFACE, _ON_SURFACE, grid)
     first = origin + voxel / 2
     if close:
         pad = max(float(np.abs(grid).max()), voxel)

@@ -16,6 +16,7 @@ The folder appears whole or not at all (built beside the target, then renamed).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -155,88 +156,119 @@ def write_dataset(
         raise UserError(f"--resolution must be at least 8, got {resolution}")
     if blocks_per_room < 1:
         raise UserError(f"--blocks-per-room must be at least 1, got {blocks_per_room}")
+    with dataset_writer(out_dir, with_sdf) as writer:
+        last_room = -1
+        for index, room, (x, z) in iter_dataset_blocks(n_blocks, seed, blocks_per_room):
+            if index != last_room:
+                writer.add_room(room.to_json())
+                last_room = index
+            origin = block_origin(x, z)
+            grid = sdf_grid(room, origin, resolution, truncation) if with_sdf else None
+            writer.add_block(origin, room.layout.crop(x, z), grid, index)
+        writer.manifest.update(
+            generator="difforge.scene procedural rooms",
+            seed=seed,
+            blocks_per_room=blocks_per_room,
+            resolution=resolution,
+            truncation=truncation,
+        )
+    return Path(out_dir)
+
+
+class DatasetWriter:
+    """Appends rooms and blocks to a dataset folder under construction (see the module docstring)."""
+
+    def __init__(self, folder: Path, with_sdf: bool) -> None:
+        self.folder = folder
+        self.with_sdf = with_sdf
+        self.shards: list[str] = []
+        self.n_rooms = 0
+        self.n_blocks = 0
+        self.manifest: dict = {}
+        self._shard: dict[str, list] = {"origin": [], "room": [], "raster": [], "sdf": []}
+        self._rooms = open(folder / "rooms.jsonl", "w", encoding="utf-8")  # noqa: SIM115
+        self._layouts = open(folder / "layouts.jsonl", "w", encoding="utf-8")  # noqa: SIM115
+
+    def add_room(self, room_json: dict) -> int:
+        self._rooms.write(json.dumps(room_json) + "\n")
+        self.n_rooms += 1
+        return self.n_rooms - 1
+
+    def add_block(
+        self, origin: np.ndarray, layout: Layout, sdf: np.ndarray | None, room_index: int
+    ) -> None:
+        """One block; ``room_index`` -1 for blocks not regenerable from a room (users' meshes)."""
+        if self.with_sdf != (sdf is not None):
+            raise ValueError("every block needs an SDF grid exactly when the dataset stores them")
+        self._layouts.write(json.dumps(layout.to_json()) + "\n")
+        self._shard["origin"].append(origin)
+        self._shard["room"].append(room_index)
+        self._shard["raster"].append(rasterize_layout(layout))
+        if sdf is not None:
+            self._shard["sdf"].append(sdf)
+        self.n_blocks += 1
+        if len(self._shard["origin"]) == SHARD_SIZE:
+            self._flush()
+
+    def _flush(self) -> None:
+        name = f"blocks_{len(self.shards):05d}.npz"
+        arrays = {
+            "origin": np.asarray(self._shard["origin"], dtype=np.float64),
+            "room": np.asarray(self._shard["room"], dtype=np.int64),
+            "raster": np.asarray(self._shard["raster"], dtype=np.uint8),
+        }
+        if self.with_sdf:
+            arrays["sdf"] = np.asarray(self._shard["sdf"], dtype=np.float16)
+        with atomic_open(self.folder / name, "wb") as fh:
+            np.savez_compressed(fh, **arrays)
+        self.shards.append(name)
+        for values in self._shard.values():
+            values.clear()
+
+    def close_files(self) -> None:
+        self._rooms.close()
+        self._layouts.close()
+
+    def finish(self) -> None:
+        """Flush the last shard and write the manifest (last, so its presence means complete)."""
+        if self._shard["origin"]:
+            self._flush()
+        self.close_files()
+        write_json(
+            self.folder / "dataset.json",
+            {
+                "format": DATASET_FORMAT,
+                "n_blocks": self.n_blocks,
+                "n_rooms": self.n_rooms,
+                "block_size": BLOCK_SIZE,
+                "sdf_stored": self.with_sdf,
+                "layout_cell": LAYOUT_CELL,
+                "classes": list(CLASSES),
+                "shards": self.shards,
+                **self.manifest,
+            },
+        )
+
+
+@contextlib.contextmanager
+def dataset_writer(out_dir: str | os.PathLike[str], with_sdf: bool) -> Iterator[DatasetWriter]:
+    """A DatasetWriter on a hidden folder beside ``out_dir``, renamed onto it only on success."""
     out = Path(out_dir)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UserError(f"output {out} already exists and is not an empty folder")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    writer = DatasetWriter(tmp, with_sdf)
     try:
-        _write_dataset_files(tmp, n_blocks, seed, resolution, blocks_per_room, with_sdf, truncation)
+        yield writer
+        writer.finish()
         if out.exists():
             out.rmdir()
         os.replace(tmp, out)
     except BaseException:
+        writer.close_files()
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return out
-
-
-def _write_dataset_files(
-    tmp: Path,
-    n_blocks: int,
-    seed: int,
-    resolution: int,
-    blocks_per_room: int,
-    with_sdf: bool,
-    truncation: float,
-) -> None:
-    shards: list[str] = []
-    rooms_written = -1
-    shard: dict[str, list] = {"origin": [], "room": [], "raster": [], "sdf": []}
-
-    def flush() -> None:
-        name = f"blocks_{len(shards):05d}.npz"
-        arrays = {
-            "origin": np.asarray(shard["origin"], dtype=np.float64),
-            "room": np.asarray(shard["room"], dtype=np.int64),
-            "raster": np.asarray(shard["raster"], dtype=np.uint8),
-        }
-        if with_sdf:
-            arrays["sdf"] = np.asarray(shard["sdf"], dtype=np.float16)
-        with atomic_open(tmp / name, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
-        shards.append(name)
-        for values in shard.values():
-            values.clear()
-
-    with (
-        open(tmp / "rooms.jsonl", "w", encoding="utf-8") as rooms_fh,
-        open(tmp / "layouts.jsonl", "w", encoding="utf-8") as layouts_fh,
-    ):
-        for index, room, (x, z) in iter_dataset_blocks(n_blocks, seed, blocks_per_room):
-            if index != rooms_written:
-                rooms_fh.write(json.dumps(room.to_json()) + "\n")
-                rooms_written = index
-            layout = room.layout.crop(x, z)
-            layouts_fh.write(json.dumps(layout.to_json()) + "\n")
-            origin = block_origin(x, z)
-            shard["origin"].append(origin)
-            shard["room"].append(index)
-            shard["raster"].append(rasterize_layout(layout))
-            if with_sdf:
-                shard["sdf"].append(sdf_grid(room, origin, resolution, truncation))
-            if len(shard["origin"]) == SHARD_SIZE:
-                flush()
-        if shard["origin"]:
-            flush()
-    write_json(
-        tmp / "dataset.json",
-        {
-            "format": DATASET_FORMAT,
-            "generator": "difforge.scene procedural rooms",
-            "seed": seed,
-            "n_blocks": n_blocks,
-            "n_rooms": rooms_written + 1,
-            "blocks_per_room": blocks_per_room,
-            "block_size": BLOCK_SIZE,
-            "resolution": resolution,
-            "sdf_stored": with_sdf,
-            "truncation": truncation,
-            "layout_cell": LAYOUT_CELL,
-            "classes": list(CLASSES),
-            "shards": shards,
-        },
-    )
 
 
 class BlockDataset:
@@ -293,7 +325,10 @@ class BlockDataset:
         return self._layouts
 
     def room(self, i: int) -> Room:
-        return self.rooms[int(self.room_index[i])]
+        index = int(self.room_index[i])
+        if index < 0:
+            raise UserError(f"block {i} of {self.path} comes from a mesh, not a procedural room")
+        return self.rooms[index]
 
     def block(self, i: int, resolution: int | None = None) -> Block:
         """Block ``i``; stored SDF when it exists at that resolution, else regenerated exactly."""
