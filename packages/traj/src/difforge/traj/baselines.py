@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import dijkstra
+from scipy.sparse.csgraph import connected_components, dijkstra
 from torch import Tensor, nn
 
 from difforge.core.errors import CheckpointError, UserError
@@ -156,15 +156,21 @@ def toward_destinations(
 
 
 def _strongly_connected(graph: SegmentGraph) -> bool:
-    from scipy.sparse.csgraph import connected_components
-
     count, _ = connected_components(graph.successor_matrix(), directed=True, connection="strong")
     return count == 1
 
 
-def _requests_by_destination(requests: ODRequests) -> tuple[np.ndarray, np.ndarray]:
+def _per_request(
+    graph: SegmentGraph, requests: ODRequests
+) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """Each request index with its destination's rows of :func:`toward_destinations`."""
     unique, inverse = np.unique(requests.destinations, return_inverse=True)
-    return unique, inverse
+    base = 0
+    for ids, dist, next_hop in toward_destinations(graph, unique):
+        for request in np.flatnonzero((inverse >= base) & (inverse < base + len(ids))):
+            row = inverse[request] - base
+            yield int(request), dist[row], next_hop[row]
+        base += len(ids)
 
 
 def _check_requests(graph: SegmentGraph, requests: ODRequests) -> None:
@@ -184,19 +190,14 @@ class ShortestPath:
     def generate(self, requests: ODRequests) -> list[np.ndarray]:
         """One path per request; a request with no path gives ``[origin]`` (destination missed)."""
         _check_requests(self.graph, requests)
-        unique, inverse = _requests_by_destination(requests)
         paths: list[np.ndarray | None] = [None] * len(requests)
-        base = 0
-        for ids, _dist, next_hop in toward_destinations(self.graph, unique):
-            for request in np.flatnonzero((inverse >= base) & (inverse < base + len(ids))):
-                row = next_hop[inverse[request] - base]
-                node, dest = int(requests.origins[request]), int(requests.destinations[request])
-                path = [node]
-                while node != dest and row[node] >= 0:
-                    node = int(row[node])
-                    path.append(node)
-                paths[request] = np.asarray(path, dtype=np.int64)
-            base += len(ids)
+        for request, _dist, next_hop in _per_request(self.graph, requests):
+            node, dest = int(requests.origins[request]), int(requests.destinations[request])
+            path = [node]
+            while node != dest and next_hop[node] >= 0:
+                node = int(next_hop[node])
+                path.append(node)
+            paths[request] = np.asarray(path, dtype=np.int64)
         return paths  # type: ignore[return-value]
 
 
@@ -221,36 +222,27 @@ class MarkovChain:
         a, b = np.concatenate(pairs, axis=1) if pairs else np.zeros((2, 0), dtype=np.int64)
         legal = graph.transition_legal(a, b)
         edges = np.searchsorted(edge_keys, a[legal] * n + b[legal])
-        counts = np.bincount(edges, minlength=graph.num_transitions).astype(np.float64)
-        self.counts = counts
+        self.counts = np.bincount(edges, minlength=graph.num_transitions).astype(np.float64)
 
     def generate(self, requests: ODRequests) -> list[np.ndarray]:
+        """One walk per request; an origin that cannot reach its destination gives ``[origin]``."""
         _check_requests(self.graph, requests)
         graph = self.graph
         rng = np.random.default_rng(self.seed)
-        unique, inverse = _requests_by_destination(requests)
         paths: list[np.ndarray | None] = [None] * len(requests)
-        base = 0
-        for ids, dist, _next in toward_destinations(graph, unique):
-            for request in np.flatnonzero((inverse >= base) & (inverse < base + len(ids))):
-                to_dest = dist[inverse[request] - base]
-                node, dest = int(requests.origins[request]), int(requests.destinations[request])
-                path = [node]
-                if not np.isfinite(to_dest[node]):
-                    paths[request] = np.asarray(path, dtype=np.int64)
-                    continue
-                while node != dest:
-                    lo, hi = graph.succ_indptr[node], graph.succ_indptr[node + 1]
-                    candidates = graph.succ_indices[lo:hi]
-                    weights = (self.counts[lo:hi] + self.alpha) * (
-                        to_dest[candidates] < to_dest[node]
-                    )
-                    if weights.sum() == 0:  # alpha = 0 and no observed descending move
-                        weights = (to_dest[candidates] < to_dest[node]).astype(np.float64)
-                    node = int(candidates[rng.choice(len(candidates), p=weights / weights.sum())])
-                    path.append(node)
-                paths[request] = np.asarray(path, dtype=np.int64)
-            base += len(ids)
+        for request, to_dest, _next in _per_request(graph, requests):
+            node, dest = int(requests.origins[request]), int(requests.destinations[request])
+            path = [node]
+            while node != dest and np.isfinite(to_dest[node]):
+                lo, hi = graph.succ_indptr[node], graph.succ_indptr[node + 1]
+                candidates = graph.succ_indices[lo:hi]
+                descending = to_dest[candidates] < to_dest[node]
+                weights = (self.counts[lo:hi] + self.alpha) * descending
+                if weights.sum() == 0:  # alpha = 0 and no observed descending move
+                    weights = descending.astype(np.float64)
+                node = int(candidates[rng.choice(len(candidates), p=weights / weights.sum())])
+                path.append(node)
+            paths[request] = np.asarray(path, dtype=np.int64)
         return paths  # type: ignore[return-value]
 
 

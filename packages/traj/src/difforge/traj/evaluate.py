@@ -5,7 +5,10 @@ trajectories (usually 5,000, their OD pairs and departure times drawn from the t
 :func:`sample_od_requests`) and the real test set:
 
 Global metrics (Jensen–Shannon divergence, natural log, so in [0, ln 2]; 100 equal bins on
-``[0, max over the real test set]`` plus one overflow bin to infinity):
+``[0, max over the real test set]`` plus one overflow bin to infinity, which also takes the real
+maximum itself, as ``numpy.histogram`` with the edge list ``linspace(0, max, 101) + [inf]`` does;
+histograms are normalised exactly where HOSER adds 1e-14 to the denominator; the great-circle
+radius, 6378 km, cancels out of these JSDs):
 
 - ``jsd_distance``: per-trajectory travel distance, the sum of great-circle km between consecutive
   centroids;
@@ -24,7 +27,7 @@ for i < min(count real, count generated). Means over pairs:
 - ``dtw``: FastDTW (radius 1) total cost with the same haversine km point cost, not normalised by
   length (the ``fastdtw`` package, as HOSER's notebook calls it; re-implemented here, see
   :func:`fastdtw_km`);
-- ``edr``: edit distance on real sequences, points match when their great-circle distance
+- ``edr``: edit distance on point sequences, points match when their great-circle distance
   (R = 6378137 m) is at most 100 m; substitution 0 if matched else 1, insertion and deletion 1;
   divided by max(n0, n1). HOSER's notebook builds (lat, lon) arrays and hands them to an EDR
   function that reads (lon, lat), so there latitude and longitude are swapped inside EDR; we use
@@ -35,7 +38,9 @@ for i < min(count real, count generated). Means over pairs:
 The grid origin is the south-west corner of HOSER's fixed box for its three cities
 (:data:`HOSER_BOUNDING_BOXES`) and otherwise the south-west corner of the bounding box of all
 coordinates in ``roadmap.geo``. Cells are counted in geodesic metres (WGS-84, pyproj) east and north
-of that corner; the OD key of a point is ``x * height + y`` as in HOSER's ``MapManager``.
+of that corner; the OD key of a point is ``x * height + y`` as in HOSER's ``MapManager``
+(``height`` = cells covering the box from south to north). Points west or south of a HOSER box get
+negative cell numbers rather than folding onto cells inside it.
 
 Sanity checks beyond HOSER's table: ``legal_transition_share`` (consecutive pairs that are
 ``roadmap.rel`` transitions), ``fully_legal_share`` (trajectories whose every transition is legal),
