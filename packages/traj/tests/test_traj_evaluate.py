@@ -101,11 +101,13 @@ def test_jsd_identical_is_zero_and_disjoint_is_ln2():
     assert histogram_jsd_or_none(real.copy(), real) == pytest.approx(0.0, abs=1e-12)
     # Bins are [0, max real] in 100 steps: 0.55 falls in a bin the real sample leaves empty.
     assert histogram_jsd_or_none(np.full(7, 0.55), real) == pytest.approx(math.log(2))
-    # Values at or above the real maximum share the overflow bin: real (2/3, 1/3), generated
-    # (1/2, 1/2) over (the bin of 0.25, overflow).
-    p, q = np.array([2 / 3, 1 / 3]), np.array([1 / 2, 1 / 2])
+    # The real maximum (1.0) closes the last regular bin; only values above it overflow. Over
+    # (bin of 0.25, last bin, overflow): real (2/3, 1/3, 0), generated (1/2, 0, 1/2).
+    p, q = np.array([2 / 3, 1 / 3, 0.0]), np.array([1 / 2, 0.0, 1 / 2])
     m = (p + q) / 2
-    expected = 0.5 * np.sum(p * np.log(p / m)) + 0.5 * np.sum(q * np.log(q / m))
+    kl_p = 2 / 3 * math.log((2 / 3) / m[0]) + 1 / 3 * math.log((1 / 3) / m[1])
+    kl_q = 1 / 2 * math.log((1 / 2) / m[0]) + 1 / 2 * math.log((1 / 2) / m[2])
+    expected = 0.5 * kl_p + 0.5 * kl_q
     jsd = histogram_jsd_or_none(np.array([0.25, 9.0]), np.array([0.25, 0.25, 1.0]))
     assert jsd == pytest.approx(expected)
     assert histogram_jsd_or_none(np.array([]), real) is None

@@ -5,10 +5,10 @@ trajectories (usually 5,000, their OD pairs and departure times drawn from the t
 :func:`sample_od_requests`) and the real test set:
 
 Global metrics (Jensen–Shannon divergence, natural log, so in [0, ln 2]; 100 equal bins on
-``[0, max over the real test set]`` plus one overflow bin to infinity, which also takes the real
-maximum itself, as ``numpy.histogram`` with the edge list ``linspace(0, max, 101) + [inf]`` does;
-histograms are normalised exactly where HOSER adds 1e-14 to the denominator; the great-circle
-radius, 6378 km, cancels out of these JSDs):
+``[0, max over the real test set]``, the last one closed so the real maximum falls inside, plus
+one overflow bin for larger values: :func:`difforge.core.metrics.histogram_jsd`; histograms are
+normalised exactly where HOSER adds 1e-14 to the denominator; the great-circle radius, 6378 km,
+cancels out of these JSDs):
 
 - ``jsd_distance``: per-trajectory travel distance, the sum of great-circle km between consecutive
   centroids;
