@@ -1,0 +1,142 @@
+"""Dataset samples: a style, its groom, its conditioning render; written to and read from disk.
+
+On disk, one folder per style, ``style_<seed>/``, like DiffLocks' per-style files:
+``strands.npz`` (points (N, K, 3) float32 metres, root_uv (N, 2)), ``image.png`` (front
+conditioning picture), ``mask.png`` (its hair mask), ``density.png`` (scalp density map, rows v,
+columns u), ``params.json`` (style parameters + generation settings). ``index.json`` at the top
+lists the styles and is written last.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from difforge.core.errors import UserError
+from difforge.core.io import write_json
+from difforge.hair.data.groom import Groom, density_map, generate_groom
+from difforge.hair.data.head import DEFAULT_HEAD, Head
+from difforge.hair.data.styles import HELD_OUT_SEED_BASE, StyleParams, sample_style
+from difforge.hair.export import read_npz, write_npz
+from difforge.hair.render import (
+    CONDITIONING_SIZE,
+    VIEWS,
+    Appearance,
+    Render,
+    render_groom,
+    save_png,
+)
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    """How a style becomes a sample: strand count (candidates at full density), points per
+    strand, conditioning picture size."""
+
+    n_strands: int = 10_000
+    n_points: int = 64
+    image_size: int = CONDITIONING_SIZE
+
+
+@dataclass(frozen=True)
+class HairSample:
+    style: StyleParams
+    groom: Groom
+    render: Render
+
+
+def make_sample(
+    seed: int, config: SampleConfig = SampleConfig(), head: Head = DEFAULT_HEAD
+) -> HairSample:
+    """The style of ``seed``, its groom and its front conditioning render (all deterministic)."""
+    style = sample_style(seed)
+    groom = generate_groom(style, config.n_strands, config.n_points, head)
+    render = render_groom(
+        groom.points, VIEWS["front"], config.image_size, Appearance.from_style(style), head
+    )
+    return HairSample(style=style, groom=groom, render=render)
+
+
+def training_seeds(n: int, start: int = 0) -> range:
+    """Seeds ``start .. start + n - 1``; refuses any that reach the held-out range."""
+    if n < 1 or start < 0:
+        raise UserError(f"need n >= 1 and seed >= 0 (got n={n}, seed={start})")
+    if start + n > HELD_OUT_SEED_BASE:
+        raise UserError(
+            f"training seeds must stay below {HELD_OUT_SEED_BASE} (held out for evaluation)"
+        )
+    return range(start, start + n)
+
+
+def held_out_seeds(n: int, start: int = 0) -> range:
+    """Evaluation seeds, never used for training: ``HELD_OUT_SEED_BASE + start ...``."""
+    return range(HELD_OUT_SEED_BASE + start, HELD_OUT_SEED_BASE + start + n)
+
+
+def write_sample(
+    sample: HairSample, directory: str | os.PathLike[str], config: SampleConfig
+) -> Path:
+    """Write one sample's files into ``directory/style_<seed>/`` (each file atomically)."""
+    folder = Path(directory) / f"style_{sample.style.seed:07d}"
+    write_npz(folder / "strands.npz", sample.groom.points, sample.groom.root_uv)
+    save_png(folder / "image.png", sample.render.rgb)
+    save_png(folder / "mask.png", sample.render.hair_mask.astype(np.uint8) * 255)
+    save_png(
+        folder / "density.png", np.round(density_map(sample.style, 128) * 255).astype(np.uint8)
+    )
+    write_json(
+        folder / "params.json",
+        {
+            "style": sample.style.to_dict(),
+            "sample": asdict(config),
+            "camera": asdict(VIEWS["front"]),
+            "strand_count": sample.groom.n_strands,
+        },
+    )
+    return folder
+
+
+def build_dataset(
+    out_dir: str | os.PathLike[str],
+    seeds: Iterable[int],
+    config: SampleConfig = SampleConfig(),
+    progress: Callable[[int, HairSample], None] | None = None,
+) -> list[Path]:
+    """Generate and write every seed's sample, then ``index.json``; returns the style folders."""
+    folders = []
+    for count, seed in enumerate(seeds, start=1):
+        sample = make_sample(seed, config)
+        folders.append(write_sample(sample, out_dir, config))
+        if progress is not None:
+            progress(count, sample)
+    write_json(
+        Path(out_dir) / "index.json",
+        {"sample": asdict(config), "styles": [folder.name for folder in folders]},
+    )
+    return folders
+
+
+def load_style_picture(folder: str | os.PathLike[str]) -> tuple[StyleParams, np.ndarray]:
+    """Read a style folder's parameters and conditioning picture (H, W, 3) uint8."""
+    folder = Path(folder)
+    try:
+        params = json.loads((folder / "params.json").read_text(encoding="utf-8"))
+        style = StyleParams.from_dict(params["style"])
+        with Image.open(folder / "image.png") as picture:
+            image = np.asarray(picture.convert("RGB"))
+    except (OSError, KeyError, TypeError, ValueError) as exc:
+        raise UserError(f"{folder}: not a difforge-hair style folder ({exc})") from None
+    return style, image
+
+
+def load_sample(folder: str | os.PathLike[str]) -> tuple[StyleParams, Groom, np.ndarray]:
+    """Read a style folder: (style, groom, conditioning picture (H, W, 3) uint8)."""
+    style, image = load_style_picture(folder)
+    points, root_uv = read_npz(Path(folder) / "strands.npz")
+    return style, Groom(points=points, root_uv=root_uv), image

@@ -1,0 +1,239 @@
+"""Strand file formats: PLY and OBJ polylines, NumPy .npz, USD BasisCurves. Every write is atomic.
+
+- PLY (binary little-endian or ASCII): ``element vertex`` (float x, y, z) and ``element curve``
+  with one ``vertex_indices`` list per strand, root first. Readers that do not know ``curve``
+  still get the points. trimesh's PLY writer handles meshes and point clouds, not polylines, so
+  the header and body are written here from NumPy structured arrays.
+- OBJ: ``v x y z`` lines and one ``l i1 i2 ... iK`` polyline element per strand (1-based).
+- .npz: ``points`` (N, K, 3) float32 and ``root_uv`` (N, 2) float32.
+- USD (.usda text, .usdc/.usd binary) via usd-core: one linear ``BasisCurves`` prim with widths
+  tapering from root to tip and the stage's up axis and metres-per-unit set.
+
+Strand points are metres in the head frame (+y up). ``up_axis="z"`` rotates +90 deg about x for
+z-up tools (Blender, Unreal): (x, y, z) -> (x, -z, y), so the face looks toward -y.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+from difforge.core.errors import UserError
+from difforge.core.io import atomic_open, atomic_path
+
+ROOT_WIDTH, TIP_WIDTH = 8e-5, 2e-5  # strand diameter (m) at root and tip, for USD widths
+
+
+def _oriented(points: np.ndarray, up_axis: str) -> np.ndarray:
+    points = np.asarray(points, dtype=np.float32)
+    if points.ndim != 3 or points.shape[-1] != 3 or points.shape[1] < 2:
+        raise UserError(f"strands must have shape (N, K>=2, 3), got {points.shape}")
+    if up_axis == "y":
+        return points
+    if up_axis == "z":
+        return np.stack([points[..., 0], -points[..., 2], points[..., 1]], axis=-1)
+    raise UserError(f"up axis must be 'y' or 'z', got {up_axis!r}")
+
+
+def write_ply(
+    path: str | os.PathLike[str], points: np.ndarray, *, binary: bool = True, up_axis: str = "y"
+) -> None:
+    """Write strands (N, K, 3) as PLY polylines (one ``curve`` element per strand)."""
+    points = _oriented(points, up_axis)
+    n_strands, n_points = points.shape[:2]
+    header = (
+        f"ply\nformat {'binary_little_endian' if binary else 'ascii'} 1.0\n"
+        "comment difforge-hair strands, metres, root first\n"
+        f"element vertex {n_strands * n_points}\nproperty float x\nproperty float y\nproperty float z\n"
+        f"element curve {n_strands}\nproperty list int int vertex_indices\nend_header\n"
+    )
+    indices = np.arange(n_strands * n_points, dtype=np.int32).reshape(n_strands, n_points)
+    with atomic_open(path, "wb") as fh:
+        fh.write(header.encode("ascii"))
+        if binary:
+            fh.write(points.astype("<f4").tobytes())
+            curves = np.concatenate(
+                [np.full((n_strands, 1), n_points, dtype="<i4"), indices.astype("<i4")], axis=1
+            )
+            fh.write(curves.tobytes())
+        else:
+            body = io.StringIO()
+            np.savetxt(body, points.reshape(-1, 3), fmt="%.7g")
+            np.savetxt(
+                body, np.concatenate([np.full((n_strands, 1), n_points), indices], axis=1), fmt="%d"
+            )
+            fh.write(body.getvalue().encode("ascii"))
+
+
+def read_ply(path: str | os.PathLike[str]) -> np.ndarray:
+    """Read strands written by :func:`write_ply` (binary or ASCII, all curves of equal length)."""
+    data = _read_bytes(path)
+    end = data.find(b"end_header\n")
+    if not data.startswith(b"ply\n") or end < 0:
+        raise UserError(f"{path}: not a PLY file")
+    header = data[:end].decode("ascii", errors="replace")
+    counts = dict(re.findall(r"element (\w+) (\d+)", header))
+    if "vertex" not in counts or "curve" not in counts:
+        raise UserError(f"{path}: PLY has no strand curves (needs 'vertex' and 'curve' elements)")
+    n_vertices, n_curves = int(counts["vertex"]), int(counts["curve"])
+    body = data[end + len(b"end_header\n") :]
+    try:
+        if "binary_little_endian" in header:
+            vertices = np.frombuffer(body, dtype="<f4", count=3 * n_vertices).reshape(-1, 3)
+            curve_words = np.frombuffer(body, dtype="<i4", offset=12 * n_vertices)
+        elif "format ascii" in header:
+            numbers = np.array(body.split(), dtype=np.float64)
+            vertices = numbers[: 3 * n_vertices].reshape(-1, 3)
+            curve_words = numbers[3 * n_vertices :].astype(np.int64)
+        else:
+            raise UserError(f"{path}: unsupported PLY format (binary little-endian or ASCII only)")
+        n_points = int(curve_words[0]) if n_curves else 0
+        curves = curve_words[: n_curves * (n_points + 1)].reshape(n_curves, n_points + 1)
+    except (ValueError, IndexError) as exc:
+        raise UserError(f"{path}: truncated or malformed PLY ({exc})") from None
+    if n_curves and (np.any(curves[:, 0] != n_points) or curves[:, 1:].max() >= len(vertices)):
+        raise UserError(f"{path}: PLY curves differ in length or index missing vertices")
+    return vertices[curves[:, 1:]].astype(np.float32)
+
+
+def write_obj(path: str | os.PathLike[str], points: np.ndarray, *, up_axis: str = "y") -> None:
+    """Write strands (N, K, 3) as OBJ: ``v`` lines and one ``l`` polyline per strand."""
+    points = _oriented(points, up_axis)
+    n_strands, n_points = points.shape[:2]
+    # One %-format over the whole array is several times faster than np.savetxt per row.
+    vertex_text = ("v %.7g %.7g %.7g\n" * (n_strands * n_points)) % tuple(
+        points.reshape(-1).tolist()
+    )
+    index = np.arange(1, n_strands * n_points + 1).reshape(n_strands, n_points)
+    line_text = (("l" + " %d" * n_points + "\n") * n_strands) % tuple(index.reshape(-1).tolist())
+    with atomic_open(path, "w", encoding="ascii") as fh:
+        fh.write(f"# difforge-hair: {n_strands} strands x {n_points} points, metres, root first\n")
+        fh.write(vertex_text)
+        fh.write(line_text)
+
+
+def read_obj(path: str | os.PathLike[str]) -> np.ndarray:
+    """Read OBJ polylines (``v`` + ``l`` records, equal lengths) back to strands (N, K, 3)."""
+    vertices, lines = [], []
+    for raw in _read_bytes(path).decode("ascii", errors="replace").splitlines():
+        parts = raw.split()
+        if not parts:
+            continue
+        if parts[0] == "v":
+            vertices.append([float(x) for x in parts[1:4]])
+        elif parts[0] == "l":
+            lines.append([int(x.split("/")[0]) - 1 for x in parts[1:]])
+    if not lines or len({len(line) for line in lines}) != 1:
+        raise UserError(f"{path}: OBJ has no polylines, or they differ in length")
+    vertex_array, index = np.asarray(vertices, dtype=np.float32), np.asarray(lines)
+    if index.max() >= len(vertex_array) or index.min() < 0:
+        raise UserError(f"{path}: OBJ line indexes a missing vertex")
+    return vertex_array[index]
+
+
+def write_npz(path: str | os.PathLike[str], points: np.ndarray, root_uv: np.ndarray) -> None:
+    """Write ``points`` (N, K, 3) and ``root_uv`` (N, 2), compressed."""
+    points = _oriented(points, "y")
+    root_uv = np.asarray(root_uv, dtype=np.float32)
+    if root_uv.shape != (points.shape[0], 2):
+        raise UserError(f"root_uv must have shape ({points.shape[0]}, 2), got {root_uv.shape}")
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:  # a file object: numpy adds no suffix
+        np.savez_compressed(fh, points=points, root_uv=root_uv)
+
+
+def read_npz(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Read (points, root_uv) from a strand .npz; never unpickles (``allow_pickle=False``)."""
+    try:
+        with np.load(Path(path), allow_pickle=False) as data:
+            points, root_uv = data["points"].astype(np.float32), data["root_uv"].astype(np.float32)
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such file") from None
+    except (KeyError, ValueError, OSError) as exc:
+        raise UserError(f"{path}: not a strand .npz with 'points' and 'root_uv' ({exc})") from None
+    if points.ndim != 3 or points.shape[-1] != 3 or root_uv.shape != (points.shape[0], 2):
+        raise UserError(
+            f"{path}: points {points.shape} / root_uv {root_uv.shape} do not describe strands"
+        )
+    return points, root_uv
+
+
+def write_usd(path: str | os.PathLike[str], points: np.ndarray, *, up_axis: str = "y") -> None:
+    """Write strands as a USD ``BasisCurves`` prim (``/Groom/Hair``, linear, tapered widths)."""
+    from pxr import Sdf, Usd, UsdGeom, Vt  # usd-core: imported here, it takes a moment to load
+
+    suffix = Path(path).suffix.lower()
+    if suffix not in (".usda", ".usdc", ".usd"):
+        raise UserError(f"{path}: USD output must end in .usda, .usdc or .usd")
+    points = _oriented(points, up_axis)
+    n_strands, n_points = points.shape[:2]
+    layer = Sdf.Layer.CreateAnonymous(suffix)
+    stage = Usd.Stage.Open(layer)
+    UsdGeom.SetStageUpAxis(stage, UsdGeom.Tokens.z if up_axis == "z" else UsdGeom.Tokens.y)
+    UsdGeom.SetStageMetersPerUnit(stage, 1.0)
+    stage.SetDefaultPrim(UsdGeom.Xform.Define(stage, "/Groom").GetPrim())
+    curves = UsdGeom.BasisCurves.Define(stage, "/Groom/Hair")
+    curves.CreateTypeAttr(UsdGeom.Tokens.linear)
+    curves.CreateCurveVertexCountsAttr(
+        Vt.IntArray.FromNumpy(np.full(n_strands, n_points, dtype=np.int32))
+    )
+    curves.CreatePointsAttr(Vt.Vec3fArray.FromNumpy(np.ascontiguousarray(points.reshape(-1, 3))))
+    widths = np.tile(np.linspace(ROOT_WIDTH, TIP_WIDTH, n_points, dtype=np.float32), n_strands)
+    curves.CreateWidthsAttr(Vt.FloatArray.FromNumpy(widths))
+    curves.SetWidthsInterpolation(UsdGeom.Tokens.vertex)
+    with atomic_path(path) as tmp:
+        # usd-core picks the file format from the extension, so export beside the temporary file
+        # under the real suffix and move it over.
+        named = tmp.with_name(tmp.name + suffix)
+        try:
+            if not layer.Export(str(named)):
+                raise UserError(f"{path}: USD export failed")
+            os.replace(named, tmp)
+        finally:
+            named.unlink(missing_ok=True)
+
+
+def read_usd(path: str | os.PathLike[str]) -> np.ndarray:
+    """Read the first BasisCurves prim of a USD file back to strands (N, K, 3), file's axes."""
+    from pxr import Usd, UsdGeom
+
+    stage = Usd.Stage.Open(str(path))
+    if stage is None:
+        raise UserError(f"{path}: not a USD file")
+    for prim in stage.Traverse():
+        if prim.IsA(UsdGeom.BasisCurves):
+            curves = UsdGeom.BasisCurves(prim)
+            counts = np.asarray(curves.GetCurveVertexCountsAttr().Get())
+            vertices = np.asarray(curves.GetPointsAttr().Get(), dtype=np.float32)
+            if len(set(counts.tolist())) != 1:
+                raise UserError(f"{path}: curves differ in length")
+            return vertices.reshape(len(counts), int(counts[0]), 3)
+    raise UserError(f"{path}: no BasisCurves prim")
+
+
+def _read_bytes(path: str | os.PathLike[str]) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise UserError(f"{path}: is a directory, not a file") from None
+
+
+def read_strands(path: str | os.PathLike[str]) -> np.ndarray:
+    """Strands (N, K, 3) from any format this module writes, chosen by the file extension."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".npz":
+        return read_npz(path)[0]
+    if suffix == ".ply":
+        return read_ply(path)
+    if suffix == ".obj":
+        return read_obj(path)
+    if suffix in (".usda", ".usdc", ".usd"):
+        if not Path(path).is_file():
+            raise UserError(f"{path}: no such file")
+        return read_usd(path)
+    raise UserError(f"{path}: unknown strand format (use .npz, .ply, .obj, .usda, .usdc or .usd)")
