@@ -384,14 +384,18 @@ class NextSegmentModel(nn.Module):
         return model.attach_graph(graph)
 
 
-def _training_batches(
-    graph: SegmentGraph, train: Trajectories, batch_size: int, rng: np.random.Generator
+def _batches(
+    trajectories: Trajectories, batch_size: int, rng: np.random.Generator | None
 ) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
-    """Batches of (segments ``(B, T)``, destination ``(B,)``, length ``(B,)``), lengths bucketed."""
-    usable = [r for r in train.rids if len(r) >= 2]
+    """Batches of (segments ``(B, T)``, destination ``(B,)``, length ``(B,)``), lengths bucketed.
+
+    Batch order is shuffled with ``rng`` (kept in length order when ``rng`` is None).
+    """
+    usable = [r for r in trajectories.rids if len(r) >= 2]
     order = np.argsort([len(r) for r in usable], kind="stable")
     batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-    rng.shuffle(batches)
+    if rng is not None:
+        rng.shuffle(batches)
     for batch in batches:
         lengths = torch.tensor([len(usable[i]) for i in batch])
         segments = torch.zeros(len(batch), int(lengths.max()), dtype=torch.long)
@@ -403,8 +407,8 @@ def _training_batches(
 
 def next_segment_loss(
     model: NextSegmentModel, segments: Tensor, destinations: Tensor, lengths: Tensor
-) -> tuple[Tensor, Tensor]:
-    """Cross-entropy over legal candidates at every step, and the next-step accuracy.
+) -> tuple[Tensor, int, int]:
+    """Cross-entropy over legal candidates at every step, correct next-step picks, steps scored.
 
     Steps whose true next segment is not a legal successor (bad data) are left out.
     """
@@ -417,14 +421,33 @@ def next_segment_loss(
     valid = (steps < (lengths.unsqueeze(1) - 1)) & hit.any(-1)
     target_index = hit.float().argmax(-1)
     loss = nn.functional.cross_entropy(logits[valid], target_index[valid])
-    accuracy = (logits[valid].argmax(-1) == target_index[valid]).float().mean()
-    return loss, accuracy
+    correct = int((logits[valid].argmax(-1) == target_index[valid]).sum())
+    return loss, correct, int(valid.sum())
+
+
+@torch.no_grad()
+def next_segment_accuracy(
+    model: NextSegmentModel, trajectories: Trajectories, batch_size: int = 256
+) -> float:
+    """Share of steps where the model's top candidate is the true next segment."""
+    device = model.segment.weight.device
+    was_training = model.training
+    model.eval()
+    correct = total = 0
+    for segments, destinations, lengths in _batches(trajectories, batch_size, None):
+        _, c, t = next_segment_loss(
+            model, segments.to(device), destinations.to(device), lengths.to(device)
+        )
+        correct, total = correct + c, total + t
+    model.train(was_training)
+    return correct / max(total, 1)
 
 
 def train_next_segment_model(
     graph: SegmentGraph,
     train: Trajectories,
     *,
+    val: Trajectories | None = None,
     config: NextSegmentConfig | None = None,
     epochs: int = 25,
     batch_size: int = 256,
@@ -433,8 +456,9 @@ def train_next_segment_model(
     device: str | torch.device = "cpu",
     seed: int = 0,
 ) -> tuple[NextSegmentModel, list[dict[str, float]]]:
-    """Train with HOSER's optimiser settings (AdamW, lr 1e-3, wd 0.1, 10 % warm-up then cosine,
-    gradient clipping at 1.0); returns the model (in eval mode) and per-epoch loss/accuracy."""
+    """Train with HOSER's settings (AdamW, lr 1e-3, wd 0.1, 10 % warm-up then cosine, gradient
+    clipping at 1.0, the epoch with the best validation next-step accuracy kept when ``val`` is
+    given); returns the model (in eval mode) and per-epoch loss, accuracy and val_accuracy."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     config = config or NextSegmentConfig(graph.num_segments, len(graph.road_type_names))
@@ -453,12 +477,13 @@ def train_next_segment_model(
             else 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
         ),
     )
-    history = []
+    history: list[dict[str, float]] = []
+    best_accuracy, best_state = -1.0, None
     model.train()
     for epoch in range(epochs):
-        losses, accuracies = [], []
-        for segments, destinations, lengths in _training_batches(graph, train, batch_size, rng):
-            loss, accuracy = next_segment_loss(
+        losses, correct, scored = [], 0, 0
+        for segments, destinations, lengths in _batches(train, batch_size, rng):
+            loss, c, t = next_segment_loss(
                 model, segments.to(device), destinations.to(device), lengths.to(device)
             )
             optimizer.zero_grad(set_to_none=True)
@@ -467,10 +492,20 @@ def train_next_segment_model(
             optimizer.step()
             schedule.step()
             losses.append(loss.item())
-            accuracies.append(accuracy.item())
-        history.append(
-            {"epoch": epoch, "loss": float(np.mean(losses)), "accuracy": float(np.mean(accuracies))}
-        )
+            correct, scored = correct + c, scored + t
+        record = {
+            "epoch": epoch,
+            "loss": float(np.mean(losses)),
+            "accuracy": correct / max(scored, 1),
+        }
+        if val is not None:
+            record["val_accuracy"] = next_segment_accuracy(model, val, batch_size)
+            if record["val_accuracy"] > best_accuracy:
+                best_accuracy = record["val_accuracy"]
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        history.append(record)
+    if best_state is not None:
+        model.load_state_dict(best_state)
     return model.eval(), history
 
 
