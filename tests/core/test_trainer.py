@@ -122,7 +122,7 @@ def test_resume_without_rng_restore_would_differ(
 
 def test_gradient_accumulation_matches_a_larger_batch(tmp_path: Path) -> None:
     def clean_loss(model: nn.Module, x0: torch.Tensor) -> torch.Tensor:
-        return F.mse_loss(model(x0, torch.zeros(x0.shape[0])), x0)
+        return F.mse_loss(model(x0, torch.zeros(x0.shape[0], device=x0.device)), x0)
 
     common = dict(
         model_kw={"dropout": 0.0}, loss_fn=clean_loss, shuffle=False, steps=3, ema_decay=0.0
@@ -142,7 +142,7 @@ def test_bf16_autocast_trains_fp32_weights(tmp_path: Path) -> None:
     seen_dtypes = []
 
     def loss_fn(model: nn.Module, x0: torch.Tensor) -> torch.Tensor:
-        pred = model(x0, torch.zeros(x0.shape[0]))
+        pred = model(x0, torch.zeros(x0.shape[0], device=x0.device))
         seen_dtypes.append(pred.dtype)
         return F.mse_loss(pred.float(), x0)
 
@@ -174,9 +174,9 @@ def test_logs_export_and_checkpoint_pruning(tmp_path: Path) -> None:
     exported = TinyDenoiser.from_pretrained(tmp_path / "model")
     raw = TinyDenoiser.from_pretrained(tmp_path / "model_raw")
     for p, shadow in zip(exported.parameters(), trainer.ema.shadow_params):
-        assert torch.equal(p, shadow)
+        assert torch.equal(p, shadow.cpu())
     for p, q in zip(raw.parameters(), trainer.model.parameters()):
-        assert torch.equal(p, q)
+        assert torch.equal(p, q.cpu())
     assert not torch.equal(exported.net[0].weight, raw.net[0].weight)
 
 

@@ -205,6 +205,8 @@ class Trainer:
                 lr=config.lr,
                 betas=config.betas,
                 weight_decay=config.weight_decay,
+                # One fused kernel instead of a dozen per step: faster on GPUs, same update rule.
+                fused=self.accelerator.device.type == "cuda",
             )
         # Not passed to accelerator.prepare: its scheduler wrapper steps num_processes times per
         # step, which would shorten warmup and decay on several GPUs.
