@@ -250,3 +250,32 @@ def test_hoser_style_model_trains_searches_and_round_trips(city, tmp_path, one_t
     smaller, _ = graph.subgraph(np.arange(graph.num_segments - 1))
     with pytest.raises(CheckpointError):
         NextSegmentModel.from_pretrained(tmp_path / "hoser", smaller)
+
+
+def test_beam_search_ends_a_stuck_request_on_a_legal_path(one_thread):
+    # 0 -> 1; 1 -> 2 | 4; 2 -> 3; 3 -> 1 (a loop back); 4 -> 5 (the destination); 5 -> 0.
+    # A model that prefers lower ids walks 0, 1, 2, 3 and can only go on by revisiting 1.
+    points = [(24.94 + 0.001 * k, 60.17 + 0.0005 * (k % 2)) for k in range(7)]
+    graph = SegmentGraph(
+        coords=[np.array([points[k], points[k + 1]]) for k in range(6)],
+        length_m=np.full(6, 60.0),
+        highway=["residential"] * 6,
+        succ_indptr=np.array([0, 1, 3, 4, 5, 6, 7]),
+        succ_indices=np.array([1, 2, 4, 3, 1, 5, 0]),
+        u=np.arange(6),
+        v=np.arange(1, 7),
+    )
+    model = NextSegmentModel(NextSegmentConfig(6, 1, embed_dim=4, type_dim=2, hidden_dim=8))
+    model.attach_graph(graph).eval()
+    scored = model.candidate_logits
+
+    def prefer_low_ids(state, current, destination):
+        logits, candidates = scored(state, current, destination)
+        return (-candidates.float()).masked_fill(~torch.isfinite(logits), -torch.inf), candidates
+
+    model.candidate_logits = prefer_low_ids
+    request = ODRequests(
+        origins=np.array([0]), destinations=np.array([5]), departures=np.array([START])
+    )
+    assert search(model, graph, request, beam_width=1)[0].tolist() == [0, 1, 2, 3]
+    assert search(model, graph, request, beam_width=2)[0].tolist() == [0, 1, 4, 5]

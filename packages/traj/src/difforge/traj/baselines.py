@@ -566,8 +566,10 @@ def search(
     return paths  # type: ignore[return-value]
 
 
-def _closest(model: NextSegmentModel, segments: Tensor, dests: Tensor) -> Tensor:
-    return (model.xy[segments] - model.xy[dests]).norm(dim=-1)
+def _closest_live(model: NextSegmentModel, current: Tensor, score: Tensor, dests: Tensor) -> Tensor:
+    """Per request, the index of the live (finite-score) beam ending closest to the destination."""
+    distance = (model.xy[current] - model.xy[dests].unsqueeze(1)).norm(dim=-1)
+    return distance.masked_fill(~torch.isfinite(score), math.inf).argmin(-1)
 
 
 def _beam(
@@ -605,7 +607,11 @@ def _beam(
         top, flat = total.topk(width, dim=-1)
         parent = torch.div(flat, candidates.shape[-1], rounding_mode="floor")
         chosen = candidates.flatten(1).gather(1, flat).clamp(min=0)
-        # Requests already finished keep their beams unchanged.
+        # Requests already finished, or whose every beam is stuck (all legal moves revisit a
+        # segment), keep their beams unchanged; a stuck one ends at its closest beam.
+        stuck = ~done & ~torch.isfinite(top).any(-1)
+        winner = torch.where(stuck, _closest_live(model, current, score, dests), winner)
+        done = done | stuck
         keep = done.unsqueeze(1)
         parent = torch.where(
             keep, torch.arange(width, device=origins.device).expand(r, width), parent
@@ -626,17 +632,12 @@ def _beam(
         first = arrived.float().argmax(-1)  # beams are sorted by score: the best arrival
         winner = torch.where(arrived.any(-1), first, winner)
         done = done | arrived.any(-1)
-    # Unfinished requests: the live beam ending closest to the destination.
-    distance = _closest(model, current, dests.unsqueeze(1).expand_as(current)).masked_fill(
-        ~torch.isfinite(score), math.inf
-    )
-    winner = torch.where(done, winner, distance.argmin(-1))
-    return _backtrack(history, parents, winner, origins, dests)
+    # Requests still open after `limit` steps: the live beam ending closest to the destination.
+    winner = torch.where(done, winner, _closest_live(model, current, score, dests))
+    return _backtrack(history, parents, winner)
 
 
-def _backtrack(
-    history: list[Tensor], parents: list[Tensor], winner: Tensor, origins: Tensor, dests: Tensor
-) -> list[np.ndarray]:
+def _backtrack(history: list[Tensor], parents: list[Tensor], winner: Tensor) -> list[np.ndarray]:
     segs = torch.stack(history).cpu().numpy()  # (T, R, W)
     par = (
         torch.stack(parents).cpu().numpy() if parents else np.zeros((0, *segs.shape[1:]), np.int64)
@@ -648,10 +649,9 @@ def _backtrack(
             beam = par[t, r, beam]
             path.append(segs[t, r, beam])
         path = np.asarray(path[::-1], dtype=np.int64)
-        # Finished requests were padded with their last segment: cut at the first arrival.
-        dest = int(dests[r])
-        hits = np.flatnonzero(path == dest)
-        out.append(path[: hits[0] + 1] if len(hits) else path)
+        # Finished and stuck requests were padded with their last segment, which no path visits
+        # twice: cut at its first occurrence.
+        out.append(path[: np.flatnonzero(path == path[-1])[0] + 1])
     return out
 
 
