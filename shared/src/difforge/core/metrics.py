@@ -52,12 +52,16 @@ def histogram_jsd(
     if upper is None:
         upper = float(b.max()) if b.size else 1.0
     upper = upper if upper > 0 else 1.0
-    edges = np.linspace(0.0, upper, bins + 1)
-    if overflow:
-        edges = np.append(edges, np.inf)
-    else:
-        a, b = np.clip(a, 0, upper), np.clip(b, 0, upper)
-    return jsd(np.histogram(a, edges)[0], np.histogram(b, edges)[0])
+
+    def counts(values: np.ndarray) -> np.ndarray:
+        # Bins are [k·w, (k+1)·w) with the last regular bin closed, so the reference maximum lands
+        # in bin 99 and only values strictly above ``upper`` overflow.
+        index = np.minimum((np.clip(values, 0, None) / upper * bins).astype(np.int64), bins - 1)
+        if overflow:
+            index = np.where(values > upper, bins, index)
+        return np.bincount(index, minlength=bins + 1)
+
+    return jsd(counts(a), counts(b))
 
 
 def frechet_distance(features_a: np.ndarray | Tensor, features_b: np.ndarray | Tensor) -> float:
