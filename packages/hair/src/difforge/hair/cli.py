@@ -261,6 +261,9 @@ def add_evaluate_baselines(subparsers: argparse._SubParsersAction) -> Runner:
     )
     parser.add_argument("--out", type=Path, required=True, help="JSON report")
     parser.add_argument("--md", type=Path, help="also write the summary table as Markdown")
+    parser.add_argument(
+        "--workers", type=_positive_int, default=1, help="processes (results do not depend on it)"
+    )
     _add_sample_arguments(parser)
     return _run_evaluate_baselines
 
@@ -270,13 +273,14 @@ def _run_evaluate_baselines(args: argparse.Namespace) -> None:
     training_seeds(args.train, args.seed)  # validate before the long run
     bars = {}
 
-    def report(stage: str, _count: int) -> None:
+    def report(stage: str, count: int) -> None:
         if stage not in bars:
-            total = args.train if stage == "train" else args.test
-            bars[stage] = progress(total=total, desc=stage)
-        bars[stage].update()
+            bars[stage] = progress(total=args.train if stage == "train" else args.test, desc=stage)
+        bars[stage].update(count - bars[stage].n)
 
-    reports = evaluate_baselines(args.train, args.test, args.seed, config, progress=report)
+    reports = evaluate_baselines(
+        args.train, args.test, args.seed, config, args.workers, progress=report
+    )
     for bar in bars.values():
         bar.close()
     write_json(args.out, reports)

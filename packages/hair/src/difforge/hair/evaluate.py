@@ -26,6 +26,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -324,6 +325,17 @@ class MeanGroomBaseline:
         self.count += 1
         self._groom = None
 
+    def merge(self, other: MeanGroomBaseline) -> None:
+        """Add the training grooms another instance (same templates) has seen."""
+        if other.offset_sum is None:
+            return
+        if self.offset_sum is None:
+            self.offset_sum = np.zeros_like(other.offset_sum)
+        self.offset_sum += other.offset_sum
+        self.presence += other.presence
+        self.count += other.count
+        self._groom = None
+
     def groom(self) -> Groom:
         if self.count == 0 or self.offset_sum is None:
             raise ValueError("the mean groom needs at least one training groom")
@@ -367,6 +379,10 @@ class RetrievalBaseline:
     def add(self, seed: int, image: np.ndarray) -> None:
         self.seeds.append(seed)
         self.features.append(self.feature(image))
+
+    def merge(self, other: RetrievalBaseline) -> None:
+        self.seeds.extend(other.seeds)
+        self.features.extend(other.features)
 
     def nearest_seed(self, image: np.ndarray) -> int:
         if not self.seeds:
@@ -433,14 +449,23 @@ def evaluate_reconstructor(
     """
     rows = []
     for count, sample in enumerate(samples, start=1):
-        started = time.perf_counter()
-        pred = reconstruct(sample.render.rgb)
-        seconds = time.perf_counter() - started
-        row = {"seed": sample.style.seed, "family": sample.style.family, "seconds": seconds}
-        row.update(evaluate_sample(pred, sample, config))
-        rows.append(row)
+        rows.append(_score(reconstruct, sample, config))
         if progress is not None:
-            progress(count, row)
+            progress(count, rows[-1])
+    return summarise(rows, config)
+
+
+def _score(reconstruct: Reconstructor, sample: HairSample, config: EvalConfig) -> dict:
+    started = time.perf_counter()
+    pred = reconstruct(sample.render.rgb)
+    seconds = time.perf_counter() - started
+    row = {"seed": sample.style.seed, "family": sample.style.family, "seconds": seconds}
+    row.update(evaluate_sample(pred, sample, config))
+    return row
+
+
+def summarise(rows: list[dict], config: EvalConfig) -> dict:
+    """The report of per-style metric rows: means overall and per family, plus the protocol."""
     families = sorted({row["family"] for row in rows})
     return {
         "summary": _mean_rows(rows),
@@ -466,33 +491,82 @@ def held_out_samples(
     return [make_sample(seed, config) for seed in held_out_seeds(n, start)]
 
 
+_FIT_CHUNK = 10  # training styles per task: fixed, so the fit is identical for any worker count
+_worker_state: dict[str, object] = {}
+
+
+def _fit_chunk(task: tuple[list[int], SampleConfig]) -> tuple[MeanGroomBaseline, RetrievalBaseline]:
+    seeds, config = task
+    return fit_baselines((make_sample(seed, config) for seed in seeds), config)
+
+
+def _init_scoring(methods: dict[str, Reconstructor], config: EvalConfig) -> None:
+    _worker_state.update(methods=methods, config=config)
+
+
+def _score_seed(seed: int) -> dict[str, dict]:
+    methods: dict[str, Reconstructor] = _worker_state["methods"]  # type: ignore[assignment]
+    config: EvalConfig = _worker_state["config"]  # type: ignore[assignment]
+    sample = make_sample(seed, config.sample)
+    return {name: _score(method, sample, config) for name, method in methods.items()}
+
+
 def evaluate_baselines(
     n_train: int,
     n_test: int,
     seed: int = 0,
     config: EvalConfig = EvalConfig(),
+    workers: int = 1,
     progress: Callable[[str, int], None] | None = None,
 ) -> dict[str, dict]:
-    """Fit both baselines on ``n_train`` training styles and score them on ``n_test`` held-out ones."""
+    """Fit both baselines on ``n_train`` training styles and score them on ``n_test`` held-out ones.
 
-    def training():
-        for count, train_seed in enumerate(training_seeds(n_train, seed), start=1):
-            if progress is not None:
-                progress("train", count)
-            yield make_sample(train_seed, config.sample)
-
-    mean, retrieval = fit_baselines(training(), config.sample)
-    test = held_out_samples(n_test, config.sample)
-    reports = {}
-    for name, method in (("mean_groom", mean), ("retrieval", retrieval)):
-        reports[name] = evaluate_reconstructor(
-            method,
-            test,
-            config,
-            None if progress is None else lambda count, _row, n=name: progress(n, count),
+    ``workers`` > 1 spreads styles over processes; the numbers do not depend on it.
+    """
+    seeds = list(training_seeds(n_train, seed))
+    chunks = [(seeds[i : i + _FIT_CHUNK], config.sample) for i in range(0, len(seeds), _FIT_CHUNK)]
+    with _pool(workers) as pool:
+        mean, retrieval = (
+            MeanGroomBaseline(n_strands=config.sample.n_strands),
+            RetrievalBaseline(config.sample),
         )
-        reports[name]["protocol"]["n_train"] = n_train
+        for done, (part_mean, part_retrieval) in enumerate(pool.map(_fit_chunk, chunks)):
+            mean.merge(part_mean)
+            retrieval.merge(part_retrieval)
+            if progress is not None:
+                progress("train", min((done + 1) * _FIT_CHUNK, n_train))
+    methods: dict[str, Reconstructor] = {"mean_groom": mean, "retrieval": retrieval}
+    rows: dict[str, list[dict]] = {name: [] for name in methods}
+    with _pool(workers, initializer=_init_scoring, initargs=(methods, config)) as pool:
+        if workers <= 1:
+            _init_scoring(methods, config)
+        for done, scored in enumerate(pool.map(_score_seed, held_out_seeds(n_test)), start=1):
+            for name, row in scored.items():
+                rows[name].append(row)
+            if progress is not None:
+                progress("test", done)
+    reports = {name: summarise(method_rows, config) for name, method_rows in rows.items()}
+    for report in reports.values():
+        report["protocol"].update(n_train=n_train, workers=workers)
     return reports
+
+
+class _InlinePool:
+    """``ProcessPoolExecutor``'s ``map`` in this process (one worker: no pickling, no fork)."""
+
+    def __enter__(self) -> _InlinePool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    @staticmethod
+    def map(fn: Callable, items: Iterable) -> Iterable:
+        return map(fn, items)
+
+
+def _pool(workers: int, **kwargs: object) -> _InlinePool | ProcessPoolExecutor:
+    return _InlinePool() if workers <= 1 else ProcessPoolExecutor(max_workers=workers, **kwargs)
 
 
 def _mean_rows(rows: list[dict]) -> dict[str, float]:

@@ -1,0 +1,135 @@
+"""The difforge-hair command line, in process."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from difforge.hair.cli import main
+from difforge.hair.data.dataset import load_sample
+from difforge.hair.export import read_obj, read_ply
+
+SMALL = ["--strands", "300", "--points", "8", "--image-size", "64"]
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    out = tmp_path_factory.mktemp("hair") / "data"
+    assert main(["dataset", "--n", "3", "--seed", "5", "--out", str(out), *SMALL]) == 0
+    return out
+
+
+def test_dataset_writes_every_file_of_every_style(dataset):
+    index = json.loads((dataset / "index.json").read_text())
+    assert index["styles"] == ["style_0000005", "style_0000006", "style_0000007"]
+    for name in index["styles"]:
+        folder = dataset / name
+        assert {p.name for p in folder.iterdir()} == {
+            "strands.npz",
+            "image.png",
+            "mask.png",
+            "density.png",
+            "params.json",
+        }
+        style, groom, image = load_sample(folder)
+        assert image.shape == (64, 64, 3) and groom.points.shape[1:] == (8, 3)
+        params = json.loads((folder / "params.json").read_text())
+        assert params["strand_count"] == groom.n_strands and params["style"]["seed"] == style.seed
+
+
+def test_groom_command_writes_all_formats(tmp_path, capsys):
+    out = tmp_path / "bob.ply"
+    args = [
+        "groom",
+        "--family",
+        "bob",
+        "--seed",
+        "2",
+        "--strands",
+        "400",
+        "--points",
+        "12",
+        "--out",
+        str(out),
+    ]
+    args += ["--obj", str(tmp_path / "bob.obj"), "--npz", str(tmp_path / "bob.npz")]
+    args += [
+        "--usd",
+        str(tmp_path / "bob.usdc"),
+        "--png",
+        str(tmp_path / "bob.png"),
+        "--up-axis",
+        "z",
+    ]
+    assert main(args) == 0
+    assert "bob (seed 2)" in capsys.readouterr().out
+    np.testing.assert_allclose(read_obj(tmp_path / "bob.obj"), read_ply(out), atol=1e-6)
+    assert Image.open(tmp_path / "bob.png").size == (4 * 256 + 3 * 4, 256)
+    assert (
+        main(
+            [
+                "render",
+                str(tmp_path / "bob.npz"),
+                "--out",
+                str(tmp_path / "views.png"),
+                "--size",
+                "32",
+            ]
+        )
+        == 0
+    )
+    assert Image.open(tmp_path / "views.png").size[1] == 32
+
+
+def test_baseline_command_reconstructs_from_an_rgba_picture(tmp_path, dataset, capsys):
+    _, groom, image = load_sample(dataset / "style_0000006")
+    picture = tmp_path / "input.png"
+    Image.fromarray(image).convert("RGBA").resize((96, 96)).save(picture)
+    out = tmp_path / "groom.ply"
+    args = ["baseline", "--image", str(picture), "--dataset", str(dataset), "--out", str(out)]
+    assert main([*args, "--png", str(tmp_path / "groom.png")]) == 0
+    captured = capsys.readouterr()
+    assert "note: 96x96 picture resized to 128x128" in captured.err
+    np.testing.assert_allclose(read_ply(out), groom.points, atol=1e-6)  # retrieved its own style
+    assert main([*args, "--method", "mean"]) == 0
+
+
+def test_evaluate_baselines_writes_json_and_markdown(tmp_path):
+    args = ["evaluate-baselines", "--train", "14", "--test", "1", "--eval-points", "2000", *SMALL]
+    assert main([*args, "--out", str(tmp_path / "r.json"), "--md", str(tmp_path / "r.md")]) == 0
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert set(report) == {"mean_groom", "retrieval"}
+    assert "| mean_groom |" in (tmp_path / "r.md").read_text()
+
+
+def test_user_mistakes_exit_2_with_one_line_and_no_output(tmp_path, dataset, capsys):
+    not_image = tmp_path / "photo.jpg"
+    not_image.write_text("hello")
+    out = tmp_path / "out.ply"
+    mistakes = [
+        ["baseline", "--image", str(not_image), "--dataset", str(dataset), "--out", str(out)],
+        [
+            "baseline",
+            "--image",
+            str(not_image),
+            "--dataset",
+            str(tmp_path / "none"),
+            "--out",
+            str(out),
+        ],
+        ["dataset", "--n", "2", "--seed", "999999", "--out", str(tmp_path / "d")],
+        ["render", str(tmp_path / "missing.npz"), "--out", str(tmp_path / "v.png")],
+        ["groom", "--out", str(tmp_path / "groom.txt")],
+        ["groom", "--points", "1", "--out", str(out)],
+    ]
+    for argv in mistakes:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: ") and "\n" not in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photo.jpg"]
+    with pytest.raises(SystemExit) as exit_info:  # argparse rejects malformed numbers itself
+        main(["dataset", "--n", "zero", "--out", str(tmp_path / "d")])
+    assert exit_info.value.code == 2
