@@ -89,16 +89,20 @@ def assert_states_equal(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) 
         assert torch.equal(a[key], b[key]), key
 
 
-@pytest.mark.parametrize("data", [DATA, generated_batches], ids=["dataset", "factory"])
-def test_resume_matches_uninterrupted_run_exactly(tmp_path: Path, data) -> None:
-    full = make_trainer(tmp_path / "full", data=data)
+@pytest.mark.parametrize(
+    ("data", "num_workers"),
+    [(DATA, 0), (DATA, 2), (generated_batches, 0)],
+    ids=["dataset", "dataset-2-workers", "factory"],
+)
+def test_resume_matches_uninterrupted_run_exactly(tmp_path: Path, data, num_workers: int) -> None:
+    full = make_trainer(tmp_path / "full", data=data, num_workers=num_workers)
     assert full.train().step == 12
 
-    first = make_trainer(tmp_path / "split", data=data)
+    first = make_trainer(tmp_path / "split", data=data, num_workers=num_workers)
     assert first.train(stop_at_step=5).step == 5
     assert first.ema.optimization_step == 5
     # A new process would build the model from scratch: different initial weights here.
-    second = make_trainer(tmp_path / "split", data=data, init_seed=123)
+    second = make_trainer(tmp_path / "split", data=data, init_seed=123, num_workers=num_workers)
     result = second.train(resume="latest")
     assert result.step == 12
     assert second.ema.optimization_step == 12
