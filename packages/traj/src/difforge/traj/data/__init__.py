@@ -1,0 +1,51 @@
+"""Road networks, segment graphs, HOSER/LibCity files, GPS traces, map matching, SUMO simulation.
+
+Main entry points:
+
+- :func:`prepare_roadmap` (``difforge-traj prepare``): OSM XML / .osm.pbf / GraphML -> roadmap.geo/.rel
+- :func:`match_gps_file` (``difforge-traj match``): GPS CSV/GPX -> HOSER trajectory CSV
+- :class:`SegmentGraph`, :func:`read_roadmap`, :func:`read_trajectories`, :func:`read_dataset`
+- :func:`dataset_dir`: the shipped datasets (default ``helsinki_drive``)
+
+The SUMO driver (``difforge.traj.data.sumo``) needs the optional ``sumo`` extra and is imported
+only by the data scripts.
+"""
+
+from difforge.traj.data.datasets import DEFAULT_DATASET, available_datasets, dataset_dir
+from difforge.traj.data.gps import GpsTrace, clean_traces, read_gps
+from difforge.traj.data.hoser import (
+    Trajectories,
+    read_dataset,
+    read_roadmap,
+    read_trajectories,
+    write_roadmap,
+    write_trajectories,
+)
+from difforge.traj.data.matching import MapMatcher, match_gps_file, match_traces
+from difforge.traj.data.network import MODES, load_road_network
+from difforge.traj.data.prepare import prepare_roadmap
+from difforge.traj.data.segments import UTURN_POLICIES, SegmentGraph, build_segment_graph
+
+__all__ = [
+    "DEFAULT_DATASET",
+    "MODES",
+    "UTURN_POLICIES",
+    "GpsTrace",
+    "MapMatcher",
+    "SegmentGraph",
+    "Trajectories",
+    "available_datasets",
+    "build_segment_graph",
+    "clean_traces",
+    "dataset_dir",
+    "load_road_network",
+    "match_gps_file",
+    "match_traces",
+    "prepare_roadmap",
+    "read_dataset",
+    "read_gps",
+    "read_roadmap",
+    "read_trajectories",
+    "write_roadmap",
+    "write_trajectories",
+]

@@ -1,0 +1,127 @@
+"""Assemble a HOSER-layout dataset folder from simulated trips (used by ``data_scripts/``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+
+from difforge.core.io import atomic_open, write_json
+from difforge.traj.data.hoser import SPLITS, write_roadmap, write_trajectories
+from difforge.traj.data.segments import SegmentGraph
+from difforge.traj.data.sumo import SimulatedTrips
+
+GPS_SAMPLE_NAME = "gps_sample.csv.gz"
+
+
+def assign_splits(
+    n: int, n_recorded: int, seed: int, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
+) -> np.ndarray:
+    """Label each of ``n`` demand rows ``train``/``val``/``test`` or ``background``.
+
+    ``n_recorded`` random rows are recorded and split in the given proportions; the others are
+    background traffic: simulated (they load the roads) but not written.
+    """
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(n)[:n_recorded]
+    n_train = round(fractions[0] * n_recorded)
+    n_val = round(fractions[1] * n_recorded)
+    labels = np.full(n, "background", dtype=object)
+    labels[order[:n_train]] = "train"
+    labels[order[n_train : n_train + n_val]] = "val"
+    labels[order[n_train + n_val :]] = "test"
+    return labels
+
+
+def local_day_start_utc(date: str, timezone: str) -> np.datetime64:
+    """UTC instant of local midnight on ``date`` (``YYYY-MM-DD``) in ``timezone``."""
+    midnight = dt.datetime.fromisoformat(date).replace(tzinfo=ZoneInfo(timezone))
+    return np.datetime64(midnight.astimezone(dt.UTC).replace(tzinfo=None), "s")
+
+
+def shortest_path_share(graph: SegmentGraph, rids: list[np.ndarray]) -> float:
+    """Share of trips whose segment sequence is the length-shortest path between its end segments."""
+    same = [graph.shortest_path(int(r[0]), int(r[-1])) == r.tolist() for r in rids]
+    return float(np.mean(same)) if same else float("nan")
+
+
+def trip_statistics(graph: SegmentGraph, rids: list[np.ndarray], entry_s: list[np.ndarray]) -> dict:
+    """Counts and means that describe a set of trips (for ``meta.json`` and the report)."""
+    seg_counts = np.array([len(r) for r in rids])
+    lengths_km = np.array([graph.length_m[r].sum() / 1000 for r in rids])
+    durations_min = np.array([(e[-1] - e[0]) / 60 for e in entry_s])
+    hours = np.array([e[0] / 3600 for e in entry_s]) % 24
+    return {
+        "trips": len(rids),
+        "segments_per_trip_mean": round(float(seg_counts.mean()), 2),
+        "segments_per_trip_p50_p95_max": [int(np.percentile(seg_counts, q)) for q in (50, 95, 100)],
+        "length_km_mean": round(float(lengths_km.mean()), 3),
+        "duration_min_mean": round(float(durations_min.mean()), 2),
+        "departures_per_hour": np.bincount(hours.astype(int), minlength=24).tolist(),
+        "shortest_path_share": round(shortest_path_share(graph, rids), 4),
+    }
+
+
+def write_simulated_dataset(
+    graph: SegmentGraph,
+    sim: SimulatedTrips,
+    splits: np.ndarray,
+    out_dir: str | Path,
+    day_start_utc: np.datetime64,
+    meta: dict,
+    gps_rows: list[int] | None = None,
+) -> dict:
+    """Write ``roadmap.geo/.rel``, ``train/val/test.csv``, ``meta.json`` and the GPS sample.
+
+    ``splits[row]`` labels demand rows (see :func:`assign_splits`; ``background`` rows are not
+    written); trips keep the order of their departure. Entry times are
+    rounded to whole seconds (HOSER's time format has no fractions). ``gps_rows`` demand rows
+    whose SUMO floating-car positions go to ``gps_sample.csv.gz`` (``traj_id,time,lon,lat,segment``:
+    a raw-GPS example with the true segment of every fix). Returns the statistics written.
+    """
+    out = Path(out_dir)
+    write_roadmap(graph, out)
+    stats: dict = {"segments": graph.num_segments, "transitions": graph.num_transitions}
+    recorded = [k for k, row in enumerate(sim.demand_rows) if splits[row] in SPLITS]
+    stats["recorded"] = trip_statistics(
+        graph, [sim.rids[k] for k in recorded], [sim.entry_s[k] for k in recorded]
+    )
+    stats["simulated_vehicles"] = len(sim.demand_rows)
+    stats["dropped_all_vehicles"] = sim.dropped
+    for split in SPLITS:
+        keep = [k for k, row in enumerate(sim.demand_rows) if splits[row] == split]
+        times = [day_start_utc + np.round(sim.entry_s[k]).astype("timedelta64[s]") for k in keep]
+        write_trajectories(
+            out / f"{split}.csv",
+            [sim.rids[k] for k in keep],
+            times,
+            traj_ids=[f"t{sim.demand_rows[k]}" for k in keep],
+        )
+        stats[split] = len(keep)
+    if sim.fcd is not None and gps_rows:
+        wanted = {f"t{r}" for r in gps_rows}
+        fcd = sim.fcd[sim.fcd.vehicle.isin(wanted)]
+        stamp = day_start_utc + np.round(fcd.time.to_numpy()).astype("timedelta64[s]")
+        sample = pd.DataFrame(
+            {
+                "traj_id": fcd.vehicle.to_numpy(),
+                "time": pd.to_datetime(stamp).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "lon": fcd.lon.round(7).to_numpy(),
+                "lat": fcd.lat.round(7).to_numpy(),
+                "segment": fcd.segment.to_numpy(),
+            }
+        )
+        # no file name and mtime=0 in the header keep the gzip bytes identical from run to run
+        with (
+            atomic_open(out / GPS_SAMPLE_NAME, "wb") as raw,
+            gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as fh,
+        ):
+            fh.write(sample.to_csv(index=False).encode("utf-8"))
+        stats["gps_sample_trips"] = int(sample.traj_id.nunique())
+        stats["gps_sample_fixes"] = len(sample)
+    write_json(out / "meta.json", {**meta, "statistics": stats})
+    return stats

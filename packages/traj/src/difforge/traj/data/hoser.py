@@ -1,0 +1,368 @@
+"""Read and write the LibCity/HOSER dataset layout.
+
+A dataset folder holds::
+
+    roadmap.geo   geo_id,type,coordinates,highway,lanes,tunnel,bridge,roundabout,oneway,length,maxspeed,u,v
+    roadmap.rel   rel_id,type,origin_id,destination_id
+    train.csv     mm_id,user_id,traj_id,rid_list,time_list   (also val.csv, test.csv)
+
+``geo_id`` is 0-based and equals the row index; ``coordinates`` is a GeoJSON-style
+``[[lon,lat],...]`` list; ``highway`` is a road-class string, a list-string (Beijing, San
+Francisco) or an integer code (Porto); ``roadmap.rel`` lists the directed transitions a -> b.
+``rid_list`` is a comma-separated list of segment ids (with or without brackets; HOSER's code
+``eval``s it, we parse it without ``eval``) and ``time_list`` one ``%Y-%m-%dT%H:%M:%SZ`` time per
+segment: the time the trajectory enters that segment.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from difforge.core.errors import UserError
+from difforge.core.io import atomic_open
+from difforge.traj.data.geo import haversine_m
+from difforge.traj.data.network import primary_highway
+from difforge.traj.data.segments import PROPERTY_COLUMNS, SegmentGraph
+
+GEO_COLUMNS = (
+    "geo_id",
+    "type",
+    "coordinates",
+    "highway",
+    "lanes",
+    "tunnel",
+    "bridge",
+    "roundabout",
+    "oneway",
+    "length",
+    "maxspeed",
+    "u",
+    "v",
+)
+REL_COLUMNS = ("rel_id", "type", "origin_id", "destination_id")
+TRAJ_COLUMNS = ("mm_id", "user_id", "traj_id", "rid_list", "time_list")
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+SPLITS = ("train", "val", "test")
+
+
+# --- road network ---------------------------------------------------------------------------------
+def write_roadmap(graph: SegmentGraph, out_dir: str | Path) -> None:
+    """Write ``roadmap.geo`` and ``roadmap.rel`` for ``graph`` into ``out_dir`` (atomically each)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    props = graph.properties
+    with atomic_open(out / "roadmap.geo", "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(GEO_COLUMNS)
+        for i in range(graph.num_segments):
+            line = json.dumps(np.round(graph.coords[i], 7).tolist(), separators=(",", ":"))
+            row = props.iloc[i]
+            writer.writerow(
+                [
+                    i,
+                    "LineString",
+                    line,
+                    graph.highway[i],
+                    int(row["lanes"]),
+                    int(row["tunnel"]),
+                    int(row["bridge"]),
+                    int(row["roundabout"]),
+                    int(row["oneway"]),
+                    f"{graph.length_m[i]:.3f}",
+                    f"{float(row['maxspeed']):.1f}",
+                    int(graph.u[i]),
+                    int(graph.v[i]),
+                ]
+            )
+    src = np.repeat(np.arange(graph.num_segments), np.diff(graph.succ_indptr))
+    with atomic_open(out / "roadmap.rel", "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(REL_COLUMNS)
+        for rel_id, (a, b) in enumerate(zip(src.tolist(), graph.succ_indices.tolist())):
+            writer.writerow([rel_id, "geo", a, b])
+
+
+def _read_csv(path: Path, required: Sequence[str]) -> pd.DataFrame:
+    if not path.is_file():
+        raise UserError(f"{path}: no such file")
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError as exc:
+        raise UserError(f"{path}: empty file") from exc
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: malformed CSV ({str(exc).splitlines()[0]})") from exc
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise UserError(f"{path}: missing column(s) {', '.join(missing)}")
+    return frame
+
+
+def _node_ids_from_endpoints(coords: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Node ids for files without ``u``/``v``: one id per distinct end-point coordinate."""
+    ids: dict[tuple[float, float], int] = {}
+    us, vs = [], []
+    for c in coords:
+        us.append(ids.setdefault((c[0, 0], c[0, 1]), len(ids)))
+        vs.append(ids.setdefault((c[-1, 0], c[-1, 1]), len(ids)))
+    return np.asarray(us), np.asarray(vs)
+
+
+def read_roadmap(data_dir: str | Path, name: str | None = None) -> SegmentGraph:
+    """Read ``roadmap.geo`` and ``roadmap.rel`` from ``data_dir`` into a :class:`SegmentGraph`.
+
+    Accepts HOSER's Beijing/Porto/San Francisco files and ours. Missing ``length`` is computed from
+    the coordinates (great-circle), missing ``u``/``v`` from shared end points, missing property
+    columns are 0. Raises UserError for missing files or columns, ids that are not ``0..N-1`` in
+    order, unparsable coordinates and transitions naming unknown segments.
+    """
+    data_dir = Path(data_dir)
+    geo_path = data_dir / "roadmap.geo"
+    geo = _read_csv(geo_path, ("geo_id", "coordinates"))
+    if geo.empty:
+        raise UserError(f"{geo_path}: no segments")
+    try:
+        geo_ids = geo["geo_id"].astype(np.int64).to_numpy()
+    except ValueError as exc:
+        raise UserError(f"{geo_path}: geo_id must be integers") from exc
+    if not np.array_equal(geo_ids, np.arange(len(geo))):
+        raise UserError(f"{geo_path}: geo_id must be 0..N-1 in row order (HOSER layout)")
+    coords = []
+    for row_no, text in enumerate(geo["coordinates"]):
+        try:
+            line = np.asarray(json.loads(text), dtype=np.float64)
+        except (json.JSONDecodeError, ValueError, TypeError) as exc:
+            raise UserError(
+                f"{geo_path}: row {row_no}: coordinates are not a [[lon,lat],...] list"
+            ) from exc
+        if line.ndim != 2 or line.shape[0] < 2 or line.shape[1] < 2 or not np.isfinite(line).all():
+            raise UserError(
+                f"{geo_path}: row {row_no}: a segment needs two or more finite [lon,lat] points"
+            )
+        if (np.abs(line[:, 0]) > 180).any() or (np.abs(line[:, 1]) > 90).any():
+            raise UserError(f"{geo_path}: row {row_no}: coordinates out of lon/lat range")
+        coords.append(line[:, :2])
+    if "length" in geo.columns and (geo["length"] != "").all():
+        length = pd.to_numeric(geo["length"], errors="coerce").to_numpy()
+        if not np.isfinite(length).all():
+            raise UserError(f"{geo_path}: length must be numeric")
+    else:
+        length = np.array(
+            [haversine_m(c[:-1, 0], c[:-1, 1], c[1:, 0], c[1:, 1]).sum() for c in coords]
+        )
+    highway = (
+        [primary_highway(h) for h in geo["highway"]]
+        if "highway" in geo.columns
+        else ["unknown"] * len(geo)
+    )
+    if "u" in geo.columns and "v" in geo.columns:
+        u = pd.to_numeric(geo["u"], errors="coerce").to_numpy()
+        v = pd.to_numeric(geo["v"], errors="coerce").to_numpy()
+        if not (np.isfinite(u).all() and np.isfinite(v).all()):
+            u, v = _node_ids_from_endpoints(coords)
+    else:
+        u, v = _node_ids_from_endpoints(coords)
+    props = pd.DataFrame(
+        {
+            c: pd.to_numeric(geo[c], errors="coerce").fillna(0).to_numpy()
+            if c in geo.columns
+            else np.zeros(len(geo))
+            for c in PROPERTY_COLUMNS
+        }
+    )
+
+    rel_path = data_dir / "roadmap.rel"
+    rel = _read_csv(rel_path, ("origin_id", "destination_id"))
+    try:
+        src = rel["origin_id"].astype(np.int64).to_numpy()
+        dst = rel["destination_id"].astype(np.int64).to_numpy()
+    except ValueError as exc:
+        raise UserError(f"{rel_path}: origin_id/destination_id must be integers") from exc
+    n = len(geo)
+    bad = (src < 0) | (src >= n) | (dst < 0) | (dst >= n)
+    if bad.any():
+        raise UserError(
+            f"{rel_path}: {int(bad.sum())} transitions name segments outside 0..{n - 1}"
+        )
+    pairs = np.unique(src * n + dst)
+    src, dst = pairs // n, pairs % n
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(src, minlength=n))])
+    return SegmentGraph(
+        coords=coords,
+        length_m=length,
+        highway=highway,
+        succ_indptr=indptr,
+        succ_indices=dst,
+        u=u.astype(np.int64),
+        v=v.astype(np.int64),
+        properties=props,
+        name=name or data_dir.name,
+    )
+
+
+# --- trajectories ---------------------------------------------------------------------------------
+@dataclass
+class Trajectories:
+    """Segment sequences with optional per-segment entry times.
+
+    ``rids[k]`` is an int64 array of segment ids; ``times[k]`` a ``datetime64[s]`` array of the same
+    length (entry time of each segment) or None when the file has no times; ``traj_ids[k]`` the
+    ``traj_id`` column (row number when absent). ``skipped`` counts rows left out, by reason.
+    """
+
+    rids: list[np.ndarray]
+    times: list[np.ndarray | None]
+    traj_ids: list[str]
+    skipped: Counter = field(default_factory=Counter)
+
+    def __len__(self) -> int:
+        return len(self.rids)
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+        return iter(zip(self.rids, self.times))
+
+    @property
+    def has_times(self) -> bool:
+        return bool(self.times) and all(t is not None for t in self.times)
+
+
+def parse_rid_list(text: str) -> np.ndarray:
+    """``"1,2,3"``, ``"[1, 2, 3]"`` or ``"(1,2,3)"`` -> int64 array; ValueError if malformed."""
+    body = text.strip().strip("[]()").strip()
+    if not body:
+        raise ValueError("empty rid_list")
+    return np.asarray([int(tok) for tok in body.split(",")], dtype=np.int64)
+
+
+def format_rid_list(rids: Sequence[int]) -> str:
+    return ",".join(str(int(r)) for r in rids)
+
+
+def format_time_list(times: np.ndarray) -> str:
+    return ",".join(pd.to_datetime(np.asarray(times, dtype="datetime64[s]")).strftime(TIME_FORMAT))
+
+
+def read_trajectories(
+    path: str | Path,
+    graph: SegmentGraph | None = None,
+    on_invalid: str = "skip",
+    require_times: bool = False,
+) -> Trajectories:
+    """Read a HOSER trajectory CSV (``rid_list`` required, ``time_list`` optional).
+
+    With ``graph`` given, every id must be a segment of the graph and every consecutive pair a
+    legal transition. Invalid rows (malformed lists, unknown ids, illegal transitions, time lists
+    of the wrong length or going backwards) are skipped and counted in ``skipped`` when
+    ``on_invalid="skip"``, or raise a one-line UserError naming the first bad row when
+    ``on_invalid="error"``. A file with no rows or no valid rows is a UserError either way.
+    """
+    if on_invalid not in ("skip", "error"):
+        raise ValueError("on_invalid must be 'skip' or 'error'")
+    path = Path(path)
+    frame = _read_csv(path, ("rid_list",))
+    if frame.empty:
+        raise UserError(f"{path}: no trajectories")
+    has_time_col = "time_list" in frame.columns
+    if require_times and not has_time_col:
+        raise UserError(f"{path}: missing column time_list")
+    ids = (
+        frame["traj_id"].tolist()
+        if "traj_id" in frame.columns
+        else [str(i) for i in range(len(frame))]
+    )
+    out = Trajectories(rids=[], times=[], traj_ids=[])
+    for row_no, (rid_text, traj_id) in enumerate(zip(frame["rid_list"], ids)):
+        time_text = frame["time_list"].iat[row_no] if has_time_col else ""
+        reason = None
+        times = None
+        try:
+            rids = parse_rid_list(rid_text)
+        except ValueError:
+            reason = "malformed rid_list"
+        if reason is None and graph is not None:
+            if ((rids < 0) | (rids >= graph.num_segments)).any():
+                reason = "unknown segment id"
+            elif len(rids) > 1 and not graph.transition_legal(rids[:-1], rids[1:]).all():
+                reason = "illegal transition"
+        if reason is None and time_text.strip():
+            try:
+                times = (
+                    pd.to_datetime(time_text.split(","), format=TIME_FORMAT)
+                    .to_numpy()
+                    .astype("datetime64[s]")
+                )
+            except ValueError:
+                reason = "malformed time_list"
+            else:
+                if len(times) != len(rids):
+                    reason = "time_list length differs from rid_list"
+                elif (np.diff(times.astype(np.int64)) < 0).any():
+                    reason = "time_list goes backwards"
+        elif reason is None and require_times:
+            reason = "empty time_list"
+        if reason is not None:
+            if on_invalid == "error":
+                raise UserError(f"{path}: row {row_no + 1}: {reason}")
+            out.skipped[reason] += 1
+            continue
+        out.rids.append(rids)
+        out.times.append(times)
+        out.traj_ids.append(str(traj_id))
+    if not out.rids:
+        reasons = ", ".join(f"{n} {r}" for r, n in out.skipped.items())
+        raise UserError(f"{path}: no valid trajectories ({reasons})")
+    return out
+
+
+def write_trajectories(
+    path: str | Path,
+    rids: Sequence[Sequence[int]],
+    times: Sequence[np.ndarray | None] | None = None,
+    traj_ids: Sequence[str] | None = None,
+    user_ids: Sequence[str] | None = None,
+) -> None:
+    """Write trajectories as a HOSER CSV (``mm_id,user_id,traj_id,rid_list,time_list``), atomically.
+
+    ``times[k]`` (one ``datetime64`` per segment) may be None, giving an empty ``time_list``.
+    """
+    with atomic_open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(TRAJ_COLUMNS)
+        for k, seq in enumerate(rids):
+            t = None if times is None else times[k]
+            if t is not None and len(t) != len(seq):
+                raise ValueError(f"trajectory {k}: {len(t)} times for {len(seq)} segments")
+            traj_id = traj_ids[k] if traj_ids is not None else k
+            user_id = user_ids[k] if user_ids is not None else traj_id
+            writer.writerow(
+                [
+                    k,
+                    user_id,
+                    traj_id,
+                    format_rid_list(seq),
+                    "" if t is None else format_time_list(t),
+                ]
+            )
+
+
+def read_dataset(
+    data_dir: str | Path, on_invalid: str = "skip"
+) -> tuple[SegmentGraph, dict[str, Trajectories]]:
+    """The road network and whichever of ``train.csv``/``val.csv``/``test.csv`` exist in ``data_dir``."""
+    data_dir = Path(data_dir)
+    graph = read_roadmap(data_dir)
+    splits = {
+        s: read_trajectories(data_dir / f"{s}.csv", graph, on_invalid)
+        for s in SPLITS
+        if (data_dir / f"{s}.csv").is_file()
+    }
+    if not splits:
+        raise UserError(f"{data_dir}: no train.csv, val.csv or test.csv")
+    return graph, splits

@@ -1,0 +1,33 @@
+"""``difforge-traj prepare``: a road network file -> ``roadmap.geo`` + ``roadmap.rel``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from difforge.traj.data.hoser import write_roadmap
+from difforge.traj.data.network import load_road_network
+from difforge.traj.data.segments import SegmentGraph, build_segment_graph
+
+
+def prepare_roadmap(
+    osm_path: str | Path,
+    out_dir: str | Path,
+    mode: str = "drive",
+    uturn: str = "dead_end",
+) -> tuple[SegmentGraph, list[str]]:
+    """Load an OSM XML / ``.osm.pbf`` / GraphML road network for ``mode`` (drive, bike, walk), keep
+    its largest strongly connected part, and write ``roadmap.geo`` and ``roadmap.rel`` to
+    ``out_dir``. Returns the segment graph and report lines (what was kept and dropped).
+
+    Raises UserError (writing nothing) for a missing/unreadable file or one without roads of the
+    mode, or a network with no two mutually reachable segments.
+    """
+    graph_nx, report = load_road_network(osm_path, mode)
+    graph = build_segment_graph(graph_nx, uturn=uturn, report=report, name=Path(out_dir).name)
+    write_roadmap(graph, out_dir)
+    lines = [
+        *report.lines(),
+        f"segments: {graph.num_segments}, transitions: {graph.num_transitions} (U-turns: {uturn})",
+        f"wrote {Path(out_dir) / 'roadmap.geo'} and {Path(out_dir) / 'roadmap.rel'}",
+    ]
+    return graph, lines
