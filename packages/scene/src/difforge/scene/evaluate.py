@@ -107,13 +107,19 @@ def chamfer_matrix(a: Sequence[np.ndarray], b: Sequence[np.ndarray] | None = Non
 
 
 def distribution_metrics(
-    generated: Sequence[np.ndarray], reference: Sequence[np.ndarray]
+    generated: Sequence[np.ndarray],
+    reference: Sequence[np.ndarray],
+    reference_matrix: np.ndarray | None = None,
 ) -> dict[str, float]:
-    """COV (%), MMD (cm^2) and 1-NNA (%) on Chamfer; equal-size sets of (n, 3) clouds in metres."""
+    """COV (%), MMD (cm^2) and 1-NNA (%) on Chamfer; equal-size sets of (n, 3) clouds in metres.
+
+    ``reference_matrix`` (chamfer_matrix(reference)) can be passed to share it between methods.
+    """
     if len(generated) != len(reference):
         raise ValueError(f"|S_g| = {len(generated)} must equal |S_r| = {len(reference)}")
+    d_rr = chamfer_matrix(reference) if reference_matrix is None else reference_matrix
     d_gr = chamfer_matrix(generated, reference)
-    return coverage_mmd_1nna(d_gr, chamfer_matrix(generated), chamfer_matrix(reference), scale=CM2)
+    return coverage_mmd_1nna(d_gr, chamfer_matrix(generated), d_rr, scale=CM2)
 
 
 def coverage_mmd_1nna(

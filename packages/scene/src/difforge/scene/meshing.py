@@ -11,8 +11,9 @@ marching-cubes pass over the blended field has no seam.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -29,7 +30,9 @@ from difforge.scene.data.layout import Layout
 EXPORT_FORMATS = ("glb", "ply", "obj")
 # Blocks must sit on a common voxel lattice; offsets closer than this to whole voxels are rounded.
 _LATTICE_TOLERANCE = 1e-4
-_ON_SURFACE = 1e-6
+# Samples closer than this to the level set (metres) count as on it; covers the 1e-6 m bias of the
+# analytic SDFs and float16 storage.
+_ON_SURFACE = 1e-5
 
 
 def mesh_from_sdf(
@@ -41,8 +44,9 @@ def mesh_from_sdf(
     and the mesh is closed; without it those cuts stay open.
     """
     grid = np.asarray(sdf, dtype=np.float32)
-    # Samples exactly on the level set make degenerate, non-manifold triangles: nudge them outside.
-    grid = np.where(np.abs(grid) < _ON_SURFACE, _ON_SURFACE, grid)
+    # Samples exactly on the level set make degenerate, non-manifold triangles: count them as
+    # inside (a slab whose faces fall on samples keeps its thickness instead of vanishing).
+    grid = np.where(np.abs(grid) < _ON_SURFACE, -_ON_SURFACE, grid)
     first = origin + voxel / 2
     if close:
         pad = max(float(np.abs(grid).max()), voxel)
@@ -140,14 +144,17 @@ def mesh_blocks(
     return mesh_from_sdf(grid, origin, voxel, close=close)
 
 
-def colour_by_class(
-    mesh: trimesh.Trimesh, class_sdf: Callable[[torch.Tensor], torch.Tensor]
-) -> None:
-    """Colour vertices by their nearest class under a per-class SDF (procedural rooms)."""
+class ClassSDFSource(Protocol):
+    def class_sdf(self, points: torch.Tensor, truncation: float | None = None) -> torch.Tensor: ...
+
+
+def colour_by_class(mesh: trimesh.Trimesh, source: ClassSDFSource) -> None:
+    """Colour vertices by their nearest class under a per-class SDF (e.g. a procedural Room)."""
     if len(mesh.vertices) == 0:
         return
     with torch.no_grad():
-        values = class_sdf(torch.as_tensor(np.asarray(mesh.vertices), dtype=torch.float32))
+        points = torch.as_tensor(np.asarray(mesh.vertices), dtype=torch.float32)
+        values = source.class_sdf(points, TRUNCATION)
     mesh.visual.vertex_colors = _rgba(CLASS_COLOURS[values.argmin(dim=1).numpy()])
 
 

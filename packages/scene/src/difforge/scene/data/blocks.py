@@ -343,3 +343,35 @@ class BlockDataset:
         else:
             grid = sdf_grid(self.room(i), origin, resolution, self.truncation)
         return Block(origin.copy(), grid, self.layouts[i], self.rasters[i])
+
+
+def room_scene(
+    seed: int,
+    blocks_x: int = 2,
+    blocks_z: int = 2,
+    stride: float = 2.4,
+    resolution: int = DEFAULT_RESOLUTION,
+) -> tuple[Room, list[Block]]:
+    """A procedural room sized to fill a grid of overlapping blocks, and those blocks.
+
+    The scene spans BLOCK_SIZE + (n - 1) * stride per axis; the room (walls included) is centred in
+    it. Blocks are listed x-major and share one voxel lattice, ready for ``mesh_blocks``.
+    """
+    if blocks_x < 1 or blocks_z < 1:
+        raise UserError(f"a scene needs at least 1x1 blocks, got {blocks_x}x{blocks_z}")
+    voxel = BLOCK_SIZE / resolution
+    if abs(stride / voxel - round(stride / voxel)) > 1e-6:
+        raise UserError(f"stride {stride} m is not a multiple of the voxel size {voxel:g} m")
+    span_x = BLOCK_SIZE + (blocks_x - 1) * stride
+    span_z = BLOCK_SIZE + (blocks_z - 1) * stride
+    # Leave room for the thickest wall (0.2 m) on both sides plus a 5 cm margin.
+    inner = (span_x - 0.45, span_z - 0.45)
+    room = generate_room(seed, RoomConfig(size=inner))
+    x0 = (inner[0] - span_x) / 2
+    z0 = (inner[1] - span_z) / 2
+    blocks = [
+        extract_block(room, x0 + i * stride, z0 + j * stride, resolution)
+        for i in range(blocks_x)
+        for j in range(blocks_z)
+    ]
+    return room, blocks

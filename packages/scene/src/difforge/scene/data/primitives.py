@@ -12,6 +12,8 @@ points' device and are differentiable (normals by autograd) for tri-plane fittin
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -136,20 +138,23 @@ class Primitives:
             return torch.cat(chunks) if chunks else points.new_zeros((0, NUM_CLASSES))
         if len(points) == 0:
             return points.new_zeros((0, NUM_CLASSES))
-        tile = torch.floor(points.detach() / _TILE).to(torch.int64)
-        tile -= tile.amin(dim=0)
+        # Tile bookkeeping in numpy: torch's unique/argsort on CPU are slow under thread contention.
+        tile = np.floor(points.detach().cpu().numpy() / _TILE).astype(np.int64)
+        base = tile.min(axis=0)
+        tile -= base
         span = int(tile.max()) + 1
         key = (tile[:, 0] * span + tile[:, 1]) * span + tile[:, 2]
-        keys, counts = torch.unique(key, return_counts=True)
-        order = torch.argsort(key)
-        base = torch.floor(points.detach().amin(dim=0) / _TILE).cpu().numpy()
+        order_np = np.argsort(key, kind="stable")
+        keys, counts = np.unique(key[order_np], return_counts=True)
+        order = torch.from_numpy(order_np).to(points.device)
         results = []
-        for k, chunk in zip(keys.tolist(), points[order].split(counts.tolist())):
-            lo = (base + np.array([k // (span * span), (k // span) % span, k % span])) * _TILE
-            local = self.cull(lo, lo + _TILE, truncation)
-            results.append(local.class_sdf(chunk).clamp(-truncation, truncation))
-        out = torch.empty_like(results[0]).new_empty((len(points), NUM_CLASSES))
-        out[order] = torch.cat(results)
+        with _single_cpu_thread(points.device):
+            for k, chunk in zip(keys.tolist(), points[order].split(counts.tolist())):
+                lo = (base + np.array([k // (span * span), (k // span) % span, k % span])) * _TILE
+                local = self.cull(lo, lo + _TILE, truncation)
+                results.append(local.class_sdf(chunk).clamp(-truncation, truncation))
+            out = results[0].new_empty((len(points), NUM_CLASSES))
+            out[order] = torch.cat(results)
         return out
 
     def sdf(self, points: torch.Tensor, truncation: float | None = None) -> torch.Tensor:
@@ -201,6 +206,21 @@ class Primitives:
             frustum_class=np.asarray(obj["frustum_class"], dtype=np.int64),
             openings=_as_rows(obj["openings"], 6),
         )
+
+
+@contextlib.contextmanager
+def _single_cpu_thread(device: torch.device) -> Iterator[None]:
+    """Run CPU tile work on one thread: per-tile tensors are small, and intra-op threading on
+    them costs more than it gains (10x slower on a loaded 2-core machine)."""
+    if device.type != "cpu":
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _tensor(values: np.ndarray, like: torch.Tensor) -> torch.Tensor:

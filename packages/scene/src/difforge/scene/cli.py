@@ -1,0 +1,191 @@
+"""``difforge-scene``: one subcommand per stage; user mistakes print ``error: ...`` and exit 2.
+
+Commands now: dataset, convert, procedural, render, evaluate (--model retrieval). The model stages
+(fit, train-vae, train, generate, expand) plug in as further subparsers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from difforge.core.errors import UserError
+from difforge.core.io import write_json
+from difforge.scene.data.geometry import DEFAULT_RESOLUTION
+
+
+def _blocks_arg(text: str) -> tuple[int, int]:
+    match = re.fullmatch(r"(\d+)x(\d+)", text.strip())
+    if not match or int(match[1]) < 1 or int(match[2]) < 1:
+        raise argparse.ArgumentTypeError(f"expected NxM with N, M >= 1 (e.g. 2x2), got {text!r}")
+    return int(match[1]), int(match[2])
+
+
+def cmd_dataset(args: argparse.Namespace) -> None:
+    from difforge.scene.data.blocks import write_dataset
+
+    out = write_dataset(
+        args.out,
+        n_blocks=args.n,
+        seed=args.seed,
+        resolution=args.resolution,
+        blocks_per_room=args.blocks_per_room,
+        with_sdf=not args.no_sdf,
+    )
+    print(f"wrote {args.n} blocks to {out}")
+
+
+def cmd_convert(args: argparse.Namespace) -> None:
+    from difforge.scene.data.layout import read_layout
+    from difforge.scene.data.meshes import write_mesh_dataset
+    from difforge.scene.meshing import mesh_blocks
+    from difforge.scene.render import render_png
+
+    layout = read_layout(args.layout) if args.layout else None
+    blocks = write_mesh_dataset(
+        args.mesh,
+        args.out,
+        resolution=args.resolution,
+        stride=args.stride,
+        scale=args.scale,
+        z_up=args.z_up,
+        layout=layout,
+    )
+    if args.png:
+        render_png(mesh_blocks(blocks), args.png)
+    print(f"wrote {len(blocks)} blocks of {args.mesh} to {args.out}")
+
+
+def cmd_procedural(args: argparse.Namespace) -> None:
+    from difforge.scene.data.blocks import room_scene
+    from difforge.scene.data.layout import write_layout
+    from difforge.scene.meshing import colour_by_class, export_mesh, mesh_blocks
+    from difforge.scene.render import render_png
+
+    _check_mesh_suffix(args.out)
+    room, blocks = room_scene(args.seed, *args.blocks, resolution=args.resolution)
+    mesh = mesh_blocks(blocks)
+    colour_by_class(mesh, room)
+    export_mesh(mesh, args.out)
+    if args.png:
+        render_png(mesh, args.png)
+    if args.layout_out:
+        write_layout(args.layout_out, room.layout)
+    print(f"wrote {args.out} ({len(blocks)} blocks, {len(mesh.faces)} faces)")
+
+
+def cmd_render(args: argparse.Namespace) -> None:
+    import trimesh
+
+    from difforge.scene.render import render_png
+
+    if not Path(args.mesh).is_file():
+        raise UserError(f"mesh file {args.mesh} does not exist")
+    try:
+        mesh = trimesh.load(args.mesh, force="mesh")
+    except Exception as exc:  # trimesh raises many types for malformed files
+        raise UserError(f"cannot read mesh {args.mesh}: {exc}") from None
+    if not isinstance(mesh, trimesh.Trimesh) or len(mesh.faces) == 0:
+        raise UserError(f"{args.mesh}: the mesh is empty (no triangles)")
+    render_png(mesh, args.png, azimuth=args.azimuth, elevation=args.elevation)
+    print(f"wrote {args.png}")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from difforge.scene.baseline import evaluate_retrieval
+    from difforge.scene.data.blocks import BlockDataset
+
+    if args.model != "retrieval":
+        raise UserError(
+            f"--model {args.model!r}: only the 'retrieval' baseline exists until the diffusion "
+            "model lands"
+        )
+    if args.train is None or args.test is None:
+        raise UserError("--model retrieval needs --train DIR and --test DIR (dataset folders)")
+    result = evaluate_retrieval(
+        BlockDataset(args.train), BlockDataset(args.test), n_eval=args.n_eval, seed=args.seed
+    )
+    write_json(args.out, result)
+    print(json.dumps(result["methods"], indent=1))
+
+
+def _check_mesh_suffix(path: str) -> None:
+    from difforge.scene.meshing import EXPORT_FORMATS
+
+    if Path(path).suffix.lower().lstrip(".") not in EXPORT_FORMATS:
+        raise UserError(f"--out {path}: use one of .{', .'.join(EXPORT_FORMATS)}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="difforge-scene",
+        description="Expandable 3D indoor scenes, block by block (after BlockFusion).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("dataset", help="generate procedural SDF blocks with layouts")
+    p.add_argument("--n", type=int, required=True, help="number of blocks")
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--out", required=True, help="new (or empty) dataset folder")
+    p.add_argument(
+        "--resolution", type=int, default=DEFAULT_RESOLUTION, help="SDF samples per axis"
+    )
+    p.add_argument("--blocks-per-room", type=int, default=8)
+    p.add_argument("--no-sdf", action="store_true", help="store layouts and rooms only")
+    p.set_defaults(func=cmd_dataset)
+
+    p = sub.add_parser("convert", help="turn your own closed mesh (OBJ/PLY/GLB...) into SDF blocks")
+    p.add_argument("--mesh", required=True)
+    p.add_argument("--out", required=True, help="new (or empty) dataset folder")
+    p.add_argument("--resolution", type=int, default=DEFAULT_RESOLUTION)
+    p.add_argument("--stride", type=float, default=2.4, help="block spacing in metres")
+    p.add_argument("--scale", type=float, default=1.0, help="factor to metres")
+    p.add_argument("--z-up", action="store_true", help="the file's up axis is z")
+    p.add_argument("--layout", help="layout JSON (world frame after placement) labelling blocks")
+    p.add_argument("--png", help="also render the converted scene to this PNG")
+    p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser("procedural", help="mesh a procedural room cut into overlapping blocks")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--blocks", type=_blocks_arg, default=(2, 2), help="NxM blocks, e.g. 2x2")
+    p.add_argument("--out", required=True, help="SCENE.glb, .ply or .obj")
+    p.add_argument("--png", help="also render to this PNG")
+    p.add_argument("--layout-out", help="also write the room's layout JSON")
+    p.add_argument("--resolution", type=int, default=DEFAULT_RESOLUTION)
+    p.set_defaults(func=cmd_procedural)
+
+    p = sub.add_parser("render", help="render any mesh file to PNG on the CPU")
+    p.add_argument("--mesh", required=True)
+    p.add_argument("--png", required=True)
+    p.add_argument("--azimuth", type=float, default=35.0)
+    p.add_argument("--elevation", type=float, default=55.0)
+    p.set_defaults(func=cmd_render)
+
+    p = sub.add_parser("evaluate", help="evaluate a model (now: the retrieval baseline)")
+    p.add_argument("--model", required=True, help="'retrieval' (nearest training layout)")
+    p.add_argument("--train", help="training dataset folder")
+    p.add_argument("--test", help="held-out dataset folder (another seed)")
+    p.add_argument("--out", required=True, help="results JSON")
+    p.add_argument("--n-eval", type=int, default=100, help="|S_g| = |S_r|")
+    p.add_argument("--seed", type=int, default=0, help="which held-out blocks are drawn")
+    p.set_defaults(func=cmd_evaluate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    func: Callable[[argparse.Namespace], None] = args.func
+    try:
+        func(args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
