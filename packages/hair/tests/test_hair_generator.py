@@ -180,3 +180,20 @@ def test_bad_sizes_are_user_errors():
         generate_groom(sample_style(0), n_strands=0)
     with pytest.raises(UserError):
         generate_groom(sample_style(0), n_points=1)
+
+
+def test_root_frames_are_orthonormal_smooth_and_follow_the_scalp_normal(grooms):
+    _, groom = grooms[("long_straight", 0)]
+    frames = groom.root_frames()
+    np.testing.assert_allclose(
+        frames.transpose(0, 2, 1) @ frames, np.broadcast_to(np.eye(3), frames.shape), atol=1e-9
+    )
+    np.testing.assert_allclose(np.linalg.det(frames), 1.0, atol=1e-9)
+    _, normals = DEFAULT_HEAD.scalp_points(*angles_from_uv(groom.root_uv.astype(np.float64)))
+    np.testing.assert_allclose(frames[:, :, 2], normals, atol=1e-9)
+    # smooth over the whole scalp: roots under 1 cm apart have tangents within 20 degrees
+    roots = groom.points[:, 0].astype(np.float64)
+    gap = np.linalg.norm(roots[:, None] - roots[None], axis=-1)
+    near = (gap < 0.01) & (gap > 0)
+    tangent_dot = np.einsum("ic,jc->ij", frames[:, :, 0], frames[:, :, 0])
+    assert tangent_dot[near].min() > np.cos(np.deg2rad(20.0))

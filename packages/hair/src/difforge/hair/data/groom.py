@@ -293,22 +293,25 @@ def _interpolate(
     source = guide_normals[index]  # (N, k, 3)
     target = np.broadcast_to(normals[:, None], source.shape)
     axis = cross(source, target)
-    sine = np.linalg.norm(axis, axis=-1, keepdims=True)
-    axis = (axis / np.maximum(sine, 1e-12))[:, :, None]  # (N, k, 1, 3)
-    angle = np.arctan2(sine[..., 0], np.sum(source * target, axis=-1))[:, :, None]
+    sine = np.linalg.norm(axis, axis=-1)
+    axis /= np.maximum(sine, 1e-12)[..., None]
+    angle = np.arctan2(sine, np.sum(source * target, axis=-1))
     # The turn fades out along the strand: near the root the shape is relative to the scalp, the
     # hanging part is shaped by gravity in world space and must keep hanging.
     arc = (np.arange(guide_directions.shape[1]) + 0.5) * step_length
-    angle = angle * np.exp(-arc / ROOT_SHAPE_LENGTH)[None, None, :]
+    angle = angle[..., None] * np.exp(-arc / ROOT_SHAPE_LENGTH)  # (N, k, S)
+    # Rodrigues, R v = v + sin(a) K v + (1 - cos(a)) K^2 v with K the axis' cross-product matrix,
+    # summed over the k guides with their weights folded into the coefficients.
+    skew = np.zeros((*axis.shape, 3))
+    skew[..., 0, 1], skew[..., 0, 2], skew[..., 1, 2] = -axis[..., 2], axis[..., 1], -axis[..., 0]
+    skew -= np.swapaxes(skew, -1, -2)
     v = guide_directions[index]  # (N, k, S, 3)
-    cos_a, sin_a = np.cos(angle)[..., None], np.sin(angle)[..., None]
-    axis = np.broadcast_to(axis, v.shape)
-    rotated = (
-        v * cos_a
-        + cross(axis, v) * sin_a
-        + axis * np.sum(axis * v, -1, keepdims=True) * (1.0 - cos_a)
+    w = weights[..., None]
+    blended = (
+        np.einsum("nk,nksc->nsc", weights, v)
+        + np.einsum("nks,nkij,nksj->nsi", w * np.sin(angle), skew, v, optimize=True)
+        + np.einsum("nks,nkij,nksj->nsi", w * (1.0 - np.cos(angle)), skew @ skew, v, optimize=True)
     )
-    blended = np.einsum("nk,nksc->nsc", weights, rotated)
     return blended / (np.linalg.norm(blended, axis=-1, keepdims=True) + 1e-12)
 
 

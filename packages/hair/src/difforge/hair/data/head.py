@@ -15,6 +15,9 @@ import numpy as np
 
 # Polar angle of the UV disk's rim: the lowest scalp any style can use (the nape sits at ~118 deg).
 UV_MAX_THETA = np.deg2rad(123.0)
+_FRAME_POLE_THETA = np.deg2rad(
+    150.0
+)  # where the root-frame tangent field vanishes (under the chin)
 
 
 @dataclass(frozen=True)
@@ -49,17 +52,23 @@ class Head:
     def frames(self, theta: np.ndarray, phi: np.ndarray) -> np.ndarray:
         """Root-local frames ``(..., 3, 3)`` with columns tangent, bitangent, normal.
 
-        The tangent comes from the stereographic chart centred on the face: by the hairy-ball
-        theorem any tangent field on a sphere vanishes somewhere, and this one vanishes only at the
-        face (theta = 90 deg, phi = 0), which is never scalp, so frames are smooth over every
-        scalp. The tangent points roughly toward +x (the subject's left) on top of the head.
+        By the hairy-ball theorem every tangent field on a sphere vanishes somewhere. The tangent
+        here is d/dX of the stereographic chart projected from a pole under the chin (theta = 150
+        deg, phi = 0), a field that vanishes only at that pole, at least 84 deg of arc from any
+        scalp point, so frames turn smoothly over every scalp (under 15 deg per cm).
+        On top of the head the tangent points toward +x (the subject's left).
         """
-        unit = _unit_direction(theta, phi)
-        # Stereographic coordinates from the +z pole: (X, Y) = (x, y) / (1 - z).
+        # Rotate the pole onto +z, take stereographic coordinates (X, Y) = (x, y) / (1 - z) there,
+        # and map the chart's d/dX back.
+        pole = np.array([0.0, np.cos(_FRAME_POLE_THETA), np.sin(_FRAME_POLE_THETA)])
+        to_pole = np.stack([np.array([1.0, 0.0, 0.0]), np.cross(pole, [1.0, 0.0, 0.0]), pole])
+        unit = _unit_direction(theta, phi) @ to_pole.T
         denom = np.maximum(1.0 - unit[..., 2], 1e-9)
         x_s, y_s = unit[..., 0] / denom, unit[..., 1] / denom
         s = x_s**2 + y_s**2 + 1.0
-        sphere_tangent = np.stack([s - 2.0 * x_s**2, -2.0 * x_s * y_s, 2.0 * x_s], axis=-1)
+        sphere_tangent = (
+            np.stack([s - 2.0 * x_s**2, -2.0 * x_s * y_s, 2.0 * x_s], axis=-1) @ to_pole
+        )
         _, normals = self.scalp_points(theta, phi)
         tangent = sphere_tangent * self.radii_array  # push forward onto the ellipsoid
         tangent -= np.sum(tangent * normals, axis=-1, keepdims=True) * normals

@@ -10,7 +10,7 @@ Seeds at or above :data:`HELD_OUT_SEED_BASE` are reserved for evaluation and nev
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -202,8 +202,3 @@ def sample_style(seed: int, family: str | None = None) -> StyleParams:
     if spec["part_offset"] is _SIDE_PART:
         values["part_offset"] *= float(rng.choice([-1.0, 1.0]))
     return StyleParams(family=family, seed=int(seed), **values)
-
-
-def with_overrides(style: StyleParams, **overrides: Any) -> StyleParams:
-    """A copy of ``style`` with some parameters changed (for sweeps and tests)."""
-    return replace(style, **overrides)
