@@ -52,7 +52,7 @@ class BlockGeometry:
 
     cloud: np.ndarray  # (2048, 3) block-local, centred
     adherence_points: np.ndarray  # (16384, 3) world
-    recon_points: np.ndarray  # (100k, 3) block-local, centred
+    recon_points: np.ndarray  # (recon_points, 3) block-local, centred
     recon_normals: np.ndarray
 
     @staticmethod
@@ -148,7 +148,7 @@ def evaluate_retrieval(
     return {
         "protocol": {
             **PROTOCOL,
-            "reconstruction_points": recon_points,
+            "paired_points_per_block": recon_points,
             "n_generated": n_eval,
             "n_reference": n_eval,
             "reference": f"{test.path} ({len(test)} held-out blocks, {n_eval} drawn with seed {seed})",

@@ -248,9 +248,13 @@ def seam_openness(
     scene_lo: np.ndarray,
     scene_hi: np.ndarray,
     inner_border_length: float,
-    margin: float = 0.01,
+    margin: float = 0.1,
 ) -> float:
-    """Boundary edges (used by one face) strictly inside the scene's xz extent per metre of border."""
+    """Boundary edges (used by one face) inside the scene's xz extent per metre of inner border.
+
+    Edges within ``margin`` of the scene's outer faces are not seams (an open mesh ends there);
+    use at least one and a half voxels.
+    """
     if len(mesh.faces) == 0 or inner_border_length <= 0:
         return 0.0
     edges, uses = np.unique(mesh.edges_sorted, axis=0, return_counts=True)

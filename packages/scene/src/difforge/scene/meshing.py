@@ -54,9 +54,10 @@ def mesh_from_sdf(
         first = first - voxel
     if not (grid.min() < 0.0 < grid.max()):
         return trimesh.Trimesh()
-    # Our SDF is negative inside: "ascent" orients faces outwards for that convention.
+    # skimage's default "descent" winding gives outward-facing triangles for negative-inside SDFs
+    # (checked by the sphere test: positive volume).
     verts, faces, _, _ = marching_cubes(
-        grid, level=0.0, spacing=(voxel, voxel, voxel), gradient_direction="ascent"
+        grid, level=0.0, spacing=(voxel, voxel, voxel), gradient_direction="descent"
     )
     return trimesh.Trimesh(verts + first, faces, process=True)
 
