@@ -332,6 +332,10 @@ def test_classifier_free_guidance_mixes_logits():
     # w = 1: u + 2 (c - u) = [2.0, 1.2, 0]
     guided = sample_block_diffusion(Table(), canvas, uncond_args=null, guidance_scale=1.0, **args)
     assert (guided.flatten() == 0).all()
+    with pytest.raises(ConfigError):  # an unconditional input must replace a conditional one
+        sample_block_diffusion(
+            Table(), canvas, uncond_args={"cond": torch.zeros(1, 2)}, guidance_scale=1.0, **args
+        )
 
 
 def test_cached_equals_uncached_with_guidance_prefix_tokens_and_per_token_cond():

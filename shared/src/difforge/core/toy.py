@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -38,12 +39,21 @@ class MarkovChain:
     transition: Tensor
 
     @classmethod
-    def random_sparse(cls, num_states: int = 50, out_degree: int = 3, seed: int = 0) -> MarkovChain:
+    def random_sparse(
+        cls,
+        num_states: int = 50,
+        out_degree: int = 3,
+        seed: int = 0,
+        concentration: float | None = None,
+    ) -> MarkovChain:
         """Each state gets ``out_degree`` successors with random probabilities.
 
         One successor follows a random cyclic permutation, which makes the chain irreducible; the
         others are random. If the chain comes out periodic a self-loop on state 0 makes it aperiodic
-        (every state then reaches every state in some fixed number of steps).
+        (every state then reaches every state in some fixed number of steps). Successor
+        probabilities are proportional to ``0.25 + U[0, 1)`` (fairly even), or with
+        ``concentration`` Dirichlet-distributed: a small value (e.g. 0.3) makes most states nearly
+        deterministic, like road segments that mostly continue one way.
         """
         if not 1 <= out_degree <= num_states:
             raise ValueError(f"out_degree must be in [1, {num_states}], got {out_degree}")
@@ -58,9 +68,14 @@ class MarkovChain:
                 allowed[state, other] = True
         if not _is_primitive(allowed):
             allowed[0, 0] = True
-        weights = (
-            0.25 + torch.rand(num_states, num_states, generator=gen, dtype=torch.float64)
-        ) * allowed
+        if concentration is None:
+            weights = 0.25 + torch.rand(num_states, num_states, generator=gen, dtype=torch.float64)
+        else:
+            # Gamma draws normalised per row are Dirichlet; torch's gamma sampler takes no generator.
+            rng = np.random.default_rng(seed)
+            weights = torch.from_numpy(rng.gamma(concentration, size=(num_states, num_states)))
+            weights = weights.clamp(min=1e-6)  # keep every allowed transition possible
+        weights = weights * allowed
         return cls(weights / weights.sum(1, keepdim=True))
 
     @property

@@ -33,6 +33,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from difforge.core.diffusion.guidance import guided
 from difforge.core.diffusion.masked import MaskedDiffusionLoss, subs_logits
 from difforge.core.errors import ConfigError
 from difforge.core.nn.dit import KVCache
@@ -209,8 +210,8 @@ def _crop(cache: KVCache, length: int) -> KVCache:
 class _Denoiser:
     """One model call on a span of new tokens: conditions, prefix tokens, CFG and the cache.
 
-    Classifier-free guidance runs the conditional and unconditional inputs as one doubled batch
-    (the cache is doubled too) and returns ``u + (w + 1)(c - u)`` on the logits (LLaDA).
+    Classifier-free guidance goes through ``difforge.core.diffusion.guidance.guided`` (one doubled
+    batch, ``u + (w + 1)(c - u)`` on the logits, as LLaDA); the cache then holds both halves.
     Prefix condition tokens are sent until a call has stored them in the cache.
     """
 
@@ -223,23 +224,23 @@ class _Denoiser:
     ) -> None:
         self.model = model
         self.guidance_scale = guidance_scale
-        args = dict(extra_args or {})
-        if uncond_args is not None:
-            uncond = {**args, **uncond_args}
-            # embedding_weight (V, hidden) is shared by both halves, not per row.
-            args = {
-                name: torch.cat([value, uncond[name]])
-                if isinstance(value, Tensor) and name != "embedding_weight"
-                else value
-                for name, value in args.items()
-            }
-            self.guided = True
-        else:
-            self.guided = False
-        self.prefix = args.pop("prefix_embeds", None)
-        self.prefix_len = self.prefix.shape[1] if self.prefix is not None else 0
-        self.args = args
+        self.cond = dict(extra_args or {})
+        self.uncond = None
+        if uncond_args is not None and guidance_scale != 0:
+            unknown = sorted(set(uncond_args) - set(self.cond))
+            if unknown:
+                raise ConfigError(f"uncond_args keys {unknown} are not in extra_args")
+            self.uncond = {**self.cond, **uncond_args}
+        prefix = self.cond.get("prefix_embeds")
+        self.prefix_len = prefix.shape[1] if prefix is not None else 0
         self.prefix_cached = False
+
+    def _call_args(self, args: dict[str, Any], start: int, end: int) -> dict[str, Any]:
+        return {
+            name: value[:, start:end] if _is_per_token(name, value) else value
+            for name, value in args.items()
+            if name != "prefix_embeds" or not self.prefix_cached
+        }
 
     def __call__(
         self,
@@ -250,30 +251,41 @@ class _Denoiser:
         use_cache: bool,
     ) -> tuple[Tensor, KVCache | None]:
         end = start + tokens.shape[1]
-        kwargs = {
-            name: value[:, start:end] if _is_per_token(name, value) else value
-            for name, value in self.args.items()
+        cond = self._call_args(self.cond, start, end)
+        # Per-row tensors are split into the two CFG halves; the rest is shared by both.
+        shared = {
+            name: cond.pop(name)
+            for name in list(cond)
+            if not isinstance(cond[name], Tensor) or name == "embedding_weight"
         }
-        if self.prefix is not None and not self.prefix_cached:
-            kwargs["prefix_embeds"] = self.prefix
-        if self.guided:
-            tokens = torch.cat([tokens, tokens])
-        positions = torch.arange(start, end, device=tokens.device) + self.prefix_len
-        out = self.model(
+        uncond = None
+        if self.uncond is not None:
+            uncond = {
+                k: v for k, v in self._call_args(self.uncond, start, end).items() if k in cond
+            }
+        new_cache: list[KVCache | None] = []
+
+        def denoiser(x: Tensor, _t: Tensor, **kwargs: Any) -> Tensor:
+            out = self.model(x, **kwargs)
+            new_cache.append(out.past_key_values)
+            return out.sample
+
+        logits = guided(
+            denoiser,
             tokens,
+            torch.zeros(()),
+            cond,
+            uncond,
+            self.guidance_scale,
             attention_mask=attention_mask,
-            position_ids=positions,
+            position_ids=torch.arange(start, end, device=tokens.device) + self.prefix_len,
             past_key_values=cache,
             use_cache=use_cache,
-            **kwargs,
+            **shared,
         )
         if use_cache:
             self.prefix_cached = True
-        logits = out.sample
-        if self.guided:
-            cond, uncond = logits.chunk(2)
-            logits = uncond + (self.guidance_scale + 1.0) * (cond - uncond)
-        return logits, out.past_key_values
+        return logits, new_cache[0]
 
 
 @torch.no_grad()
