@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 from difforge.scene.data.blocks import room_scene
+from difforge.scene.data.geometry import DEFAULT_RESOLUTION
 from difforge.scene.meshing import colour_by_class, export_mesh, mesh_blocks
 from difforge.scene.render import render_png
 
@@ -18,14 +19,21 @@ from difforge.scene.render import render_png
 DEMO_SEED = 24
 
 
-def run(out_dir: str | os.PathLike[str]) -> list[tuple[str, list[Path]]]:
+def run(
+    out_dir: str | os.PathLike[str],
+    *,
+    resolution: int = DEFAULT_RESOLUTION,
+    image_size: tuple[int, int] = (960, 720),
+) -> list[tuple[str, list[Path]]]:
     """Write the demo scene into ``out_dir``; returns [(title, [files])] for the gallery."""
     out = Path(out_dir)
-    room, blocks = room_scene(DEMO_SEED, 2, 2)
+    room, blocks = room_scene(DEMO_SEED, 2, 2, resolution=resolution)
     mesh = mesh_blocks(blocks)
     colour_by_class(mesh, room)
     glb = export_mesh(mesh, out / "scene_procedural_2x2.glb")
-    png = render_png(mesh, out / "scene_procedural_2x2.png")
+    png = render_png(
+        mesh, out / "scene_procedural_2x2.png", width=image_size[0], height=image_size[1]
+    )
     title = (
         f"Indoor scene: procedural room (seed {DEMO_SEED}) cut into 2x2 overlapping 3.2 m blocks, "
         "SDFs blended and meshed in one marching-cubes pass"

@@ -68,9 +68,9 @@ def save_png(image: np.ndarray, path: str | os.PathLike[str]) -> Path:
     return target
 
 
-def render_png(mesh: trimesh.Trimesh, path: str | os.PathLike[str], **camera: float) -> Path:
-    """Render ``mesh`` and write the PNG (camera keywords as in ``render_mesh``)."""
-    return save_png(render_mesh(mesh, **camera), path)
+def render_png(mesh: trimesh.Trimesh, path: str | os.PathLike[str], **options: float) -> Path:
+    """Render ``mesh`` and write the PNG (size and camera keywords as in ``render_mesh``)."""
+    return save_png(render_mesh(mesh, **options), path)
 
 
 def _camera(
