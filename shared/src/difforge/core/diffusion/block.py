@@ -53,6 +53,7 @@ __all__ = [
 ]
 
 # (logits (B, n, V), current tokens (B, L) with [MASK] where unknown, absolute positions (n,)) -> logits
+# with forbidden tokens at -inf; it must leave at least one token allowed at every masked position.
 LogitsConstraint = Callable[[Tensor, Tensor, Tensor], Tensor]
 # tokens generated so far (B, L') -> (B,) bool: True where the row is finished
 StopCondition = Callable[[Tensor], Tensor]
@@ -490,8 +491,9 @@ def sample_autoregressive(
     """Autoregressive decoding with a KV cache: ``sample_block_diffusion`` with block size 1.
 
     For a model trained with ``BlockDiffusionLoss(block_size=1)``; with
-    ``MaskSchedule(t_min=1, t_max=1)`` that loss is exactly the next-token cross-entropy. One model
-    call per token (the previous token's cache pass is fused with the next prediction).
+    ``MaskSchedule(kind="linear", t_min=1, t_max=1)`` that loss is exactly the next-token
+    cross-entropy. One model call per token (the previous token's cache pass is fused with the next
+    prediction).
     """
     return _sample(
         model,

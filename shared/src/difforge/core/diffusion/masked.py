@@ -53,8 +53,8 @@ class MaskSchedule:
     Noise levels are drawn uniformly from ``[t_min, t_max]``. The default ``t_min = 1e-3`` is MDLM's
     ``sampling_eps`` (it keeps ``w = 1/t`` finite); narrowing the range to ``[beta, omega]`` gives
     BD3-LM's clipped ("data-driven") schedules, whose mask rate stays in ``[beta, omega]`` (times
-    ``1 - eps`` for log-linear). ``t_min = t_max = 1`` masks every token: with block size 1 that is
-    exactly the autoregressive next-token loss.
+    ``1 - eps`` for log-linear). Linear with ``t_min = t_max = 1`` masks every token: with block size
+    1 that is exactly the autoregressive next-token loss.
     """
 
     kind: Literal["linear", "loglinear"] = "loglinear"
