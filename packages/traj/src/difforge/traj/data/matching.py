@@ -78,9 +78,11 @@ class MatchReport:
 class MapMatcher:
     """HMM map matcher for one segment graph; build once, call :meth:`match` per trace.
 
-    ``gps_noise_m`` is the standard deviation of the GPS error; ``max_dist_m`` (default
-    ``max(50, 4 x noise)``) the largest fix-to-road distance considered; ``lattice_width`` the
-    number of candidate states kept per fix (speed vs. accuracy).
+    ``gps_noise_m`` is the standard deviation of the GPS error; ``max_dist_m`` the largest
+    distance considered between a fix and its road, and between a road position passed between
+    two fixes and the straight line joining them (default: ``max(50, 4 x noise)`` plus half the
+    trace's 95th-percentile gap between fixes, so that sparse traces can turn corners);
+    ``lattice_width`` the number of candidate states kept per fix (speed vs. accuracy).
     """
 
     def __init__(
@@ -94,7 +96,7 @@ class MapMatcher:
 
         self.graph = graph
         self.gps_noise_m = float(gps_noise_m)
-        self.max_dist_m = float(max_dist_m) if max_dist_m else max(50.0, 4.0 * self.gps_noise_m)
+        self.max_dist_m = float(max_dist_m) if max_dist_m else None
         self._matcher_cls = DistanceMatcher
         self.lattice_width = lattice_width
         self.proj = LocalProjection(*graph.centroid.mean(axis=0))
@@ -156,28 +158,33 @@ class MapMatcher:
         for l1, l2 in self._pieces:
             self.map.add_edge(l1, l2)
 
-    def _matcher(self):
+    def _matcher(self, max_dist: float):
         sigma = max(self.gps_noise_m, 3.0)
         return self._matcher_cls(
             self.map,
             obs_noise=sigma,
             obs_noise_ne=2 * sigma,
             dist_noise=2 * sigma,
-            max_dist=self.max_dist_m,
-            max_dist_init=self.max_dist_m,
+            max_dist=max_dist,
+            max_dist_init=max_dist,
             non_emitting_states=True,
             max_lattice_width=self.lattice_width,
         )
 
     def match(self, trace: GpsTrace) -> MatchResult | None:
-        """Match one cleaned trace; None when no fix lies within ``max_dist_m`` of a road."""
+        """Match one cleaned trace; None when no fix lies near a road."""
         x, y = self.proj.to_xy(trace.lon, trace.lat)
         points = list(zip(y.tolist(), x.tolist()))
+        max_dist = self.max_dist_m
+        if max_dist is None:
+            gaps = np.hypot(np.diff(x), np.diff(y))
+            max_dist = max(50.0, 4.0 * self.gps_noise_m)
+            max_dist += 0.5 * float(np.percentile(gaps, 95)) if len(gaps) else 0.0
         # (segment, metres along it, fix index) for every fix the matcher placed
         anchors: list[tuple[int, float, int]] = []
         start, restarts, dropped = 0, 0, 0
         while start < len(points):
-            matcher = self._matcher()
+            matcher = self._matcher(max_dist)
             matcher.match(points[start:])
             states = matcher.lattice_best or []
             placed = [m for m in states if m.is_emitting()]

@@ -143,7 +143,7 @@ def primary_highway(value: object) -> str:
     if isinstance(value, (list, tuple)):
         values = [str(v) for v in value]
         ranked = [v for v in HIGHWAY_RANK if v in values]
-        return ranked[0] if ranked else values[0]
+        return ranked[0] if ranked else sorted(values)[0]
     return "unknown" if value is None else str(value)
 
 

@@ -270,9 +270,15 @@ def _is_uturn(graph_edges: list, a: int, b: int) -> bool:
 
 
 def _number(value: object, default: float = 0.0) -> float:
-    """First number in an OSM value such as ``"50"``, ``"2;3"``, ``"30 mph"`` or ``["2", "3"]``."""
+    """The number in an OSM value such as ``"50"``, ``"2;3"`` (first) or ``"30 mph"`` (in km/h).
+
+    osmnx merges the values of joined ways into a list in set order, which changes from run to
+    run: for a list the smallest number is used, so the result is deterministic (and cautious).
+    """
     if isinstance(value, (list, tuple)):
-        value = value[0] if value else None
+        numbers = [_number(v, np.nan) for v in value]
+        numbers = [x for x in numbers if not np.isnan(x)]
+        return min(numbers) if numbers else default
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return default
     text = str(value).strip().strip("[]'\"")
