@@ -56,7 +56,7 @@ def load_mesh(
         ) from None
     if not isinstance(loaded, trimesh.Trimesh) or len(loaded.faces) == 0:
         raise UserError(f"{source}: the mesh is empty (no triangles)")
-    mesh = make_watertight(loaded, source.name)
+    mesh = make_watertight(loaded, str(source))
     if not math.isfinite(scale) or scale <= 0:
         raise UserError(f"--scale must be a positive number, got {scale}")
     mesh.apply_scale(scale)
