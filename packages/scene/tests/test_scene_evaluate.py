@@ -31,6 +31,14 @@ def test_chamfer_is_pointflow_sum_of_mean_squared_distances() -> None:
     assert sym[0, 0] == 0.0
 
 
+def test_kd_tree_and_core_torch_chamfer_agree() -> None:
+    rng = np.random.default_rng(1)
+    clouds = [rng.normal(size=(50, 3)) for _ in range(3)]
+    others = [rng.normal(size=(40, 3)) + 1 for _ in range(2)]
+    assert np.allclose(chamfer_matrix(clouds, others), chamfer_matrix(clouds, others, device="cpu"))
+    assert np.allclose(chamfer_matrix(clouds), chamfer_matrix(clouds, device="cpu"), atol=1e-6)
+
+
 def test_cov_mmd_1nna_on_a_hand_computed_example() -> None:
     # 1D sets: generated {0, 10}, reference {1, 2.5}; D = |a - b|.
     g, r = np.array([0.0, 10.0]), np.array([1.0, 2.5])

@@ -71,6 +71,7 @@ def evaluate_retrieval(
     n_eval: int = 100,
     seed: int = 0,
     recon_points: int = PAIRED_POINTS,
+    device: str | None = None,
 ) -> dict:
     """Run the retrieval baseline and its references on ``n_eval`` held-out blocks."""
     if train.manifest.get("seed") is not None and train.manifest.get("seed") == test.manifest.get(
@@ -97,7 +98,7 @@ def evaluate_retrieval(
     ret_blocks, ret_geo = geometry(train, retrieved)
     rand_blocks, rand_geo = geometry(train, randoms)
     ref_clouds = [g.cloud for g in ref_geo]
-    ref_matrix = chamfer_matrix(ref_clouds)
+    ref_matrix = chamfer_matrix(ref_clouds, device=device)
     query_rasters = test.rasters[queries]
     query_origins = [b.origin for b in ref_blocks]
 
@@ -115,7 +116,7 @@ def evaluate_retrieval(
     results = {
         "retrieval (nearest training layout)": {
             "distribution": distribution_metrics(
-                [g.cloud for g in ret_geo], ref_clouds, ref_matrix
+                [g.cloud for g in ret_geo], ref_clouds, ref_matrix, device
             ),
             "reconstruction_vs_query": paired_reconstruction(ret_geo),
             "layout_adherence": layout_adherence(
@@ -127,7 +128,7 @@ def evaluate_retrieval(
         },
         "random training blocks (layout ignored)": {
             "distribution": distribution_metrics(
-                [g.cloud for g in rand_geo], ref_clouds, ref_matrix
+                [g.cloud for g in rand_geo], ref_clouds, ref_matrix, device
             ),
             "reconstruction_vs_query": paired_reconstruction(rand_geo),
             "layout_adherence": layout_adherence(

@@ -107,7 +107,11 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     if args.train is None or args.test is None:
         raise UserError("--model retrieval needs --train DIR and --test DIR (dataset folders)")
     result = evaluate_retrieval(
-        BlockDataset(args.train), BlockDataset(args.test), n_eval=args.n_eval, seed=args.seed
+        BlockDataset(args.train),
+        BlockDataset(args.test),
+        n_eval=args.n_eval,
+        seed=args.seed,
+        device=args.device,
     )
     write_json(args.out, result)
     print(json.dumps(result["methods"], indent=1))
@@ -172,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="results JSON")
     p.add_argument("--n-eval", type=int, default=100, help="|S_g| = |S_r|")
     p.add_argument("--seed", type=int, default=0, help="which held-out blocks are drawn")
+    p.add_argument("--device", help="torch device for Chamfer (default: k-d trees on the CPU)")
     p.set_defaults(func=cmd_evaluate)
     return parser
 
