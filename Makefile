@@ -29,7 +29,7 @@ demo: install
 	$(PY) apps/demo/run_demo.py --out $(DEMO_OUT)
 
 test: install
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --durations=15
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -26,15 +26,6 @@ VOCAB = 12  # 11 real tokens + [MASK]
 MASK = 11
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny models: one thread is faster, and on shared CPUs OpenMP spinning makes 2 threads ~20x slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def random_dit(dtype=torch.float64, **kwargs) -> DiTBackbone:
     """Tiny DiT with random weights (adaLN-Zero makes a fresh one the identity), by default in
     float64 so that cached and uncached passes agree far below any confidence gap."""

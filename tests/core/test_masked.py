@@ -18,15 +18,6 @@ from difforge.core.errors import ConfigError
 from difforge.core.nn.dit import DiTBackbone, DiTOutput
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny models: one thread is faster, and on shared CPUs OpenMP spinning makes 2 threads ~20x slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.parametrize("kind", ["linear", "loglinear"])
 def test_schedule_weight_is_minus_alpha_derivative_over_one_minus_alpha(kind):
     schedule = MaskSchedule(kind=kind, eps=0.01)

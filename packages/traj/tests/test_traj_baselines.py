@@ -184,16 +184,7 @@ def test_markov_chain_descends_to_destination_and_follows_counts(city):
     assert share > 0.9  # 51 / 52 with alpha = 1, against 1/2 without the counts
 
 
-@pytest.fixture
-def one_thread():
-    # Tiny tensors: on a shared 2-core machine one thread is several times faster than two.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def test_hoser_style_model_trains_searches_and_round_trips(city, tmp_path, one_thread):
+def test_hoser_style_model_trains_searches_and_round_trips(city, tmp_path):
     graph, train = city
     config = NextSegmentConfig(
         graph.num_segments, len(graph.road_type_names), embed_dim=16, type_dim=4, hidden_dim=32
@@ -252,7 +243,7 @@ def test_hoser_style_model_trains_searches_and_round_trips(city, tmp_path, one_t
         NextSegmentModel.from_pretrained(tmp_path / "hoser", smaller)
 
 
-def test_beam_search_ends_a_stuck_request_on_a_legal_path(one_thread):
+def test_beam_search_ends_a_stuck_request_on_a_legal_path():
     # 0 -> 1; 1 -> 2 | 4; 2 -> 3; 3 -> 1 (a loop back); 4 -> 5 (the destination); 5 -> 0.
     # A model that prefers lower ids walks 0, 1, 2, 3 and can only go on by revisiting 1.
     points = [(24.94 + 0.001 * k, 60.17 + 0.0005 * (k % 2)) for k in range(7)]
