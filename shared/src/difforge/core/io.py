@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -50,6 +51,36 @@ def write_json(path: str | os.PathLike[str], obj: Any) -> None:
     with atomic_open(path, "w", encoding="utf-8") as fh:
         json.dump(obj, fh, indent=2, sort_keys=False)
         fh.write("\n")
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | Path) -> Iterator[Path]:
+    """Yield an empty temporary folder beside ``path``; on success fsync it and rename it to ``path``.
+
+    On an exception the temporary folder is deleted and ``path`` keeps its old content. An
+    existing ``path`` is replaced (moved aside, then deleted once the new folder is in place).
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        yield tmp
+        for file in tmp.rglob("*"):
+            if file.is_file():
+                with open(file, "rb") as fh:
+                    os.fsync(fh.fileno())
+        _fsync_dir(tmp)
+        old = None
+        if target.exists():
+            old = target.with_name(f".{target.name}.{os.getpid()}.old")
+            os.replace(target, old)
+        os.replace(tmp, target)
+        _fsync_dir(target.parent)
+        if old is not None:
+            shutil.rmtree(old)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def _fsync_dir(directory: Path) -> None:

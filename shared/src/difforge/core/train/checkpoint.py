@@ -19,14 +19,11 @@ checkpoint fails before anything is changed.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import random
 import re
 import shutil
-import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +35,7 @@ from safetensors.torch import load_file, save_file
 
 from difforge.core.config import config_diff, to_dict
 from difforge.core.errors import CheckpointError
-from difforge.core.io import atomic_path, write_json
+from difforge.core.io import atomic_dir, atomic_path, write_json
 
 __all__ = [
     "Checkpoint",
@@ -198,45 +195,6 @@ def prune_checkpoints(root: str | Path, keep_last: int) -> list[Path]:
 # ----------------------------------------------------------------------------------------------
 # Atomic folders
 # ----------------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def atomic_dir(path: str | Path) -> Iterator[Path]:
-    """Yield an empty temporary folder beside ``path``; on success fsync it and rename it to ``path``.
-
-    On an exception the temporary folder is deleted and ``path`` keeps its old content. An
-    existing ``path`` is replaced (moved aside, then deleted once the new folder is in place).
-    """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    try:
-        yield tmp
-        for file in tmp.rglob("*"):
-            if file.is_file():
-                with open(file, "rb") as fh:
-                    os.fsync(fh.fileno())
-        _fsync_dir(tmp)
-        old = None
-        if target.exists():
-            old = target.with_name(f".{target.name}.{os.getpid()}.old")
-            os.replace(target, old)
-        os.replace(tmp, target)
-        _fsync_dir(target.parent)
-        if old is not None:
-            shutil.rmtree(old)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-def _fsync_dir(directory: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 # ----------------------------------------------------------------------------------------------
