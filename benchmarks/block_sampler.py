@@ -20,17 +20,13 @@ Writes ``block_sampler[_quick].json`` and ``.md`` (card, date, command) to ``--o
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import platform
-import shlex
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import torch
+from _report import RESULTS_DIR, environment, header_lines, write_report
 
 from difforge.core.cli import resolve_device
 from difforge.core.diffusion.block import (
@@ -38,7 +34,6 @@ from difforge.core.diffusion.block import (
     sample_block_diffusion,
     sample_block_diffusion_uncached,
 )
-from difforge.core.io import atomic_open, write_json
 from difforge.core.nn.dit import DiTBackbone
 from difforge.core.toy import MarkovChain, legal_transition_rate, transition_jsd
 
@@ -236,30 +231,12 @@ def bench_commit_rules(args: argparse.Namespace, device: torch.device) -> dict:
     }
 
 
-def card_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
-
-
-def git_commit() -> str:
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def markdown(report: dict) -> str:
     kv, cr = report["kv_cache"], report["commit_rules"]
     lines = [
         "# Block-diffusion sampler",
         "",
-        f"- card: {report['card']}",
-        f"- date: {report['date']}",
-        f"- command: `{report['command']}`",
-        f"- torch {report['torch']}, commit {report['commit']}",
+        *header_lines(report),
         "",
         "## 1. Exact KV cache vs recomputing the prefix",
         "",
@@ -333,7 +310,7 @@ def main() -> None:
     parser.add_argument("--markov-train-sequences", type=int, default=50000)
     parser.add_argument("--markov-samples", type=int, default=2048)
     parser.add_argument("--thresholds", type=float, nargs="+", default=[0.9, 0.7, 0.5])
-    parser.add_argument("--out-dir", type=Path, default=Path(__file__).parent / "results")
+    parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR)
     args = parser.parse_args()
     if args.quick:
         args.preset, args.batch_size, args.repeats = "tiny", [4], 1
@@ -349,20 +326,12 @@ def main() -> None:
     commit_rules = bench_commit_rules(args, device)
     report = {
         "benchmark": "block_sampler",
-        "card": card_name(device),
-        "device": str(device),
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "command": shlex.join([Path(sys.executable).name, *sys.argv]),
-        "torch": torch.__version__,
-        "commit": git_commit(),
+        **environment(device.type),
         "kv_cache": kv_cache,
         "commit_rules": commit_rules,
     }
     stem = "block_sampler_quick" if args.quick else "block_sampler"
-    write_json(args.out_dir / f"{stem}.json", report)
-    with atomic_open(args.out_dir / f"{stem}.md", "w", encoding="utf-8") as fh:
-        fh.write(markdown(report))
-    print(markdown(report))
+    write_report(args.out_dir, stem, report, markdown(report))
 
 
 if __name__ == "__main__":

@@ -17,21 +17,16 @@ Writes ``train_throughput[_quick].json`` and ``.md`` (card, date, command) to ``
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import os
-import platform
-import shlex
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from _report import RESULTS_DIR, environment, header_lines, write_report
 from torch.utils.data import Dataset
 
-from difforge.core.io import atomic_open, write_json
 from difforge.core.nn.dit import DiTBackbone
 from difforge.core.train import TrainConfig, Trainer
 
@@ -106,33 +101,12 @@ def run_variant(args: argparse.Namespace, device: str, precision: str, compile_m
     return row
 
 
-def card_name(device: str) -> str:
-    if device == "cuda":
-        return torch.cuda.get_device_name()
-    return f"CPU {platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
-
-
-def git_commit() -> str:
-    # A copied tree (e.g. on a GPU machine) has no .git: the caller can name the commit.
-    if os.environ.get("DIFFORGE_COMMIT"):
-        return os.environ["DIFFORGE_COMMIT"]
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def markdown(report: dict) -> str:
     base = report["results"][0]["samples_per_s"]
     lines = [
         "# Training throughput: DiTBackbone through difforge.core.train.Trainer",
         "",
-        f"- card: {report['card']}",
-        f"- date: {report['date']}",
-        f"- command: `{report['command']}`",
-        f"- torch {report['torch']}, commit {report['commit']}",
+        *header_lines(report),
         f"- model: preset `{report['preset']}` ({report['results'][0]['params_m']} M params), "
         f"{report['seq_len']} tokens x {report['channels']} channels, batch {report['batch_size']}, "
         f"AdamW + grad clip + EMA, rectified-flow loss; timed over {report['window']} steps after "
@@ -158,7 +132,7 @@ def main() -> None:
     parser.add_argument("--channels", type=int, default=16)
     parser.add_argument("--window", type=int, default=50, help="warm-up steps = timed steps")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile variant")
-    parser.add_argument("--out-dir", type=Path, default=Path(__file__).parent / "results")
+    parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR)
     args = parser.parse_args()
     if args.quick:
         args.preset, args.batch_size, args.seq_len, args.window = "tiny", 8, 32, 3
@@ -173,12 +147,7 @@ def main() -> None:
 
     report = {
         "benchmark": "train_throughput",
-        "card": card_name(device),
-        "device": device,
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "command": shlex.join([Path(sys.executable).name, *sys.argv]),
-        "torch": torch.__version__,
-        "commit": git_commit(),
+        **environment(device),
         "preset": args.preset,
         "batch_size": args.batch_size,
         "seq_len": args.seq_len,
@@ -187,10 +156,7 @@ def main() -> None:
         "results": results,
     }
     stem = "train_throughput_quick" if args.quick else "train_throughput"
-    write_json(args.out_dir / f"{stem}.json", report)
-    with atomic_open(args.out_dir / f"{stem}.md", "w", encoding="utf-8") as fh:
-        fh.write(markdown(report))
-    print(markdown(report))
+    write_report(args.out_dir, stem, report, markdown(report))
 
 
 if __name__ == "__main__":
