@@ -35,7 +35,7 @@ from difforge.core.diffusion.block import (
     sample_block_diffusion_uncached,
 )
 from difforge.core.nn.dit import DiTBackbone
-from difforge.core.toy import MarkovChain, legal_transition_rate, transition_jsd
+from difforge.core.toy import MarkovChain, fit_toy_model, legal_transition_rate, transition_jsd
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
@@ -135,26 +135,20 @@ def train_markov_model(args: argparse.Namespace, device: torch.device, chain: Ma
         max_seq_len=args.markov_len,
     ).to(device)
     loss_fn = BlockDiffusionLoss(num_states, block_size=args.markov_block, weighting="effective")
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.markov_lr, weight_decay=0.0)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=args.markov_lr, total_steps=args.markov_steps, pct_start=0.1
-    )
-    gen = torch.Generator(device=device).manual_seed(0)
     start = time.perf_counter()
-    for _ in range(args.markov_steps):
-        batch = data[
+    loss = fit_toy_model(
+        model,
+        loss_fn,
+        lambda gen: data[
             torch.randint(0, len(data), (args.markov_batch,), generator=gen, device=device)
-        ]
-        loss = loss_fn(model, batch, generator=gen)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        schedule.step()
+        ],
+        steps=args.markov_steps,
+        lr=args.markov_lr,
+    )
     synchronize(device)
     info = {
         "train_seconds": round(time.perf_counter() - start, 1),
-        "final_loss": round(loss.item(), 4),
+        "final_loss": round(loss, 4),
         "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 3),
     }
     return model.eval(), info

@@ -27,24 +27,7 @@ from difforge.core.diffusion.flow import FlowMatchingLoss
 from difforge.core.diffusion.sampling import make_scheduler, sample
 from difforge.core.metrics import sliced_wasserstein
 from difforge.core.nn.dit import DiTBackbone
-from difforge.core.toy import gaussian_mixture
-
-
-def train(model: DiTBackbone, steps: int, batch: int, device: str) -> float:
-    loss = FlowMatchingLoss(make_scheduler("flow"))
-    opt = torch.optim.AdamW(model.parameters(), 1e-3)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, 1e-3, total_steps=steps, pct_start=0.05)
-    gen = torch.Generator().manual_seed(0)
-    value = torch.zeros(())
-    for _ in range(steps):
-        x0 = gaussian_mixture(batch, generator=gen).to(device)
-        with torch.autocast(device, dtype=torch.bfloat16, enabled=device == "cuda"):
-            value = loss(lambda x, t: model(x[:, None], t).sample[:, 0].float(), x0, generator=gen)
-        opt.zero_grad()
-        value.backward()
-        opt.step()
-        sched.step()
-    return float(value)
+from difforge.core.toy import fit_toy_model, gaussian_mixture
 
 
 def hook_configs(steps: int, timestep_now: dict[str, float]) -> dict[str, object | None]:
@@ -88,7 +71,15 @@ def main() -> None:
     torch.manual_seed(0)
     model = DiTBackbone.from_preset(args.preset, in_channels=2).to(device)
     start = time.perf_counter()
-    final_loss = train(model, args.train_steps, 1024, device)
+    final_loss = fit_toy_model(
+        model,
+        FlowMatchingLoss(make_scheduler("flow")),
+        lambda gen: gaussian_mixture(1024, generator=gen),
+        steps=args.train_steps,
+        lr=1e-3,
+        call=lambda x, t: model(x[:, None], t).sample[:, 0].float(),
+        bf16=device == "cuda",
+    )
     train_s = time.perf_counter() - start
     model.eval()
     held_out = gaussian_mixture(args.samples, generator=torch.Generator().manual_seed(123))

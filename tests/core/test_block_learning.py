@@ -13,7 +13,7 @@ import torch
 
 from difforge.core.diffusion.block import BlockDiffusionLoss, sample_block_diffusion
 from difforge.core.nn.dit import DiTBackbone
-from difforge.core.toy import MarkovChain, legal_transition_rate, transition_jsd
+from difforge.core.toy import MarkovChain, fit_toy_model, legal_transition_rate, transition_jsd
 
 STATES, LENGTH, BLOCK = 50, 32, 8
 MASK = STATES
@@ -63,19 +63,13 @@ def trained(chain) -> DiTBackbone:
     # SDAR-VL's effective mask-ratio weighting: measured slightly better than 1/t here
     # (99.56 % / 0.022 vs 99.42 % / 0.026 after 600 steps, linear schedule).
     loss_fn = BlockDiffusionLoss(MASK, BLOCK, weighting="effective")
-    optimizer = torch.optim.AdamW(model.parameters(), lr=5e-3, weight_decay=0.0)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=5e-3, total_steps=steps, pct_start=0.1
+    fit_toy_model(
+        model,
+        loss_fn,
+        lambda gen: data[torch.randint(0, len(data), (32,), generator=gen)],
+        steps=steps,
+        lr=5e-3,
     )
-    gen = torch.Generator().manual_seed(0)
-    for _ in range(steps):
-        batch = data[torch.randint(0, len(data), (32,), generator=gen)]
-        loss = loss_fn(model, batch, generator=gen)
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        schedule.step()
     return model
 
 

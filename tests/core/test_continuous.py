@@ -9,7 +9,7 @@ from difforge.core.diffusion.guidance import ConditionDropout, guided
 from difforge.core.diffusion.sampling import SAMPLERS, make_scheduler, sample
 from difforge.core.metrics import sliced_wasserstein
 from difforge.core.nn.dit import DiTBackbone
-from difforge.core.toy import gaussian_mixture
+from difforge.core.toy import fit_toy_model, gaussian_mixture
 
 
 def test_condition_dropout_and_null():
@@ -74,19 +74,15 @@ def test_edm_and_flow_losses_backpropagate():
 def _train_on_mixture(family: str, loss_cls, steps: int = 400, **sched_kw) -> DiTBackbone:
     torch.manual_seed(0)
     model = DiTBackbone(in_channels=2, hidden_size=64, num_layers=2, num_heads=2)
-    loss = loss_cls(make_scheduler(family, **sched_kw))
-    opt = torch.optim.AdamW(model.parameters(), 3e-3)
-    gen = torch.Generator().manual_seed(0)
-    for _ in range(steps):
-        value = loss(
-            lambda x, t: model(x[:, None], t).sample[:, 0],
-            gaussian_mixture(256, generator=gen),
-            generator=gen,
-        )
-        opt.zero_grad()
-        value.backward()
-        opt.step()
-    return model.eval()
+    fit_toy_model(
+        model,
+        loss_cls(make_scheduler(family, **sched_kw)),
+        lambda gen: gaussian_mixture(256, generator=gen),
+        steps=steps,
+        lr=3e-3,
+        call=lambda x, t: model(x[:, None], t).sample[:, 0],
+    )
+    return model
 
 
 def _sw2_of_samples(model: DiTBackbone, family: str, sampler: str, **sched_kw) -> float:

@@ -1,6 +1,7 @@
 """Toy tasks with known answers for testing and benchmarking the core.
 
-``gaussian_mixture`` draws the 2-D mixture of 8 Gaussians on a circle (continuous diffusion).
+``gaussian_mixture`` draws the 2-D mixture of 8 Gaussians on a circle (continuous diffusion);
+``fit_toy_model`` is the one small training loop the toy tests, demo and benchmarks share.
 
 A known discrete sequence distribution (block discrete diffusion):
 
@@ -15,6 +16,7 @@ sampler that forbids every token which could no longer be completed into a legal
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +27,7 @@ from difforge.core.metrics import jsd
 
 __all__ = [
     "MarkovChain",
+    "fit_toy_model",
     "gaussian_mixture",
     "legal_transition_rate",
     "transition_frequencies",
@@ -202,9 +205,50 @@ def gaussian_mixture(
     radius: float = 2.0,
     std: float = 0.1,
     generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
 ) -> Tensor:
     """``n`` points from ``modes`` isotropic Gaussians evenly spaced on a circle, shape ``(n, 2)``."""
-    which = torch.randint(0, modes, (n,), generator=generator)
+    device = generator.device if generator is not None and device is None else device
+    which = torch.randint(0, modes, (n,), generator=generator, device=device)
     angle = which.float() * (2 * math.pi / modes)
     centres = radius * torch.stack([angle.cos(), angle.sin()], dim=1)
-    return centres + std * torch.randn(n, 2, generator=generator)
+    return centres + std * torch.randn(n, 2, generator=generator, device=device)
+
+
+def fit_toy_model(
+    model: torch.nn.Module,
+    loss_fn: Callable[..., Tensor],
+    draw_batch: Callable[[torch.Generator], Tensor],
+    *,
+    steps: int,
+    lr: float,
+    call: Callable[..., Tensor] | None = None,
+    seed: int = 0,
+    grad_clip: float = 1.0,
+    bf16: bool = False,
+) -> float:
+    """Train ``model`` in place for ``steps`` AdamW steps (one-cycle schedule); return the last loss.
+
+    ``loss_fn(call, batch, generator=...)`` is any core loss; ``call`` adapts the model to the
+    loss's calling convention (default: the model itself); ``draw_batch(generator)`` gives a batch
+    already on the model's device. For the toy tasks only: real training uses the core Trainer.
+    """
+    call = model if call is None else call
+    device = next(model.parameters()).device
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=lr, total_steps=steps, pct_start=0.1
+    )
+    generator = torch.Generator(device=device).manual_seed(seed)
+    model.train()
+    loss = torch.zeros(())
+    for _ in range(steps):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            loss = loss_fn(call, draw_batch(generator), generator=generator)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        optimizer.step()
+        schedule.step()
+    model.eval()
+    return float(loss.detach())

@@ -56,11 +56,11 @@ class FlowMatchingLoss:
         generator: torch.Generator | None = None,
     ) -> Tensor:
         u = compute_density_for_timestep_sampling(
-            batch_size=x0.shape[0], generator=generator, **self.density
+            batch_size=x0.shape[0], device=x0.device, generator=generator, **self.density
         )
         sigma = (self.shift * u / (1 + (self.shift - 1) * u)).to(x0)  # the scheduler's static shift
         s = sigma.view(-1, *([1] * (x0.ndim - 1)))
-        noise = torch.randn(x0.shape, generator=generator).to(x0)
+        noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
         xt = (1 - s) * x0 + s * noise
         condition = dict(condition or {})
         if self.condition_dropout is not None:

@@ -52,8 +52,8 @@ class GaussianLoss:
     ) -> Tensor:
         batch = x0.shape[0]
         steps = self.scheduler.config.num_train_timesteps
-        t = torch.randint(0, steps, (batch,), generator=generator).to(x0.device)
-        noise = torch.randn(x0.shape, generator=generator).to(x0)
+        t = torch.randint(0, steps, (batch,), generator=generator, device=x0.device)
+        noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
         xt = self.scheduler.add_noise(x0, noise, t)
         if self.prediction_type == "epsilon":
             target = noise
@@ -106,8 +106,14 @@ class EDMLoss:
         generator: torch.Generator | None = None,
     ) -> Tensor:
         shape = (x0.shape[0],) + (1,) * (x0.ndim - 1)
-        sigma = (torch.randn(shape, generator=generator) * self.p_std + self.p_mean).exp().to(x0)
-        noisy = x0 + sigma * torch.randn(x0.shape, generator=generator).to(x0)
+        sigma = (
+            (torch.randn(shape, generator=generator, device=x0.device) * self.p_std + self.p_mean)
+            .exp()
+            .to(x0)
+        )
+        noisy = x0 + sigma * torch.randn(
+            x0.shape, generator=generator, device=x0.device, dtype=x0.dtype
+        )
         condition = dict(condition or {})
         if self.condition_dropout is not None:
             condition = self.condition_dropout(condition, generator)

@@ -39,7 +39,7 @@ class ConditionDropout:
         if not tensors or self.p <= 0:
             return dict(condition)
         ref = next(iter(tensors.values()))
-        drop = torch.rand(ref.shape[0], generator=generator, device="cpu").to(ref.device) < self.p
+        drop = torch.rand(ref.shape[0], generator=generator, device=ref.device) < self.p
         out = dict(condition)
         for key, value in tensors.items():
             keep = drop.view(-1, *([1] * (value.ndim - 1)))
