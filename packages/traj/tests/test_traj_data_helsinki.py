@@ -59,6 +59,21 @@ def test_shipped_dataset_is_complete_legal_and_small(helsinki):
     assert 24.93 < lon0 < lon1 < 24.96 and 60.16 < lat0 < lat1 < 60.18
 
 
+@pytest.mark.parametrize("name", ["helsinki_drive", "helsinki_bike", "berlin_adlershof_drive"])
+def test_every_shipped_dataset(name):
+    folder = dataset_dir(name)
+    graph = read_roadmap(folder)
+    test = read_trajectories(folder / "test.csv", graph, on_invalid="error", require_times=True)
+    stats = json.loads((folder / "meta.json").read_text())["statistics"]
+    assert stats["segments"] == graph.num_segments and stats["test"] == len(test)
+    rows = {s: len(pd.read_csv(folder / f"{s}.csv", usecols=["traj_id"])) for s in ("train", "val")}
+    assert rows == {"train": stats["train"], "val": stats["val"]}
+    assert stats["recorded"]["shortest_path_share"] < 0.5
+    assert shortest_path_share(graph, test.rids[:200]) < 0.5
+    assert sum(p.stat().st_size for p in folder.iterdir()) < 5 * 2**20
+    assert "ODbL" in (folder / "README.md").read_text()
+
+
 def test_shipped_trips_are_not_a_single_rule(helsinki):
     graph, splits = helsinki
     test = splits["test"]

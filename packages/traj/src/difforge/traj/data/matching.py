@@ -174,15 +174,23 @@ class MapMatcher:
     def match(self, trace: GpsTrace) -> MatchResult | None:
         """Match one cleaned trace; None when no fix lies near a road."""
         x, y = self.proj.to_xy(trace.lon, trace.lat)
-        points = list(zip(y.tolist(), x.tolist()))
+        # Fixes far from every road (a parking garage, a park path) are dropped up front: each one
+        # would otherwise stop the matcher and cost a restart.
+        near_dist = self.max_dist_m or max(50.0, 4.0 * self.gps_noise_m)
+        fix_index = [
+            k
+            for k in range(len(x))
+            if self.map.edges_closeto((y[k], x[k]), max_dist=near_dist, max_elmt=1)
+        ]
+        dropped = len(x) - len(fix_index)
+        points = [(y[k], x[k]) for k in fix_index]
         max_dist = self.max_dist_m
         if max_dist is None:
-            gaps = np.hypot(np.diff(x), np.diff(y))
-            max_dist = max(50.0, 4.0 * self.gps_noise_m)
-            max_dist += 0.5 * float(np.percentile(gaps, 95)) if len(gaps) else 0.0
+            gaps = np.hypot(np.diff(x[fix_index]), np.diff(y[fix_index]))
+            max_dist = near_dist + (0.5 * float(np.percentile(gaps, 95)) if len(gaps) else 0.0)
         # (segment, metres along it, fix index) for every fix the matcher placed
         anchors: list[tuple[int, float, int]] = []
-        start, restarts, dropped = 0, 0, 0
+        start, restarts = 0, 0
         while start < len(points):
             matcher = self._matcher(max_dist)
             matcher.match(points[start:])
@@ -193,7 +201,7 @@ class MapMatcher:
                 if key in self._pieces:
                     s, p = self._pieces[key]
                     along = self._piece_offset[s][p] + float(m.edge_m.ti) * self._piece_length[s][p]
-                    anchors.append((s, along, start + m.obs))
+                    anchors.append((s, along, fix_index[start + m.obs]))
             last = max((m.obs for m in placed), default=-1)
             if matcher.early_stop_idx is None and last == len(points) - start - 1:
                 break

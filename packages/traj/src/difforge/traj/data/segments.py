@@ -375,8 +375,20 @@ def build_segment_graph(
         properties=pd.DataFrame(props, columns=list(PROPERTY_COLUMNS)),
         name=name,
     )
+    graph_out, _ = largest_strongly_connected(full, report)
+    return graph_out
+
+
+def largest_strongly_connected(
+    graph: SegmentGraph, report: NetworkReport | None = None
+) -> tuple[SegmentGraph, np.ndarray]:
+    """Keep the largest set of mutually reachable segments; count what is dropped in ``report``.
+
+    Returns the subgraph and ``old_to_new`` (-1 for dropped segments). UserError when fewer than
+    two segments reach each other.
+    """
     count, labels = connected_components(
-        full.successor_matrix(), directed=True, connection="strong"
+        graph.successor_matrix(), directed=True, connection="strong"
     )
     largest = np.bincount(labels).argmax()
     keep = np.flatnonzero(labels == largest)
@@ -384,8 +396,9 @@ def build_segment_graph(
         dropped = np.flatnonzero(labels != largest)
         report.components = int(count)
         report.segments_dropped_scc = len(dropped)
-        report.length_dropped_scc_km = float(full.length_m[dropped].sum() / 1000)
+        report.length_dropped_scc_km = float(graph.length_m[dropped].sum() / 1000)
     if len(keep) < 2:
-        raise UserError(f"{name}: no two segments are mutually reachable (network too fragmented)")
-    graph_out, _ = full.subgraph(keep)
-    return graph_out
+        raise UserError(
+            f"{graph.name}: no two segments are mutually reachable (network too fragmented)"
+        )
+    return graph.subgraph(keep)

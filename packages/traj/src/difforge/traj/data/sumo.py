@@ -31,7 +31,8 @@ import pandas as pd
 
 from difforge.core.errors import UserError
 from difforge.traj.data.geo import LocalProjection
-from difforge.traj.data.segments import SegmentGraph
+from difforge.traj.data.network import NetworkReport
+from difforge.traj.data.segments import SegmentGraph, largest_strongly_connected
 
 # Default speed limits (km/h) where OSM has no maxspeed; urban values.
 _DEFAULT_SPEED_KMH = {
@@ -203,9 +204,18 @@ def sumo_edge_ids(net_path: Path) -> set[int]:
     return ids
 
 
-def write_trips(demand: pd.DataFrame, path: Path, mode: str = "drive") -> None:
-    """Trips file for duarouter: one ``<trip>`` per demand row, id ``t<row>``, sorted by departure."""
+def write_trips(
+    demand: pd.DataFrame, path: Path, mode: str = "drive", edge_ids: list[str] | None = None
+) -> None:
+    """Trips file for duarouter: one ``<trip>`` per demand row, id ``t<row>``, sorted by departure.
+
+    ``edge_ids[segment]`` is the SUMO edge of each segment (default: the segment id itself).
+    """
     vclass = _VCLASS[mode]
+
+    def edge(segment: int) -> str:
+        return quoteattr(edge_ids[segment] if edge_ids is not None else str(segment))
+
     with open(path, "w", encoding="utf-8") as fh:
         fh.write("<routes>\n")
         # speedFactor spread = different drivers; sigma = imperfect driving (Krauss default 0.5)
@@ -213,10 +223,10 @@ def write_trips(demand: pd.DataFrame, path: Path, mode: str = "drive") -> None:
             f'  <vType id="veh" vClass="{vclass}" speedFactor="normc(1,0.1,0.5,1.5)" sigma="0.5"/>\n'
         )
         for row in demand.itertuples():
-            via = f' via="{row.via}"' if getattr(row, "via", -1) >= 0 else ""
+            via = f" via={edge(row.via)}" if getattr(row, "via", -1) >= 0 else ""
             fh.write(
-                f'  <trip id="t{row.Index}" type="veh" depart="{row.depart_s:.1f}" from="{row.origin}" '
-                f'to="{row.destination}"{via} departLane="best" departSpeed="max"/>\n'
+                f'  <trip id="t{row.Index}" type="veh" depart="{row.depart_s:.1f}" from={edge(row.origin)} '
+                f'to={edge(row.destination)}{via} departLane="best" departSpeed="max"/>\n'
             )
         fh.write("</routes>\n")
 
@@ -306,14 +316,24 @@ def simulate(
     )
 
 
+def _segment_of(edge_index: dict[str, int] | None):
+    """SUMO edge id -> segment id (-1 for an edge that is not a segment, e.g. a junction lane)."""
+    if edge_index is not None:
+        return lambda edge: edge_index.get(edge, -1)
+    return lambda edge: int(edge) if edge.isdigit() else -1
+
+
 def read_vehroutes(
-    path: Path, skip: set[str] = frozenset()
+    path: Path, skip: set[str] = frozenset(), edge_index: dict[str, int] | None = None
 ) -> list[tuple[str, np.ndarray, np.ndarray]]:
     """(vehicle id, segment ids, entry time of each segment in seconds) for every finished vehicle.
 
     The entry time of the first segment is the actual departure; of every later one, the exit
     time of the segment before. Vehicles in ``skip`` (e.g. teleported ones) are left out.
+    ``edge_index`` maps SUMO edge ids to segment ids (default: the edge id is the segment id);
+    an edge outside it becomes -1, which no transition check accepts.
     """
+    segment_of = _segment_of(edge_index)
     out = []
     for _event, elem in ET.iterparse(path):
         if elem.tag != "vehicle":
@@ -321,7 +341,7 @@ def read_vehroutes(
         veh = elem.get("id")
         route = elem.find("route")
         if veh not in skip and route is not None and route.get("exitTimes") and elem.get("arrival"):
-            edges = np.array([int(e) for e in route.get("edges").split()], dtype=np.int64)
+            edges = np.array([segment_of(e) for e in route.get("edges").split()], dtype=np.int64)
             exits = np.array([float(t) for t in route.get("exitTimes").split()])
             entry = np.concatenate([[float(elem.get("depart"))], exits[:-1]])
             out.append((veh, edges, entry))
@@ -329,8 +349,9 @@ def read_vehroutes(
     return out
 
 
-def read_fcd(path: Path) -> pd.DataFrame:
+def read_fcd(path: Path, edge_index: dict[str, int] | None = None) -> pd.DataFrame:
     """Floating-car data as a frame: ``vehicle, time (s), lon, lat, segment`` (-1 inside junctions)."""
+    segment_of = _segment_of(edge_index)
     rows = []
     time = 0.0
     for event, elem in ET.iterparse(path, events=("start", "end")):
@@ -340,8 +361,9 @@ def read_fcd(path: Path) -> pd.DataFrame:
             continue
         if elem.tag == "vehicle":
             edge = elem.get("lane", "").rsplit("_", 1)[0]
-            segment = int(edge) if edge.isdigit() else -1
-            rows.append((elem.get("id"), time, float(elem.get("x")), float(elem.get("y")), segment))
+            rows.append(
+                (elem.get("id"), time, float(elem.get("x")), float(elem.get("y")), segment_of(edge))
+            )
         elif elem.tag == "timestep":
             elem.clear()
     return pd.DataFrame(rows, columns=["vehicle", "time", "lon", "lat", "segment"])
@@ -368,6 +390,7 @@ def simulate_trips(
     random_factor: float = 3.0,
     assignment_iterations: int = 1,
     fcd_rows: list[int] | None = None,
+    edge_ids: list[str] | None = None,
 ) -> SimulatedTrips:
     """Simulate ``demand`` (from :func:`~difforge.traj.data.demand.generate_demand`) on ``graph``,
     whose SUMO network ``net`` was built by :func:`build_sumo_network`.
@@ -378,11 +401,14 @@ def simulate_trips(
     sequences with entry times; trips that teleported (SUMO's jam resolution), did not finish or
     contain a transition missing from ``roadmap.rel`` are dropped and counted. ``fcd_rows`` picks
     demand rows whose 1 Hz positions are recorded (ground truth for map matching).
+    ``edge_ids[segment]`` names the SUMO edge of each segment when ``net`` is not one built by
+    :func:`build_sumo_network` (see :func:`segment_graph_from_sumo_net`).
     """
+    edge_index = None if edge_ids is None else {e: i for i, e in enumerate(edge_ids)}
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     trips = work_dir / "trips.xml"
-    write_trips(demand, trips, mode=mode)
+    write_trips(demand, trips, mode=mode, edge_ids=edge_ids)
     weights = None
     fcd_ids = [f"t{r}" for r in (fcd_rows or [])]
     for it in range(assignment_iterations + 1):
@@ -391,7 +417,7 @@ def simulate_trips(
         last = it == assignment_iterations
         sim = simulate(net, routes, work_dir, seed + it, fcd_ids if last else None, tag=f"sim{it}")
         weights = sim.edge_times
-    finished = read_vehroutes(sim.vehroutes)
+    finished = read_vehroutes(sim.vehroutes, edge_index=edge_index)
     dropped = {
         "not routed or not finished": len(demand) - len(finished),
         "teleported": 0,
@@ -402,7 +428,9 @@ def simulate_trips(
         if veh in sim.teleported:
             dropped["teleported"] += 1
             continue
-        if len(edges) > 1 and not graph.transition_legal(edges[:-1], edges[1:]).all():
+        if (edges < 0).any() or (
+            len(edges) > 1 and not graph.transition_legal(edges[:-1], edges[1:]).all()
+        ):
             dropped["illegal transition"] += 1
             continue
         rows.append(int(veh[1:]))
@@ -410,6 +438,79 @@ def simulate_trips(
         entries.append(entry)
     fcd = None
     if sim.fcd is not None:
-        fcd = read_fcd(sim.fcd)
+        fcd = read_fcd(sim.fcd, edge_index)
         fcd = fcd[~fcd.vehicle.isin(sim.teleported)]
     return SimulatedTrips(np.asarray(rows, dtype=np.int64), rids, entries, fcd, dropped)
+
+
+def segment_graph_from_sumo_net(
+    net_path: str | Path, mode: str = "drive", name: str | None = None
+) -> tuple[SegmentGraph, list[str], NetworkReport]:
+    """Our segment graph from a SUMO ``.net.xml`` that carries a geo projection (e.g. one that
+    netconvert made from OSM), for simulating on that net as it is.
+
+    Segments = the normal edges the mode's vehicle class may use, shapes converted back to
+    lon/lat; road class from the edge type (``highway.primary`` -> ``primary``); speed limit and
+    lanes from the net; successors = the net's own connections (its turn rules, U-turns
+    included). The largest strongly connected part is kept. Returns the graph, the SUMO edge id of
+    every segment, and the report.
+    """
+    import sys
+
+    tools = str(sumo_home() / "tools")
+    if tools not in sys.path:
+        sys.path.append(tools)
+    import sumolib
+
+    net_path = Path(net_path)
+    if not net_path.is_file():
+        raise UserError(f"{net_path}: no such file")
+    net = sumolib.net.readNet(str(net_path), withInternal=False)
+    if not net.hasGeoProj():
+        raise UserError(f"{net_path}: the SUMO network has no geo projection (lon/lat unknown)")
+    report = NetworkReport(source=str(net_path), mode=mode)
+    vclass = _VCLASS[mode]
+    edges = sorted((e for e in net.getEdges() if e.getFunction() == ""), key=lambda e: e.getID())
+    report.highway_ways = sum(e.getType().startswith("highway.") for e in edges)
+    report.other_ways = len(edges) - report.highway_ways
+    edges = [e for e in edges if e.allows(vclass)]
+    if not edges:
+        raise UserError(f"{net_path}: no edges open to {vclass}")
+    report.ways_kept = report.edges = len(edges)
+    index = {e.getID(): i for i, e in enumerate(edges)}
+    junctions = sorted(
+        {e.getFromNode().getID() for e in edges} | {e.getToNode().getID() for e in edges}
+    )
+    report.nodes = len(junctions)
+    node_no = {j: k for k, j in enumerate(junctions)}
+    pairs = {(e.getFromNode().getID(), e.getToNode().getID()) for e in edges}
+    coords, indptr, indices, props = [], [0], [], []
+    for e in edges:
+        coords.append(np.round([net.convertXY2LonLat(x, y) for x, y in e.getShape()], 7))
+        nxt = sorted({index[o.getID()] for o in e.getOutgoing() if o.getID() in index})
+        indices.extend(nxt)
+        indptr.append(len(indices))
+        props.append(
+            {
+                "lanes": e.getLaneNumber(),
+                "tunnel": 0,
+                "bridge": 0,
+                "roundabout": 0,
+                "oneway": int((e.getToNode().getID(), e.getFromNode().getID()) not in pairs),
+                "maxspeed": round(e.getSpeed() * 3.6, 1),
+            }
+        )
+    full = SegmentGraph(
+        coords=coords,
+        length_m=np.array([e.getLength() for e in edges]),
+        highway=[e.getType().removeprefix("highway.") or "unknown" for e in edges],
+        succ_indptr=np.asarray(indptr),
+        succ_indices=np.asarray(indices, dtype=np.int64),
+        u=np.array([node_no[e.getFromNode().getID()] for e in edges]),
+        v=np.array([node_no[e.getToNode().getID()] for e in edges]),
+        properties=pd.DataFrame(props),
+        name=name or net_path.name,
+    )
+    graph, old_to_new = largest_strongly_connected(full, report)
+    edge_ids = [edges[i].getID() for i in np.flatnonzero(old_to_new >= 0)]
+    return graph, edge_ids, report
