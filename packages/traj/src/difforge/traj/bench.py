@@ -1,0 +1,422 @@
+"""The method comparison (``difforge-traj bench``): every method on the same OD requests.
+
+For each seed, ``n`` OD requests (origin, destination, departure time) are drawn from the training
+set (HOSER's ``gene.py``; :func:`~difforge.traj.evaluate.sample_od_requests`) and given to every
+method; each method's trips are scored against the test set by the HOSER protocol
+(:func:`~difforge.traj.evaluate.evaluate_trajectories`), then summarised as mean ± std over seeds.
+Methods:
+
+- ``shortest_path``: Dijkstra on length; ``markov``: first-order chain descending to the
+  destination; ``hoser_beam`` / ``hoser_astar``: the HOSER-style next-segment model with beam or
+  A* search (trained here with HOSER's settings unless a saved one is given). Their times come
+  from the training set's mean speed per segment (:func:`~difforge.traj.baselines.timed`);
+- ``ar_decoding``: plain autoregressive decoding (block size 1, KV cache) of our backbone — a
+  model trained with ``model.block_size=1`` when given, else the TrajDLM weights decoded one
+  token at a time (the label says which);
+- ``trajdlm``: block diffusion with topology-constrained sampling and guidance, and optional
+  sampling ablations of the same weights (constraint off, guidance 0, one token per step) and
+  extra trained models (e.g. no road encoder, another block size).
+
+Same batch policy for every batched method (``batch_size`` requests at a time). Throughput is
+trips per second on the named device, wall time of generation only (evaluation excluded), after a
+warm-up batch. A separate sweep times TrajDLM and autoregressive decoding at several batch sizes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import functools
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from difforge.core.cli import progress
+from difforge.core.errors import UserError
+from difforge.core.io import atomic_open, write_json
+from difforge.traj.baselines import (
+    MarkovChain,
+    NextSegmentModel,
+    ShortestPath,
+    generate_timed,
+    search,
+    segment_travel_seconds,
+    train_next_segment_model,
+)
+from difforge.traj.data.hoser import Trajectories, read_roadmap, read_trajectories
+from difforge.traj.data.segments import SegmentGraph
+from difforge.traj.evaluate import (
+    HOSER_BOUNDING_BOXES,
+    ODGrid,
+    ODRequests,
+    Throughput,
+    evaluate_trajectories,
+    format_markdown_table,
+    hoser_city,
+    sample_od_requests,
+    summarize_runs,
+)
+from difforge.traj.model import TrajDLM
+from difforge.traj.sample import SamplingConfig, TrajectorySampler
+
+BASELINES = ("shortest_path", "markov", "hoser_beam", "hoser_astar")
+SAMPLING_ABLATIONS = {
+    "trajdlm (no topology constraint)": {"constrained": False},
+    "trajdlm (guidance w=0)": {"guidance_scale": 0.0},
+    "trajdlm (one token per step)": {"steps_per_block": None, "threshold": None},
+    "trajdlm (4 steps per block)": {"steps_per_block": 4},
+}
+
+
+@dataclass
+class BenchSettings:
+    """What to run (see the module docstring)."""
+
+    n: int = 5000
+    seeds: tuple[int, ...] = (0,)
+    batch_size: int = 256
+    methods: tuple[str, ...] = ("shortest_path", "markov", "hoser_beam", "ar_decoding", "trajdlm")
+    ablations: bool = False
+    throughput_batches: tuple[int, ...] = (1, 16, 256, 4096)
+    throughput_requests: int = 256  # trips timed per batch size (at least one full batch)
+    hoser_epochs: int = 25
+    device: str = "cpu"
+    extra_models: dict[str, Path] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        known = {*BASELINES, "ar_decoding", "trajdlm"}
+        unknown = [m for m in self.methods if m not in known]
+        if unknown:
+            raise UserError(f"unknown method(s) {', '.join(unknown)}; choose from {sorted(known)}")
+        if self.n < 1 or self.batch_size < 1:
+            raise UserError("--n and --batch-size must be >= 1")
+        if any(b < 1 for b in self.throughput_batches):
+            raise UserError("throughput batch sizes must be >= 1")
+
+
+def device_name(device: torch.device) -> str:
+    """The card's name, or ``CPU (<processor>, N threads)``."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU ({platform.machine()}, {torch.get_num_threads()} torch threads)"
+
+
+def od_grid(graph: SegmentGraph, data_dir: Path) -> ODGrid:
+    """HOSER's box for its three cities (by folder name), else the network's bounding box."""
+    key = hoser_city(data_dir.name)
+    return ODGrid.from_bbox(*(HOSER_BOUNDING_BOXES[key] if key else graph.bbox()))
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class Harness:
+    """Data, requests and the scoring shared by every method of one benchmark run."""
+
+    def __init__(self, data_dir: Path, settings: BenchSettings) -> None:
+        self.data_dir = data_dir
+        self.settings = settings
+        self.device = torch.device(settings.device)
+        self.graph = read_roadmap(data_dir)
+        self.train = read_trajectories(data_dir / "train.csv", self.graph)
+        self.test = read_trajectories(data_dir / "test.csv", self.graph)
+        val_path = data_dir / "val.csv"
+        self.val = read_trajectories(val_path, self.graph) if val_path.is_file() else None
+        self.grid = od_grid(self.graph, data_dir)
+        self.travel_seconds = segment_travel_seconds(self.graph, self.train)
+
+    def requests(self, seed: int) -> ODRequests:
+        return sample_od_requests(self.train, self.settings.n, seed)
+
+    def score(
+        self, trips: Trajectories, requests: ODRequests, throughput: Throughput
+    ) -> dict[str, Any]:
+        return evaluate_trajectories(
+            self.graph,
+            self.test,
+            trips,
+            requested_destinations=requests.destinations,
+            grid=self.grid,
+            throughput=throughput,
+        )
+
+
+def baseline_generator(
+    name: str, harness: Harness, hoser_model: NextSegmentModel | None
+) -> Callable[[ODRequests], list[np.ndarray]]:
+    graph, settings = harness.graph, harness.settings
+    if name == "shortest_path":
+        return ShortestPath(graph).generate
+    if name == "markov":
+        return MarkovChain(graph, harness.train).generate
+    method = "beam" if name == "hoser_beam" else "astar"
+    return functools.partial(
+        search, hoser_model, graph, method=method, batch_size=settings.batch_size
+    )
+
+
+def _model_runner(
+    sampler: TrajectorySampler,
+) -> Callable[[ODRequests, int], tuple[Trajectories, Throughput]]:
+    def run(requests: ODRequests, seed: int) -> tuple[Trajectories, Throughput]:
+        _synchronize(sampler.device)
+        trips = sampler.generate(requests, seed=seed, show_progress=True)
+        throughput = Throughput(
+            len(trips),
+            trips.seconds,
+            batch_size=sampler.config.batch_size,
+            device=str(sampler.device),
+        )
+        return trips.trajectories(), throughput
+
+    return run
+
+
+def warm_up(
+    sampler: TrajectorySampler, requests: ODRequests, batch_size: int | None = None
+) -> None:
+    """One batch first, so that timings exclude one-off start-up costs (CUDA context, cuBLAS
+    handles, allocator growth)."""
+    k = min(len(requests), batch_size or sampler.config.batch_size)
+    subset = ODRequests(requests.origins[:k], requests.destinations[:k], requests.departures[:k])
+    sampler.generate(subset, seed=0, show_progress=False, batch_size=batch_size)
+
+
+def run_bench(
+    data_dir: str | Path,
+    model_dir: Path,
+    settings: BenchSettings,
+    *,
+    ar_model_dir: Path | None = None,
+    hoser_model_dir: Path | None = None,
+    hoser_save_dir: Path | None = None,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Run every method and return the results (see :func:`write_bench` for the files)."""
+    data_dir = Path(data_dir)
+    harness = Harness(data_dir, settings)
+    device = harness.device
+    model, meta = TrajDLM.from_pretrained(model_dir)
+    base_sampling = SamplingConfig(
+        **{**meta.get("sampling", {}), "batch_size": settings.batch_size}
+    )
+
+    runners: dict[str, Callable[[ODRequests, int], tuple[Trajectories, Throughput]]] = {}
+    samplers: dict[str, TrajectorySampler] = {}
+    hoser_model = None
+    if any(m.startswith("hoser") for m in settings.methods):
+        hoser_model = _hoser_model(harness, hoser_model_dir, hoser_save_dir, log)
+    for name in settings.methods:
+        if name in BASELINES:
+            generate = baseline_generator(name, harness, hoser_model)
+            batch = settings.batch_size if name.startswith("hoser") else None
+
+            def run(requests, seed, generate=generate, batch=batch):
+                _synchronize(device)
+                return generate_timed(
+                    generate, requests, harness.travel_seconds, batch_size=batch, device=str(device)
+                )
+
+            runners[name] = run
+        elif name == "trajdlm":
+            samplers[name] = TrajectorySampler(model, base_sampling, device)
+        else:  # ar_decoding
+            ar_sampling = dataclasses.replace(base_sampling, decoding="autoregressive")
+            if ar_model_dir is not None:
+                ar_model, _ = TrajDLM.from_pretrained(ar_model_dir)
+                if ar_model.config.block_size != 1:
+                    raise UserError(f"{ar_model_dir}: not an autoregressive model (block size 1)")
+                samplers[name] = TrajectorySampler(ar_model, ar_sampling, device)
+            else:
+                samplers["ar_decoding (TrajDLM weights)"] = TrajectorySampler(
+                    model, ar_sampling, device
+                )
+    if settings.ablations:
+        for label, change in SAMPLING_ABLATIONS.items():
+            samplers[label] = TrajectorySampler(
+                model, dataclasses.replace(base_sampling, **change), device
+            )
+    for label, path in settings.extra_models.items():
+        extra_model, extra_meta = TrajDLM.from_pretrained(path)
+        extra_sampling = SamplingConfig(
+            **{**extra_meta.get("sampling", {}), "batch_size": settings.batch_size}
+        )
+        samplers[label] = TrajectorySampler(extra_model, extra_sampling, device)
+    for label, sampler in samplers.items():
+        warm_up(sampler, harness.requests(settings.seeds[0]))
+        runners[label] = _model_runner(sampler)
+
+    methods: dict[str, Any] = {}
+    for label, run in runners.items():
+        runs = []
+        for seed in settings.seeds:
+            requests = harness.requests(seed)
+            log(f"[bench] {label}, seed {seed}: generating {len(requests)} trips")
+            trips, throughput = run(requests, seed)
+            runs.append(harness.score(trips, requests, throughput))
+        speed = [r["trajectories_per_second"] for r in runs if r["trajectories_per_second"]]
+        summary = summarize_runs(runs)
+        summary["trajectories_per_second"] = float(np.mean(speed)) if speed else None
+        methods[label] = {"runs": runs, "summary": summary}
+        log(
+            f"[bench] {label}: "
+            + ", ".join(f"{k}={v['mean']:.4g}" for k, v in summary.items() if isinstance(v, dict))
+            + f", {summary['trajectories_per_second'] or 0:.1f} trips/s"
+        )
+
+    sweep = {}
+    timed_samplers = {
+        label: s
+        for label, s in samplers.items()
+        if label == "trajdlm" or label.startswith("ar_decoding")
+    }
+    for label, sampler in timed_samplers.items():
+        sweep[label] = throughput_sweep(sampler, harness, settings, log)
+    return {
+        "card": device_name(device),
+        "device": str(device),
+        "date": dt.date.today().isoformat(),
+        "data": str(data_dir),
+        "model": str(model_dir),
+        "ar_model": str(ar_model_dir) if ar_model_dir else None,
+        "settings": {
+            **dataclasses.asdict(settings),
+            "extra_models": {k: str(v) for k, v in settings.extra_models.items()},
+        },
+        "sampling": dataclasses.asdict(base_sampling),
+        "num_test": len(harness.test),
+        "methods": methods,
+        "throughput_sweep": sweep,
+        "speedups": speedups(methods, sweep),
+    }
+
+
+def _hoser_model(
+    harness: Harness,
+    model_dir: Path | None,
+    save_dir: Path | None,
+    log: Callable[[str], None],
+) -> NextSegmentModel:
+    if model_dir is not None:
+        return NextSegmentModel.from_pretrained(model_dir, harness.graph).to(harness.device)
+    log(
+        f"[bench] training the HOSER-style next-segment model ({harness.settings.hoser_epochs} epochs)"
+    )
+    start = time.perf_counter()
+    model, history = train_next_segment_model(
+        harness.graph,
+        harness.train,
+        val=harness.val,
+        epochs=harness.settings.hoser_epochs,
+        device=harness.device,
+    )
+    best = max((h.get("val_accuracy", h["accuracy"]) for h in history), default=0.0)
+    log(f"[bench] trained in {time.perf_counter() - start:.0f} s, next-step accuracy {best:.3f}")
+    if save_dir is not None:
+        model.save_pretrained(save_dir)
+    return model
+
+
+def throughput_sweep(
+    sampler: TrajectorySampler,
+    harness: Harness,
+    settings: BenchSettings,
+    log: Callable[[str], None],
+) -> dict[str, dict[str, float]]:
+    """Trips per second at each batch size (``throughput_requests`` trips, at least one batch)."""
+    out = {}
+    pool = sample_od_requests(
+        harness.train, max(max(settings.throughput_batches), settings.throughput_requests), 1234
+    )
+    for batch in progress(settings.throughput_batches, desc="throughput"):
+        count = max(batch, settings.throughput_requests)
+        requests = ODRequests(
+            pool.origins[:count], pool.destinations[:count], pool.departures[:count]
+        )
+        warm_up(sampler, requests, batch)
+        _synchronize(sampler.device)
+        trips = sampler.generate(requests, seed=0, show_progress=False, batch_size=batch)
+        out[str(batch)] = {
+            "trajectories": len(trips),
+            "seconds": trips.seconds,
+            "trajectories_per_second": trips.trajectories_per_second,
+        }
+        log(f"[bench] throughput {batch:>5}: {trips.trajectories_per_second:.1f} trips/s")
+    return out
+
+
+def speedups(methods: dict[str, Any], sweep: dict[str, Any]) -> dict[str, Any]:
+    """TrajDLM's speed over the HOSER-style search and over autoregressive decoding."""
+    out: dict[str, Any] = {}
+    ours = methods.get("trajdlm", {}).get("summary", {}).get("trajectories_per_second")
+    for name in ("hoser_beam", "hoser_astar"):
+        other = methods.get(name, {}).get("summary", {}).get("trajectories_per_second")
+        if ours and other:
+            out[f"trajdlm_over_{name}"] = ours / other
+    ar = next((k for k in sweep if k.startswith("ar_decoding")), None)
+    if "trajdlm" in sweep and ar:
+        out["trajdlm_over_ar_by_batch"] = {
+            b: sweep["trajdlm"][b]["trajectories_per_second"]
+            / sweep[ar][b]["trajectories_per_second"]
+            for b in sweep["trajdlm"]
+            if b in sweep[ar]
+        }
+    return out
+
+
+def markdown_report(results: dict[str, Any], command: str | None = None) -> str:
+    """The benchmark as markdown: header, metric table, throughput sweep, speed-ups."""
+    settings = results["settings"]
+    lines = [
+        f"# difforge-traj bench: {Path(results['data']).name}",
+        "",
+        f"- card: {results['card']}; date: {results['date']}",
+        f"- {settings['n']} generated trips per seed, seeds {list(settings['seeds'])}, OD pairs and "
+        f"departure times drawn from train.csv; scored against test.csv ({results['num_test']} trips)",
+        f"- batch size {settings['batch_size']} for every batched method; sampling: "
+        + ", ".join(f"{k}={v}" for k, v in results["sampling"].items() if k != "batch_size"),
+    ]
+    if command:
+        lines.append(f"- command: `{command}`")
+    rows = {name: m["summary"] for name, m in results["methods"].items()}
+    lines += ["", "## Metrics (mean ± std over seeds)", "", format_markdown_table(rows)]
+    if results["throughput_sweep"]:
+        batches = sorted({b for s in results["throughput_sweep"].values() for b in s}, key=int)
+        lines += [
+            "",
+            "## Throughput (trips/s) by batch size",
+            "",
+            "| method | " + " | ".join(batches) + " |",
+            "|---|" + "---|" * len(batches),
+        ]
+        for name, by_batch in results["throughput_sweep"].items():
+            cells = [
+                f"{by_batch[b]['trajectories_per_second']:.1f}" if b in by_batch else "–"
+                for b in batches
+            ]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    if results["speedups"]:
+        lines += ["", "## Speed-ups", ""]
+        for key, value in results["speedups"].items():
+            if isinstance(value, dict):
+                value = ", ".join(f"batch {b}: {v:.2f}x" for b, v in value.items())
+            else:
+                value = f"{value:.2f}x"
+            lines.append(f"- {key}: {value}")
+    return "\n".join(lines) + "\n"
+
+
+def write_bench(results: dict[str, Any], out_dir: str | Path, command: str | None = None) -> None:
+    """``bench.json`` and ``bench.md`` in ``out_dir`` (each written atomically)."""
+    out = Path(out_dir)
+    write_json(out / "bench.json", {**results, "command": command})
+    with atomic_open(out / "bench.md", "w", encoding="utf-8") as fh:
+        fh.write(markdown_report(results, command))

@@ -1,0 +1,177 @@
+"""Writing generated trips: HOSER CSV (plus the request), GeoJSON, GPX tracks and a PNG map.
+
+Every writer goes through :mod:`difforge.core.io` (temporary file, then rename), so a failure never
+leaves a partial file. Coordinates of a trip are its segments' polylines joined end to end (the
+shared junction point kept once); GPX points get times interpolated along each segment between its
+entry time and the next segment's (the last one ends at the trip's end time).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from difforge.core.io import atomic_open, atomic_path
+from difforge.traj.data.geo import haversine_m
+from difforge.traj.data.hoser import TRAJ_COLUMNS, format_rid_list, format_time_list
+from difforge.traj.data.segments import SegmentGraph
+from difforge.traj.sample import GeneratedTrips
+
+REQUEST_COLUMNS = ("origin_id", "destination_id")
+
+
+def write_generated_csv(path: str | Path, trips: GeneratedTrips) -> None:
+    """HOSER CSV (``mm_id,user_id,traj_id,rid_list,time_list``) plus the requested origin and
+    destination (``evaluate`` reads ``destination_id`` for ``destination_reached_share``)."""
+    with atomic_open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow((*TRAJ_COLUMNS, *REQUEST_COLUMNS))
+        for k, (rids, times) in enumerate(zip(trips.rids, trips.times)):
+            writer.writerow(
+                [
+                    k,
+                    k,
+                    k,
+                    format_rid_list(rids),
+                    "" if times is None else format_time_list(times),
+                    int(trips.origins[k]),
+                    int(trips.destinations[k]),
+                ]
+            )
+
+
+def trip_polyline(graph: SegmentGraph, rids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """(lon, lat) points of a trip and, per point, the index of the segment it belongs to."""
+    points, owners = [], []
+    for k, segment in enumerate(rids):
+        line = graph.coords[int(segment)]
+        if points and np.allclose(points[-1][-1], line[0]):
+            line = line[1:]  # the junction shared with the previous segment
+        points.append(line)
+        owners.append(np.full(len(line), k))
+    return np.concatenate(points), np.concatenate(owners)
+
+
+def _iso(t: np.datetime64) -> str:
+    return str(np.datetime64(t, "s")) + "Z"
+
+
+def write_geojson(path: str | Path, graph: SegmentGraph, trips: GeneratedTrips) -> None:
+    """A FeatureCollection with one LineString per trip; properties: ids, request, times, length."""
+    features = []
+    for k, rids in enumerate(trips.rids):
+        points, _ = trip_polyline(graph, rids)
+        times = trips.times[k]
+        features.append(
+            {
+                "type": "Feature",
+                "geometry": {
+                    "type": "LineString",
+                    "coordinates": np.round(points, 7).tolist(),
+                },
+                "properties": {
+                    "traj_id": k,
+                    "origin_id": int(trips.origins[k]),
+                    "destination_id": int(trips.destinations[k]),
+                    "reached_destination": bool(rids[-1] == trips.destinations[k]),
+                    "num_segments": len(rids),
+                    "length_m": round(float(graph.length_m[rids].sum()), 1),
+                    "departure_time": None if times is None else _iso(times[0]),
+                    "arrival_time": None
+                    if trips.end_times[k] is None
+                    else _iso(trips.end_times[k]),
+                    "rid_list": [int(r) for r in rids],
+                },
+            }
+        )
+    with atomic_open(path, "w", encoding="utf-8") as fh:
+        json.dump({"type": "FeatureCollection", "features": features}, fh, separators=(",", ":"))
+        fh.write("\n")
+
+
+def point_times(
+    points: np.ndarray, owners: np.ndarray, entry: np.ndarray, end: np.datetime64
+) -> np.ndarray:
+    """Times of polyline points: linear in distance between each segment's entry and exit time."""
+    entry = entry.astype("datetime64[s]").astype(np.int64).astype(np.float64)
+    exit_ = np.append(entry[1:], np.datetime64(end, "s").astype(np.int64))
+    step = np.concatenate([[0.0], haversine_m(*points[:-1].T, *points[1:].T)])
+    out = np.empty(len(points))
+    for k in range(len(entry)):
+        members = np.flatnonzero(owners == k)
+        along = np.cumsum(step[members]) - step[members[0]]
+        share = along / along[-1] if along[-1] > 0 else np.zeros_like(along)
+        out[members] = entry[k] + share * (exit_[k] - entry[k])
+    return np.round(out).astype(np.int64).astype("datetime64[s]")
+
+
+def write_gpx(path: str | Path, graph: SegmentGraph, trips: GeneratedTrips) -> None:
+    """One GPX track per trip; points carry times when the trip has them."""
+    import gpxpy
+    import gpxpy.gpx
+
+    gpx = gpxpy.gpx.GPX()
+    gpx.creator = "difforge-traj"
+    for k, rids in enumerate(trips.rids):
+        points, owners = trip_polyline(graph, rids)
+        times = (
+            None
+            if trips.times[k] is None
+            else point_times(points, owners, trips.times[k], trips.end_times[k])
+        )
+        track = gpxpy.gpx.GPXTrack(name=f"trip {k}")
+        track.description = (
+            f"origin {int(trips.origins[k])} destination {int(trips.destinations[k])}"
+        )
+        segment = gpxpy.gpx.GPXTrackSegment()
+        for i, (lon, lat) in enumerate(points):
+            stamp = None if times is None else times[i].astype("M8[ms]").astype(object)
+            segment.points.append(gpxpy.gpx.GPXTrackPoint(float(lat), float(lon), time=stamp))
+        track.segments.append(segment)
+        gpx.tracks.append(track)
+    with atomic_open(path, "w", encoding="utf-8") as fh:
+        fh.write(gpx.to_xml())
+
+
+def draw_map(
+    path: str | Path,
+    graph: SegmentGraph,
+    trips: GeneratedTrips,
+    *,
+    title: str | None = None,
+    max_trips: int = 400,
+) -> None:
+    """PNG: the road network in grey, up to ``max_trips`` trips coloured over it, origins and
+    destinations marked (local equal-area aspect)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.collections import LineCollection
+
+    fig, ax = plt.subplots(figsize=(9, 8))
+    ax.add_collection(LineCollection(graph.coords, colors="#bbbbbb", linewidths=0.8, zorder=1))
+    shown = trips.rids[:max_trips]
+    colours = plt.get_cmap("turbo")(np.linspace(0, 1, max(len(shown), 1)))
+    lines = [trip_polyline(graph, rids)[0] for rids in shown]
+    ax.add_collection(LineCollection(lines, colors=colours, linewidths=1.2, alpha=0.35, zorder=2))
+    starts = np.array([line[0] for line in lines])
+    ends = np.array([line[-1] for line in lines])
+    ax.scatter(*starts.T, s=8, c="#1a9641", label="origin", zorder=3)
+    ax.scatter(*ends.T, s=8, c="#d7191c", label="destination", zorder=3)
+    lon_min, lat_min, lon_max, lat_max = graph.bbox()
+    ax.set_xlim(lon_min, lon_max)
+    ax.set_ylim(lat_min, lat_max)
+    ax.set_aspect(1.0 / np.cos(np.radians((lat_min + lat_max) / 2)))
+    ax.set_xlabel("longitude")
+    ax.set_ylabel("latitude")
+    ax.legend(loc="upper right")
+    ax.set_title(title or f"{len(shown)} of {len(trips)} generated trips on {graph.name}")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)

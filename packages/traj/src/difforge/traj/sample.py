@@ -1,0 +1,487 @@
+"""Generating trajectories with TrajDLM: topology-constrained block-diffusion decoding.
+
+Each OD request becomes a canvas ``[origin, MASK, MASK, ...]`` decoded block by block by the core's
+KV-cached :func:`~difforge.core.diffusion.sample_block_diffusion` (or, as the baseline, one token at a
+time by :func:`~difforge.core.diffusion.sample_autoregressive`), with classifier-free guidance
+(``u + (w+1)(c-u)``, TrajDLM's w = 0.5) and greedy confidence-ordered commits (TrajDLM: temperature 0,
+at most 8 denoising steps per block).
+
+**Topology-constrained sampling** (:class:`TopologyConstraint`, the core's logits-constraint
+callback, run before every commit decision). Logits of tokens that would break the trip are set
+to -inf (``masked_fill``, never multiplied by a 0/1 mask). Rules at a masked position p:
+
+1. *left*: a segment must be a legal successor (``roadmap.rel``) of the token at p-1; after the
+   destination, or after ``[EOS]``, only ``[EOS]`` may follow; ``[EOS]`` may follow nothing else;
+2. *destination budget*: a segment s needs ``hops(s → destination) <= deadline - 1 - p`` where
+   the deadline is the first committed ``[EOS]`` right of p (else the canvas end), so the
+   destination can still be reached in time;
+3. *right*: if a segment is already committed further right in the block (commits go by
+   confidence, not left to right), the tokens in between must connect to it in exactly the number
+   of steps available (a right-to-left sweep over the predecessor relation).
+
+Several tokens are committed per step, so the token "at p-1" of rule 1 is, when p-1 is still
+masked, the candidate the constraint itself picked there: the candidates of a block form one legal
+chain, built left to right, and whatever subset the core commits is consistent with it. Each rule
+keeps at least one token allowed, so every trip is legal and reaches its destination (rule 2 sizes
+the canvas so that ``hops(origin → destination)`` fits). Legality is re-derived from the committed
+tokens at every step, and checked again on the finished trips.
+
+Travel times: the model's :class:`~difforge.traj.model.TravelTimeHead` gives each segment a
+duration (sampled from its Gaussian over ``log1p(seconds)``, or its mean), so trips carry entry
+times from their departure time, as HOSER's ``time_list``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+from scipy.sparse.csgraph import shortest_path
+from torch import Tensor
+
+from difforge.core.cli import progress
+from difforge.core.config import check_config
+from difforge.core.diffusion import sample_autoregressive, sample_block_diffusion
+from difforge.core.errors import UserError
+from difforge.traj.data.hoser import Trajectories
+from difforge.traj.data.segments import SegmentGraph
+from difforge.traj.evaluate import ODRequests
+from difforge.traj.model import MINUTES_PER_DAY, TrajDLM, round_up
+
+UNREACHABLE = np.iinfo(np.int32).max // 2
+ALL_PAIRS_LIMIT = 4096  # all-pairs hop table up to this many segments (64 MB of int32)
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """How trips are decoded (defaults: TrajDLM's inference settings)."""
+
+    decoding: Literal["diffusion", "autoregressive"] = "diffusion"
+    steps_per_block: int | None = 8  # fixed commit count per step; None: threshold only
+    threshold: float | None = None  # Fast-dLLM: also commit every token above this confidence
+    guidance_scale: float = 0.5  # w in u + (w + 1)(c - u); 0 disables guidance
+    temperature: float = 0.0  # 0: greedy (TrajDLM); > 0: Gumbel-max sampling
+    constrained: bool = True  # topology-constrained sampling (False: the ablation)
+    duration_sampling: bool = True  # sample travel times from the head's Gaussian (False: mean)
+    batch_size: int = 256
+
+    def __post_init__(self) -> None:
+        if self.steps_per_block is not None:
+            check_config(self.steps_per_block >= 1, "steps_per_block", ">= 1", self.steps_per_block)
+        if self.threshold is not None:
+            check_config(0 < self.threshold <= 1, "threshold", "in (0, 1]", self.threshold)
+        check_config(self.guidance_scale >= 0, "guidance_scale", ">= 0", self.guidance_scale)
+        check_config(self.temperature >= 0, "temperature", ">= 0", self.temperature)
+        check_config(self.batch_size >= 1, "batch_size", ">= 1", self.batch_size)
+
+
+################################################################################
+#                              Graph look-ups                                  #
+################################################################################
+
+
+def successor_table(graph: SegmentGraph, rows: int) -> Tensor:
+    """``(rows, K + 1)`` successor ids padded with ``N`` (a column that is always False).
+
+    Rows past ``N - 1`` (the special tokens) have no successors.
+    """
+    n = graph.num_segments
+    degree = np.diff(graph.succ_indptr)
+    table = np.full((rows, int(degree.max()) + 1), n, dtype=np.int64)
+    owner = np.repeat(np.arange(n), degree)
+    column = np.arange(len(graph.succ_indices)) - np.repeat(graph.succ_indptr[:-1], degree)
+    table[owner, column] = graph.succ_indices
+    return torch.from_numpy(table)
+
+
+class HopDistances:
+    """Fewest transitions from every segment to a destination (BFS on the reversed relation)."""
+
+    def __init__(self, graph: SegmentGraph) -> None:
+        self.reverse = graph.successor_matrix().T.tocsr()
+        self.all_pairs = (
+            self._bfs(np.arange(graph.num_segments))
+            if graph.num_segments <= ALL_PAIRS_LIMIT
+            else None
+        )
+
+    def _bfs(self, destinations: np.ndarray) -> np.ndarray:
+        hops = shortest_path(self.reverse, unweighted=True, indices=destinations)
+        hops = np.atleast_2d(hops)
+        return np.where(np.isfinite(hops), hops, UNREACHABLE).astype(np.int32)
+
+    def to(self, destinations: np.ndarray) -> np.ndarray:
+        """``(len(destinations), N)`` hop counts, :data:`UNREACHABLE` where there is no path."""
+        if self.all_pairs is not None:
+            return self.all_pairs[destinations]
+        unique, inverse = np.unique(destinations, return_inverse=True)
+        return self._bfs(unique)[inverse]
+
+    def between(
+        self, origins: np.ndarray, destinations: np.ndarray, chunk: int = 1024
+    ) -> np.ndarray:
+        """Hop count of each (origin, destination) pair."""
+        out = np.empty(len(origins), dtype=np.int32)
+        for lo in range(0, len(origins), chunk):
+            rows = self.to(destinations[lo : lo + chunk])
+            out[lo : lo + chunk] = rows[np.arange(len(rows)), origins[lo : lo + chunk]]
+        return out
+
+
+################################################################################
+#                          The constraint callback                             #
+################################################################################
+
+
+class TopologyConstraint:
+    """Logits constraint for one batch of requests (rules in the module docstring).
+
+    ``successors``: :func:`successor_table` with ``N + 2`` rows; ``destinations`` ``(B,)``;
+    ``hops`` ``(B, N)`` hop counts to each row's destination. With ``temperature > 0`` the logits
+    are Gumbel-perturbed here (and the core decodes greedily), so the chain of candidates is the
+    sampled one.
+    """
+
+    def __init__(
+        self,
+        successors: Tensor,
+        destinations: Tensor,
+        hops: Tensor,
+        *,
+        eos_id: int,
+        mask_id: int,
+        temperature: float = 0.0,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        self.successors = successors
+        self.mask_id = mask_id
+        self.destinations = destinations
+        self.hops = hops
+        self.eos_id = eos_id
+        self.num_segments = eos_id
+        self.temperature = temperature
+        self.generator = generator
+
+    def _successor_mask(self, tokens: Tensor) -> Tensor:
+        """``(B, N)`` bool: the legal successors of each row's token (none for special tokens)."""
+        mask = torch.zeros(
+            len(tokens), self.num_segments + 1, dtype=torch.bool, device=tokens.device
+        )
+        mask.scatter_(1, self.successors[tokens], True)
+        return mask[:, : self.num_segments]
+
+    def _predecessors(self, allowed: Tensor) -> Tensor:
+        """``(B, N)``: segments with at least one successor in ``allowed`` ``(B, N)``."""
+        padded = torch.cat([allowed, allowed.new_zeros(len(allowed), 1)], 1)
+        return padded[:, self.successors[: self.num_segments]].any(-1)
+
+    def __call__(self, logits: Tensor, tokens: Tensor, positions: Tensor) -> Tensor:
+        batch, width, _ = logits.shape
+        n, eos = self.num_segments, self.eos_id
+        canvas_len = tokens.shape[1]
+        block = tokens[:, positions]
+        committed = block != self.mask_id
+        if self.temperature > 0:
+            uniform = torch.rand(logits.shape, generator=self.generator, device=logits.device)
+            logits = logits / self.temperature - torch.log(-torch.log(uniform.clamp(min=1e-20)))
+        rows = torch.arange(batch, device=logits.device)
+        is_dest = torch.zeros(batch, n, dtype=torch.bool, device=logits.device)
+        is_dest[rows, self.destinations] = True
+
+        # Rule 2: the deadline is the first committed [EOS] right of each position.
+        eos_at = torch.where(committed & (block == eos), positions, canvas_len)
+        after = torch.cat([eos_at[:, 1:], eos_at.new_full((batch, 1), canvas_len)], 1)
+        deadline = after.flip(1).cummin(1).values.flip(1)
+        budget = deadline - 1 - positions
+        segment_ok = self.hops[:, None, :] <= budget[:, :, None]  # (B, width, N)
+
+        # Rule 3: a committed segment right of a masked position constrains the gap before it.
+        anchored = committed & (block < n)
+        if bool((anchored[:, 1:] & ~committed[:, :-1]).any()):
+            segment_ok &= self._right_sets(block, committed, anchored, segment_ok, is_dest)
+
+        # Rule 1, left to right along the chain of committed tokens and candidates.
+        start = int(positions[0])
+        previous = tokens[:, start - 1] if start > 0 else block[:, 0]
+        constrained = []
+        for j in range(width):
+            finished = (previous == eos) | (previous == self.destinations)
+            allowed = self._successor_mask(previous) & segment_ok[:, j] & ~finished[:, None]
+            allowed = torch.cat(
+                [allowed, finished[:, None], allowed.new_zeros(batch, logits.shape[-1] - n - 1)], 1
+            )
+            masked = logits[:, j].masked_fill(~allowed, -math.inf)
+            keep = committed[:, j]
+            constrained.append(torch.where(keep[:, None], logits[:, j], masked))
+            previous = torch.where(keep, block[:, j], masked.argmax(-1))
+        return torch.stack(constrained, 1)
+
+    def _right_sets(
+        self,
+        block: Tensor,
+        committed: Tensor,
+        anchored: Tensor,
+        segment_ok: Tensor,
+        is_dest: Tensor,
+    ) -> Tensor:
+        """Rule 3: ``(B, width, N)`` segments from which the committed tokens to the right can
+        still be reached in exactly the steps between (all True where nothing is anchored)."""
+        batch, width = block.shape
+        n = self.num_segments
+        everything = torch.ones(batch, n, dtype=torch.bool, device=block.device)
+        rows = torch.arange(batch, device=block.device)
+        right = everything  # what position j may hold, given the tokens right of it
+        eos_possible = torch.ones(batch, dtype=torch.bool, device=block.device)
+        sets = []
+        for j in reversed(range(width)):
+            sets.append(right)
+            # What position j - 1 may hold, given position j.
+            anchor = torch.zeros_like(everything)
+            anchor[rows, block[:, j].clamp(max=n - 1)] = True
+            allowed_here = torch.where(anchored[:, j, None], anchor, right & segment_ok[:, j])
+            before = self._predecessors(allowed_here) & ~is_dest  # the destination ends a trip
+            eos_here = torch.where(committed[:, j], block[:, j] == self.eos_id, eos_possible)
+            before |= is_dest & eos_here[:, None]
+            # Nothing anchored at or right of j: leave it to rules 1 and 2.
+            free = ~anchored[:, j:].any(1)
+            right = torch.where(free[:, None], everything, before)
+            eos_possible = eos_here
+        return torch.stack(sets[::-1], 1)
+
+
+def stop_at_destination(destinations: Tensor, eos_id: int):
+    """Stop condition: a row is finished once it holds its destination or ``[EOS]``."""
+
+    def stop(tokens: Tensor) -> Tensor:
+        return ((tokens == destinations[:, None]) | (tokens == eos_id)).any(1)
+
+    return stop
+
+
+################################################################################
+#                               The sampler                                    #
+################################################################################
+
+
+@dataclass
+class GeneratedTrips:
+    """Generated trajectories with their requests and timing."""
+
+    rids: list[np.ndarray]
+    times: list[np.ndarray | None]  # entry time of every segment (datetime64[s])
+    end_times: list[np.datetime64 | None]  # when the last segment is left
+    origins: np.ndarray
+    destinations: np.ndarray
+    departures: np.ndarray
+    seconds: float  # wall time of path + time generation
+    batch_size: int
+    device: str
+
+    def __len__(self) -> int:
+        return len(self.rids)
+
+    def trajectories(self) -> Trajectories:
+        return Trajectories(
+            rids=self.rids, times=self.times, traj_ids=[str(k) for k in range(len(self.rids))]
+        )
+
+    @property
+    def trajectories_per_second(self) -> float:
+        return len(self.rids) / self.seconds if self.seconds > 0 else math.inf
+
+
+def departure_minutes(departures: np.ndarray) -> np.ndarray:
+    """UTC minute of the day of each departure (``datetime64``); -1 where unknown (NaT)."""
+    departures = np.asarray(departures, dtype="datetime64[s]")
+    minutes = (departures - departures.astype("datetime64[D]")).astype(np.int64) // 60
+    return np.where(np.isnat(departures), -1, minutes % MINUTES_PER_DAY)
+
+
+class TrajectorySampler:
+    """Batched generation with a TrajDLM model on one device (module docstring)."""
+
+    def __init__(
+        self, model: TrajDLM, config: SamplingConfig, device: str | torch.device = "cpu"
+    ) -> None:
+        if model.road_graph is None:
+            raise ValueError("the model has no road network attached")
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.config = config
+        self.graph = model.road_graph
+        mc = model.config
+        self.successors = successor_table(self.graph, mc.vocab_size).to(self.device)
+        self.hops = HopDistances(self.graph)
+
+    @torch.no_grad()
+    def sample_paths(
+        self,
+        origins: np.ndarray,
+        destinations: np.ndarray,
+        minutes: np.ndarray,
+        generator: torch.Generator | None = None,
+    ) -> list[np.ndarray]:
+        """One segment sequence per request (all rows decoded together as one batch)."""
+        mc, cfg, device = self.model.config, self.config, self.device
+        hops = self.hops.to(destinations)
+        origin_hops = hops[np.arange(len(origins)), origins]
+        if (origin_hops >= UNREACHABLE).any():
+            bad = int(np.argmax(origin_hops >= UNREACHABLE))
+            raise UserError(
+                f"OD pair ({int(origins[bad])}, {int(destinations[bad])}) has no legal path on "
+                f"the road network ({int((origin_hops >= UNREACHABLE).sum())} such requests)"
+            )
+        block = 1 if cfg.decoding == "autoregressive" else mc.block_size
+        length = round_up(max(mc.max_len, int(origin_hops.max()) + 1), block)
+        canvas = torch.full((len(origins), length), mc.mask_id, dtype=torch.long)
+        canvas[:, 0] = torch.from_numpy(origins)
+        canvas = canvas.to(device)
+        dest = torch.from_numpy(destinations).to(device)
+        table = self.model.token_table()
+        bucket = self.model.time_bucket(torch.from_numpy(minutes).to(device))
+        origin = canvas[:, 0]
+        extra = {"embedding_weight": table, **self.model.condition(table, origin, dest, bucket)}
+        uncond = self.model.null_condition(table, len(origins)) if cfg.guidance_scale else None
+        constraint = (
+            TopologyConstraint(
+                self.successors,
+                dest,
+                torch.from_numpy(hops).to(device),
+                eos_id=mc.eos_id,
+                mask_id=mc.mask_id,
+                temperature=cfg.temperature,
+                generator=generator,
+            )
+            if cfg.constrained
+            else None
+        )
+        # With the constraint, sampling noise is added inside it (see TopologyConstraint).
+        temperature = 0.0 if constraint is not None else cfg.temperature
+        common = {
+            "mask_token_id": mc.mask_id,
+            "temperature": temperature,
+            "constraint": constraint,
+            "stop": stop_at_destination(dest, mc.eos_id),
+            "generator": generator,
+            "extra_args": extra,
+            "guidance_scale": cfg.guidance_scale,
+            "uncond_args": uncond,
+        }
+        if cfg.decoding == "autoregressive":
+            out = sample_autoregressive(self.model.backbone, canvas, **common)
+        else:
+            out = sample_block_diffusion(
+                self.model.backbone,
+                canvas,
+                block_size=mc.block_size,
+                steps_per_block=cfg.steps_per_block,
+                threshold=cfg.threshold,
+                **common,
+            )
+        return [cut_trip(row, int(d), mc.eos_id) for row, d in zip(out.cpu().numpy(), destinations)]
+
+    @torch.no_grad()
+    def sample_durations(
+        self,
+        paths: list[np.ndarray],
+        minutes: np.ndarray,
+        generator: torch.Generator | None = None,
+    ) -> list[np.ndarray]:
+        """Seconds spent on every segment of every path."""
+        mc = self.model.config
+        width = max(len(p) for p in paths)
+        tokens = torch.full((len(paths), width), mc.eos_id, dtype=torch.long)
+        for row, path in enumerate(paths):
+            tokens[row, : len(path)] = torch.from_numpy(path)
+        tokens = tokens.to(self.device)
+        minute = torch.from_numpy(np.maximum(minutes, 0)).to(self.device)
+        mean, log_std = self.model(tokens, task="duration", departure_minute=minute).sample.unbind(
+            -1
+        )
+        if self.config.duration_sampling:
+            noise = torch.randn(mean.shape, generator=generator, device=self.device)
+            mean = mean + noise * log_std.exp()
+        seconds = torch.expm1(mean.float()).clamp(min=0).cpu().numpy()
+        return [seconds[row, : len(path)] for row, path in enumerate(paths)]
+
+    def generate(
+        self,
+        requests: ODRequests,
+        seed: int = 0,
+        show_progress: bool = True,
+        batch_size: int | None = None,
+    ) -> GeneratedTrips:
+        """Trips for every request, in request order; batches of ``batch_size`` (default
+        ``config.batch_size``) requests.
+
+        Requests are decoded in order of their origin-destination hop count, so that a batch holds
+        trips of similar length (fewer blocks spent on finished rows), then put back in order.
+        """
+        generator = torch.Generator(device=self.device).manual_seed(seed)
+        origins = np.asarray(requests.origins, dtype=np.int64)
+        destinations = np.asarray(requests.destinations, dtype=np.int64)
+        n = self.graph.num_segments
+        for name, ids in (("origin", origins), ("destination", destinations)):
+            if len(ids) and (ids.min() < 0 or ids.max() >= n):
+                raise UserError(f"an OD request names an unknown {name} segment (network has {n})")
+        minutes = departure_minutes(requests.departures)
+        hop_counts = self.hops.between(origins, destinations)
+        order = np.argsort(hop_counts, kind="stable")
+        paths: list[np.ndarray | None] = [None] * len(origins)
+        durations: list[np.ndarray | None] = [None] * len(origins)
+        size = batch_size or self.config.batch_size
+        start = time.perf_counter()
+        bar = progress(
+            total=len(origins),
+            desc="generate",
+            unit="trip",
+            disable=None if show_progress else True,
+        )
+        for lo in range(0, len(order), size):
+            index = order[lo : lo + size]
+            batch_paths = self.sample_paths(
+                origins[index], destinations[index], minutes[index], generator
+            )
+            batch_seconds = self.sample_durations(batch_paths, minutes[index], generator)
+            for k, path, seconds in zip(index, batch_paths, batch_seconds):
+                paths[k], durations[k] = path, seconds
+            bar.update(len(index))
+        bar.close()
+        elapsed = time.perf_counter() - start
+        departures = np.asarray(requests.departures, dtype="datetime64[s]")
+        times, end_times = [], []
+        for seconds, depart in zip(durations, departures):
+            if np.isnat(depart):
+                times.append(None)
+                end_times.append(None)
+                continue
+            offsets = np.round(np.concatenate([[0.0], np.cumsum(seconds)])).astype(np.int64)
+            stamps = depart + offsets.astype("timedelta64[s]")
+            times.append(stamps[:-1])
+            end_times.append(stamps[-1])
+        return GeneratedTrips(
+            rids=paths,  # type: ignore[arg-type]
+            times=times,
+            end_times=end_times,
+            origins=origins,
+            destinations=destinations,
+            departures=departures,
+            seconds=elapsed,
+            batch_size=size,
+            device=str(self.device),
+        )
+
+
+def cut_trip(row: np.ndarray, destination: int, eos_id: int) -> np.ndarray:
+    """The trip in a decoded canvas row: up to its destination (inclusive), else up to the first
+    special token (only possible without the constraint)."""
+    hits = np.flatnonzero(row == destination)
+    if len(hits):
+        return row[: hits[0] + 1].astype(np.int64)
+    special = np.flatnonzero(row >= eos_id)
+    end = special[0] if len(special) else len(row)
+    return row[: max(end, 1)].astype(np.int64)
