@@ -1,7 +1,7 @@
 """``difforge-scene``: one subcommand per stage; user mistakes print ``error: ...`` and exit 2.
 
-Commands now: dataset, convert, procedural, render, evaluate (--model retrieval). The model stages
-(fit, train-vae, train, generate, expand) plug in as further subparsers.
+Commands now: dataset, convert, procedural, fit, render, evaluate (--model retrieval). The model
+stages (train-vae, train, generate, expand) plug in as further subparsers.
 """
 
 from __future__ import annotations
@@ -76,6 +76,70 @@ def cmd_procedural(args: argparse.Namespace) -> None:
     if args.layout_out:
         write_layout(args.layout_out, room.layout)
     print(f"wrote {args.out} ({len(blocks)} blocks, {len(mesh.faces)} faces)")
+
+
+def cmd_fit(args: argparse.Namespace) -> None:
+    import time
+
+    import torch
+
+    from difforge.core.train.checkpoint import atomic_dir
+    from difforge.scene.data.blocks import BlockDataset
+    from difforge.scene.fit import (
+        FitConfig,
+        dataset_supervision,
+        decode_grids,
+        fit_triplanes,
+        reconstruction_report,
+        save_fit,
+    )
+    from difforge.scene.triplane import TriPlaneDecoder
+
+    dataset = BlockDataset(args.data)
+    n = len(dataset) if args.first is None else min(args.first, len(dataset))
+    if n < 1:
+        raise UserError("--first must be at least 1")
+    if args.decoder:
+        try:
+            decoder = TriPlaneDecoder.from_pretrained(args.decoder)
+        except (OSError, ValueError, KeyError) as exc:
+            raise UserError(
+                f"--decoder {args.decoder}: not a tri-plane decoder folder ({exc})"
+            ) from None
+        channels, hidden, layers = (decoder.config[k] for k in ("channels", "hidden", "layers"))
+    else:
+        channels, hidden, layers = args.channels, args.hidden, args.layers
+        decoder = TriPlaneDecoder(channels=channels, hidden=hidden, layers=layers)
+    config = FitConfig(
+        channels=channels,
+        resolution=args.plane_resolution,
+        hidden=hidden,
+        layers=layers,
+        iterations=args.iterations,
+        points_per_step=args.points_per_step,
+        seed=args.seed,
+    )
+    start = time.perf_counter()
+    sup, blocks, sources = dataset_supervision(dataset, list(range(n)), workers=args.workers)
+    prepared = time.perf_counter()
+    planes, history = fit_triplanes(sup, decoder, config, not args.decoder, args.device)
+    fitted = time.perf_counter()
+    k = min(args.eval_blocks, n)
+    grids = decode_grids(decoder, planes[:k], dataset.resolution, args.device)
+    report = {
+        "blocks": n,
+        "stage": "planes only (frozen decoder)" if args.decoder else "decoder + planes",
+        "device": torch.cuda.get_device_name()
+        if str(args.device).startswith("cuda")
+        else str(args.device),
+        "seconds_supervision": prepared - start,
+        "seconds_fit": fitted - prepared,
+        "history": history,
+        f"reconstruction_first_{k}_blocks": reconstruction_report(grids, blocks[:k], sources[:k]),
+    }
+    with atomic_dir(args.out) as tmp:
+        save_fit(tmp, decoder, planes, dataset.origins[:n], config, report)
+    print(json.dumps({key: v for key, v in report.items() if key != "history"}, indent=1))
 
 
 def cmd_render(args: argparse.Namespace) -> None:
@@ -161,6 +225,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layout-out", help="also write the room's layout JSON")
     p.add_argument("--resolution", type=int, default=DEFAULT_RESOLUTION)
     p.set_defaults(func=cmd_procedural)
+
+    p = sub.add_parser("fit", help="fit tri-planes (and a shared decoder) to dataset blocks")
+    p.add_argument("--data", required=True, help="dataset folder")
+    p.add_argument(
+        "--out", required=True, help="output folder: decoder/, planes.safetensors, fit.json"
+    )
+    p.add_argument("--decoder", help="a fitted decoder/ folder: freeze it and fit planes only")
+    p.add_argument("--first", type=int, help="fit only the first N blocks")
+    p.add_argument("--iterations", type=int, default=500)
+    p.add_argument("--channels", type=int, default=16)
+    p.add_argument("--plane-resolution", type=int, default=64)
+    p.add_argument("--hidden", type=int, default=128)
+    p.add_argument("--layers", type=int, default=3)
+    p.add_argument("--points-per-step", type=int, default=4096, help="per block and per kind")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--workers", type=int, default=1, help="processes preparing the targets")
+    p.add_argument("--eval-blocks", type=int, default=8, help="blocks meshed for the F-score")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_fit)
 
     p = sub.add_parser("render", help="render any mesh file to PNG on the CPU")
     p.add_argument("--mesh", required=True)
