@@ -183,6 +183,9 @@ class MapMatcher:
             if self.map.edges_closeto((y[k], x[k]), max_dist=near_dist, max_elmt=1)
         ]
         dropped = len(x) - len(fix_index)
+        # As Newson & Krumm do, keep only fixes at least 2 sigma from the previous kept one: dense
+        # noisy fixes otherwise make zig-zags through side streets look consistent to the HMM.
+        fix_index = self._thin(x, y, fix_index, 2.0 * self.gps_noise_m)
         points = [(y[k], x[k]) for k in fix_index]
         max_dist = self.max_dist_m
         if max_dist is None:
@@ -212,6 +215,18 @@ class MapMatcher:
         if not anchors:
             return None
         return self._assemble(trace, anchors, restarts, dropped)
+
+    @staticmethod
+    def _thin(x: np.ndarray, y: np.ndarray, index: list[int], min_step_m: float) -> list[int]:
+        """The fixes of ``index`` at least ``min_step_m`` from the previous kept one (+ the last)."""
+        if len(index) < 3:
+            return index
+        kept = [index[0]]
+        for k in index[1:-1]:
+            if np.hypot(x[k] - x[kept[-1]], y[k] - y[kept[-1]]) >= min_step_m:
+                kept.append(k)
+        kept.append(index[-1])
+        return kept
 
     def _assemble(self, trace: GpsTrace, anchors, restarts: int, dropped: int) -> MatchResult:
         graph = self.graph
@@ -299,7 +314,8 @@ def match_gps_file(
     ]
     if not inside:
         raise UserError(
-            f"{gps_path}: no GPS fix lies within the road network's area ({graph.bbox()})"
+            f"{gps_path}: no GPS fix lies within the road network's area "
+            f"(lon {min_lon:.4f}..{max_lon:.4f}, lat {min_lat:.4f}..{max_lat:.4f})"
         )
     results, report = match_traces(graph, inside, gps_noise_m=gps_noise_m, max_dist_m=max_dist_m)
     report.failed["outside the network area"] += len(traces) - len(inside)
