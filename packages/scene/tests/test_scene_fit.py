@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from difforge.core.errors import UserError
 from difforge.scene.data.blocks import room_scene
 from difforge.scene.data.geometry import BLOCK_SIZE, NORMALISE_SCALE
 from difforge.scene.fit import (
@@ -18,7 +19,12 @@ from difforge.scene.fit import (
     load_planes,
     save_fit,
 )
-from difforge.scene.triplane import TriPlaneDecoder, central_gradient, sample_triplanes
+from difforge.scene.triplane import (
+    TriPlaneDecoder,
+    central_gradient,
+    load_decoder,
+    sample_triplanes,
+)
 
 
 @pytest.fixture(scope="module")
@@ -88,10 +94,20 @@ def test_short_fit_learns_and_round_trips(tmp_path, scene) -> None:
     assert agree > np.mean(block.sdf >= 0) + 0.02
 
     save_fit(tmp_path, decoder, planes, block.origin[None], config, {"history": history})
-    again = TriPlaneDecoder.from_pretrained(tmp_path / "decoder")
+    again = load_decoder(tmp_path / "decoder")
     planes_again, origins = load_planes(tmp_path / "planes.safetensors")
     assert np.allclose(origins, block.origin[None])
     assert np.allclose(decode_grids(again, planes_again, 24), grids, atol=1e-6)
+
+
+def test_bad_decoder_folders_are_user_errors(tmp_path) -> None:
+    with pytest.raises(UserError, match="not a tri-plane decoder folder"):
+        load_decoder(tmp_path)
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "diffusion_pytorch_model.safetensors").write_bytes(b"garbage")
+    with pytest.raises(UserError, match="cannot load") as info:
+        load_decoder(tmp_path)
+    assert "\n" not in str(info.value)
 
 
 def test_grid_sdf_interpolates_the_stored_grid(scene) -> None:

@@ -93,19 +93,14 @@ def cmd_fit(args: argparse.Namespace) -> None:
         reconstruction_report,
         save_fit,
     )
-    from difforge.scene.triplane import TriPlaneDecoder
+    from difforge.scene.triplane import TriPlaneDecoder, load_decoder
 
     dataset = BlockDataset(args.data)
     n = len(dataset) if args.first is None else min(args.first, len(dataset))
     if n < 1:
         raise UserError("--first must be at least 1")
     if args.decoder:
-        try:
-            decoder = TriPlaneDecoder.from_pretrained(args.decoder)
-        except (OSError, ValueError, KeyError) as exc:
-            raise UserError(
-                f"--decoder {args.decoder}: not a tri-plane decoder folder ({exc})"
-            ) from None
+        decoder = load_decoder(args.decoder)
         channels, hidden, layers = (decoder.config[k] for k in ("channels", "hidden", "layers"))
     else:
         channels, hidden, layers = args.channels, args.hidden, args.layers

@@ -10,6 +10,8 @@ normalised units (metres x 0.625). Registered config + save_pretrained / from_pr
 from __future__ import annotations
 
 import itertools
+import os
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -17,6 +19,8 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import weight_norm
+
+from difforge.core.errors import UserError
 
 # Which coordinates index each plane (x, y, z = 0, 1, 2): xy, xz, yz.
 PLANE_AXES = ((0, 1), (0, 2), (1, 2))
@@ -78,3 +82,18 @@ def central_gradient(
     shifted = torch.cat([points[:, :, None] + offsets, points[:, :, None] - offsets], dim=2)
     values = decoder(planes, shifted.reshape(len(points), -1, 3)).reshape(*points.shape[:2], 2, 3)
     return (values[:, :, 0] - values[:, :, 1]) / (2 * eps)
+
+
+def load_decoder(path: str | os.PathLike[str]) -> TriPlaneDecoder:
+    """A saved decoder folder (config.json + safetensors; never pickles), or a one-line UserError."""
+    folder = Path(path)
+    weights = folder / "diffusion_pytorch_model.safetensors"
+    if not (folder / "config.json").is_file() or not weights.is_file():
+        raise UserError(
+            f"{folder} is not a tri-plane decoder folder (config.json + {weights.name})"
+        )
+    try:
+        return TriPlaneDecoder.from_pretrained(folder, use_safetensors=True, local_files_only=True)
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UserError(f"{folder}: cannot load the tri-plane decoder ({first_line})") from None
