@@ -83,7 +83,7 @@ def cmd_fit(args: argparse.Namespace) -> None:
 
     import torch
 
-    from difforge.core.train.checkpoint import atomic_dir
+    from difforge.core.io import atomic_dir
     from difforge.scene.data.blocks import BlockDataset
     from difforge.scene.fit import (
         FitConfig,

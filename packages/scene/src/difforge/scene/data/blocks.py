@@ -19,8 +19,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +28,7 @@ import numpy as np
 import torch
 
 from difforge.core.errors import UserError
-from difforge.core.io import atomic_open, write_json
+from difforge.core.io import atomic_dir, atomic_open, write_json
 from difforge.scene.classes import CLASSES
 from difforge.scene.data.geometry import (
     BLOCK_SIZE,
@@ -252,23 +250,21 @@ class DatasetWriter:
 
 @contextlib.contextmanager
 def dataset_writer(out_dir: str | os.PathLike[str], with_sdf: bool) -> Iterator[DatasetWriter]:
-    """A DatasetWriter on a hidden folder beside ``out_dir``, renamed onto it only on success."""
+    """A DatasetWriter on a hidden folder beside ``out_dir``, renamed onto it only on success.
+
+    Unlike a checkpoint folder, an existing dataset is never replaced: the target must be new or
+    empty.
+    """
     out = Path(out_dir)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UserError(f"output {out} already exists and is not an empty folder")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    writer = DatasetWriter(tmp, with_sdf)
-    try:
-        yield writer
-        writer.finish()
-        if out.exists():
-            out.rmdir()
-        os.replace(tmp, out)
-    except BaseException:
-        writer.close_files()
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with atomic_dir(out) as tmp:
+        writer = DatasetWriter(tmp, with_sdf)
+        try:
+            yield writer
+            writer.finish()
+        finally:
+            writer.close_files()
 
 
 class BlockDataset:
