@@ -64,7 +64,9 @@ def test_sliced_wasserstein_of_a_translation():
     assert sliced_wasserstein(a, a) == pytest.approx(0.0)
     # Shifting by v moves every 1-D projection by v·θ, so SW2 = |v| / sqrt(d) for d = 2.
     v = torch.tensor([3.0, 4.0])
-    assert sliced_wasserstein(a, a + v, projections=4096) == pytest.approx(5 / math.sqrt(2), rel=0.03)
+    assert sliced_wasserstein(a, a + v, projections=4096) == pytest.approx(
+        5 / math.sqrt(2), rel=0.03
+    )
 
 
 def test_psnr_and_ssim():
