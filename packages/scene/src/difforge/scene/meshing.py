@@ -170,6 +170,8 @@ def colour_by_layout(mesh: trimesh.Trimesh, layout: Layout, slack: float = 0.05)
     if layout.boxes:
         lo = np.array([b.min for b in layout.boxes]) - slack
         hi = np.array([b.max for b in layout.boxes]) + slack
+        # Raise each box's bottom instead: the floor under a table stays floor.
+        lo[:, 1] += 2 * slack
         volume = np.prod(hi - lo, axis=1)
         classes = np.array([CLASSES.index(b.cls) for b in layout.boxes])
         v = np.asarray(mesh.vertices)
