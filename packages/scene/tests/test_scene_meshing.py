@@ -15,7 +15,7 @@ from difforge.scene.data.blocks import Block, extract_block, room_scene
 from difforge.scene.data.geometry import grid_points
 from difforge.scene.data.layout import Layout, LayoutBox
 from difforge.scene.data.rooms import RoomConfig, generate_room
-from difforge.scene.evaluate import sdf_disagreement, seam_openness
+from difforge.scene.evaluate import inner_border_length, sdf_disagreement, seam_openness
 from difforge.scene.meshing import (
     blend_blocks,
     block_offsets,
@@ -96,7 +96,8 @@ def test_one_pass_meshing_has_no_open_seam_unlike_per_block_meshing(two_blocks) 
     a, b = two_blocks
     lo = a.origin
     hi = b.origin + 3.2
-    border = 3.2  # one inner block border (a line across x) where the blocks meet
+    border = inner_border_length([a.origin, b.origin])
+    assert border == pytest.approx(2 * 3.2)
     blended = mesh_blocks([a, b], close=False)
     assert seam_openness(blended, lo, hi, border, margin=0.15) == 0.0
     # Meshing each block on its own and concatenating leaves open edges at the inner borders.

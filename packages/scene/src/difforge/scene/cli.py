@@ -115,7 +115,9 @@ def cmd_fit(args: argparse.Namespace) -> None:
         seed=args.seed,
     )
     start = time.perf_counter()
-    sup, blocks, sources = dataset_supervision(dataset, list(range(n)), workers=args.workers)
+    sup, blocks, sources = dataset_supervision(
+        dataset, list(range(n)), args.surface_points, args.space_points, args.workers
+    )
     prepared = time.perf_counter()
     planes, history = fit_triplanes(sup, decoder, config, not args.decoder, args.device)
     fitted = time.perf_counter()
@@ -234,6 +236,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hidden", type=int, default=128)
     p.add_argument("--layers", type=int, default=3)
     p.add_argument("--points-per-step", type=int, default=4096, help="per block and per kind")
+    p.add_argument("--surface-points", type=int, default=200_000, help="target bank per block")
+    p.add_argument("--space-points", type=int, default=200_000, help="target bank per block")
     p.add_argument("--device", default="cpu")
     p.add_argument("--workers", type=int, default=1, help="processes preparing the targets")
     p.add_argument("--eval-blocks", type=int, default=8, help="blocks meshed for the F-score")

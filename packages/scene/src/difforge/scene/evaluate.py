@@ -284,5 +284,22 @@ def seam_openness(
     return float(inside.sum() / inner_border_length)
 
 
+def inner_border_length(origins: Sequence[np.ndarray], size: float = BLOCK_SIZE) -> float:
+    """Summed length (m) of the blocks' vertical faces that lie inside the scene's xz extent.
+
+    These are the lines where per-block meshes would meet; seam openness is counted per metre of
+    them. Two blocks side by side give 2 x 3.2 m; a 2 x 2 grid gives 8 x 3.2 m.
+    """
+    corners = np.array([[o[0], o[2]] for o in origins])
+    lo, hi = corners.min(axis=0), corners.max(axis=0) + size
+    total = 0.0
+    for c in corners:
+        for axis in (0, 1):
+            for face in (c[axis], c[axis] + size):
+                if lo[axis] + 1e-9 < face < hi[axis] - 1e-9:
+                    total += size
+    return total
+
+
 def _percent(num: float, den: float) -> float:
     return float("nan") if den == 0 else 100.0 * num / den
