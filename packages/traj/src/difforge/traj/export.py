@@ -9,6 +9,7 @@ entry time and the next segment's (the last one ends at the trip's end time).
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -129,7 +130,11 @@ def write_gpx(path: str | Path, graph: SegmentGraph, trips: GeneratedTrips) -> N
         )
         segment = gpxpy.gpx.GPXTrackSegment()
         for i, (lon, lat) in enumerate(points):
-            stamp = None if times is None else times[i].astype("M8[ms]").astype(object)
+            stamp = (
+                None
+                if times is None
+                else times[i].astype("M8[ms]").astype(object).replace(tzinfo=dt.UTC)
+            )
             segment.points.append(gpxpy.gpx.GPXTrackPoint(float(lat), float(lon), time=stamp))
         track.segments.append(segment)
         gpx.tracks.append(track)

@@ -85,13 +85,15 @@ class SamplingConfig:
 
 
 def successor_table(graph: SegmentGraph, rows: int) -> Tensor:
-    """``(rows, K + 1)`` successor ids padded with ``N`` (a column that is always False).
+    """``(rows, K)`` successor ids (K = the largest out-degree), padded with ``rows``.
 
-    Rows past ``N - 1`` (the special tokens) have no successors.
+    Row ``a < N`` lists the segments that may follow ``a``; rows of special tokens are all padding.
+    The padding id ``rows`` is one past the vocabulary: callers give it a column that is always
+    False / -inf.
     """
     n = graph.num_segments
     degree = np.diff(graph.succ_indptr)
-    table = np.full((rows, int(degree.max()) + 1), n, dtype=np.int64)
+    table = np.full((rows, max(int(degree.max()), 1)), rows, dtype=np.int64)
     owner = np.repeat(np.arange(n), degree)
     column = np.arange(len(graph.succ_indices)) - np.repeat(graph.succ_indptr[:-1], degree)
     table[owner, column] = graph.succ_indices
@@ -140,10 +142,10 @@ class HopDistances:
 class TopologyConstraint:
     """Logits constraint for one batch of requests (rules in the module docstring).
 
-    ``successors``: :func:`successor_table` with ``N + 2`` rows; ``destinations`` ``(B,)``;
-    ``hops`` ``(B, N)`` hop counts to each row's destination. With ``temperature > 0`` the logits
-    are Gumbel-perturbed here (and the core decodes greedily), so the chain of candidates is the
-    sampled one.
+    ``successors``: :func:`successor_table` over the whole vocabulary (``N + 2`` rows);
+    ``destinations`` ``(B,)``; ``hops`` ``(B, N)`` hop counts to each row's destination. With
+    ``temperature > 0`` the logits are Gumbel-perturbed here (and the core decodes greedily), so
+    the chain of candidates is the sampled one.
     """
 
     def __init__(
@@ -158,39 +160,44 @@ class TopologyConstraint:
         generator: torch.Generator | None = None,
     ) -> None:
         self.successors = successors
-        self.mask_id = mask_id
         self.destinations = destinations
         self.hops = hops
         self.eos_id = eos_id
+        self.mask_id = mask_id
         self.num_segments = eos_id
+        self.pad_id = successors.shape[0]  # one past the vocabulary
         self.temperature = temperature
         self.generator = generator
+        self.after_destination = torch.full_like(successors[0], self.pad_id)
+        self.after_destination[0] = eos_id  # after the destination (or [EOS]) only [EOS]
 
-    def _successor_mask(self, tokens: Tensor) -> Tensor:
-        """``(B, N)`` bool: the legal successors of each row's token (none for special tokens)."""
-        mask = torch.zeros(
-            len(tokens), self.num_segments + 1, dtype=torch.bool, device=tokens.device
+    def candidates(self, previous: Tensor) -> Tensor:
+        """``(..., K)`` tokens that may follow ``previous`` ``(B, ...)`` by rule 1 (padded)."""
+        finished = (previous == self.eos_id) | (
+            previous == self.destinations.view(-1, *[1] * (previous.ndim - 1))
         )
-        mask.scatter_(1, self.successors[tokens], True)
-        return mask[:, : self.num_segments]
+        return torch.where(finished[..., None], self.after_destination, self.successors[previous])
 
     def _predecessors(self, allowed: Tensor) -> Tensor:
         """``(B, N)``: segments with at least one successor in ``allowed`` ``(B, N)``."""
-        padded = torch.cat([allowed, allowed.new_zeros(len(allowed), 1)], 1)
+        padded = torch.cat(
+            [allowed, allowed.new_zeros(len(allowed), self.pad_id + 1 - self.num_segments)], 1
+        )
         return padded[:, self.successors[: self.num_segments]].any(-1)
 
     def __call__(self, logits: Tensor, tokens: Tensor, positions: Tensor) -> Tensor:
-        batch, width, _ = logits.shape
+        batch, width, vocab = logits.shape
         n, eos = self.num_segments, self.eos_id
         canvas_len = tokens.shape[1]
         block = tokens[:, positions]
         committed = block != self.mask_id
+        masked_span = (~committed).any(0).nonzero().flatten().tolist()
+        if not masked_span:
+            return logits
+        lo, hi = masked_span[0], masked_span[-1]
         if self.temperature > 0:
             uniform = torch.rand(logits.shape, generator=self.generator, device=logits.device)
             logits = logits / self.temperature - torch.log(-torch.log(uniform.clamp(min=1e-20)))
-        rows = torch.arange(batch, device=logits.device)
-        is_dest = torch.zeros(batch, n, dtype=torch.bool, device=logits.device)
-        is_dest[rows, self.destinations] = True
 
         # Rule 2: the deadline is the first committed [EOS] right of each position.
         eos_at = torch.where(committed & (block == eos), positions, canvas_len)
@@ -198,27 +205,37 @@ class TopologyConstraint:
         deadline = after.flip(1).cummin(1).values.flip(1)
         budget = deadline - 1 - positions
         segment_ok = self.hops[:, None, :] <= budget[:, :, None]  # (B, width, N)
-
         # Rule 3: a committed segment right of a masked position constrains the gap before it.
         anchored = committed & (block < n)
         if bool((anchored[:, 1:] & ~committed[:, :-1]).any()):
-            segment_ok &= self._right_sets(block, committed, anchored, segment_ok, is_dest)
+            segment_ok &= self._right_sets(block, committed, anchored, segment_ok, lo)
 
-        # Rule 1, left to right along the chain of committed tokens and candidates.
-        start = int(positions[0])
-        previous = tokens[:, start - 1] if start > 0 else block[:, 0]
-        constrained = []
-        for j in range(width):
-            finished = (previous == eos) | (previous == self.destinations)
-            allowed = self._successor_mask(previous) & segment_ok[:, j] & ~finished[:, None]
-            allowed = torch.cat(
-                [allowed, finished[:, None], allowed.new_zeros(batch, logits.shape[-1] - n - 1)], 1
-            )
-            masked = logits[:, j].masked_fill(~allowed, -math.inf)
-            keep = committed[:, j]
-            constrained.append(torch.where(keep[:, None], logits[:, j], masked))
-            previous = torch.where(keep, block[:, j], masked.argmax(-1))
-        return torch.stack(constrained, 1)
+        # Every token's score as a candidate: segments within rules 2-3, [EOS] (a candidate only
+        # after the destination), -inf for [MASK] and for the padding column.
+        scores = torch.cat(
+            [
+                logits[..., :n].masked_fill(~segment_ok, -math.inf),
+                logits[..., n : n + 1],
+                logits.new_full((batch, width, self.pad_id + 1 - n - 1), -math.inf),
+            ],
+            -1,
+        )
+        # Rule 1 along the chain: each position's candidate follows the committed token or the
+        # candidate on its left, so any subset of candidates can be committed together.
+        initial = tokens.gather(1, (positions[:1] - 1).clamp(min=0).expand(batch, 1))[:, 0]
+        previous = block[:, lo - 1] if lo > 0 else initial
+        lefts = []
+        for j in range(lo, hi + 1):
+            lefts.append(previous)
+            options = self.candidates(previous)
+            pick = scores[:, j].gather(1, options).argmax(1, keepdim=True)
+            previous = torch.where(committed[:, j], block[:, j], options.gather(1, pick)[:, 0])
+        left = torch.cat([initial[:, None], block[:, :-1]], 1)
+        left[:, lo : hi + 1] = torch.stack(lefts, 1)
+        allowed = torch.zeros(batch, width, self.pad_id + 1, dtype=torch.bool, device=logits.device)
+        allowed.scatter_(2, self.candidates(left), True)
+        constrained = scores[..., :vocab].masked_fill(~allowed[..., :vocab], -math.inf)
+        return torch.where(committed[..., None], logits, constrained)
 
     def _right_sets(
         self,
@@ -226,31 +243,32 @@ class TopologyConstraint:
         committed: Tensor,
         anchored: Tensor,
         segment_ok: Tensor,
-        is_dest: Tensor,
+        lo: int,
     ) -> Tensor:
         """Rule 3: ``(B, width, N)`` segments from which the committed tokens to the right can
         still be reached in exactly the steps between (all True where nothing is anchored)."""
         batch, width = block.shape
         n = self.num_segments
-        everything = torch.ones(batch, n, dtype=torch.bool, device=block.device)
         rows = torch.arange(batch, device=block.device)
-        right = everything  # what position j may hold, given the tokens right of it
+        is_dest = torch.zeros(batch, n, dtype=torch.bool, device=block.device)
+        is_dest[rows, self.destinations] = True
+        sets = torch.ones(batch, width, n, dtype=torch.bool, device=block.device)
+        last = int(anchored.any(0).nonzero().max())
+        right = sets[:, last]  # nothing is anchored right of the last anchor
         eos_possible = torch.ones(batch, dtype=torch.bool, device=block.device)
-        sets = []
-        for j in reversed(range(width)):
-            sets.append(right)
-            # What position j - 1 may hold, given position j.
-            anchor = torch.zeros_like(everything)
+        for j in range(last, lo, -1):
+            # What position j - 1 may hold, given position j and the tokens right of it.
+            anchor = torch.zeros_like(right)
             anchor[rows, block[:, j].clamp(max=n - 1)] = True
             allowed_here = torch.where(anchored[:, j, None], anchor, right & segment_ok[:, j])
-            before = self._predecessors(allowed_here) & ~is_dest  # the destination ends a trip
             eos_here = torch.where(committed[:, j], block[:, j] == self.eos_id, eos_possible)
-            before |= is_dest & eos_here[:, None]
-            # Nothing anchored at or right of j: leave it to rules 1 and 2.
-            free = ~anchored[:, j:].any(1)
-            right = torch.where(free[:, None], everything, before)
+            # The destination ends a trip: it may come right before an [EOS] only.
+            before = (self._predecessors(allowed_here) & ~is_dest) | (is_dest & eos_here[:, None])
+            free = ~anchored[:, j:].any(1)  # nothing anchored at or right of j: no constraint
+            right = torch.where(free[:, None], sets[:, j - 1], before)
+            sets[:, j - 1] = right
             eos_possible = eos_here
-        return torch.stack(sets[::-1], 1)
+        return sets
 
 
 def stop_at_destination(destinations: Tensor, eos_id: int):

@@ -24,7 +24,6 @@ At the end the EMA weights are saved to ``model_dir`` (:meth:`TrajDLM.save_pretr
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import math
 from collections import Counter
 from collections.abc import Iterator
@@ -275,6 +274,14 @@ class TrainSummary:
     config: TrajDLMConfig
 
 
+def _tensorboard_available() -> bool:
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def read_training_data(data_dir: Path) -> tuple[SegmentGraph, Trajectories]:
     graph = read_roadmap(data_dir)
     trips = read_trajectories(data_dir / "train.csv", graph, on_invalid="skip")
@@ -305,7 +312,7 @@ def train(
     )
     if not torch.cuda.is_available() and train_cfg.mixed_precision == "bf16":
         train_cfg = dataclasses.replace(train_cfg, mixed_precision="no")  # bf16 only on CUDA
-    if train_cfg.tensorboard and importlib.util.find_spec("tensorboard") is None:
+    if train_cfg.tensorboard and not _tensorboard_available():
         print("note: tensorboard is not installed; training without tensorboard logs")
         train_cfg = dataclasses.replace(train_cfg, tensorboard=False)
     config = dataclasses.replace(config, model=model_config, train=train_cfg)

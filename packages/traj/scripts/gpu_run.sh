@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# One call on the GPU machine (Python 3.12, torch 2.11, torch-geometric preinstalled, no network):
+# train the default TrajDLM model and the autoregressive baseline (same backbone, block size 1) on
+# the shipped Helsinki data, run the method comparison (shortest path, Markov chain, HOSER-style
+# beam search, AR decoding, TrajDLM + sampling ablations; 5,000 trips x 3 seeds, HOSER
+# protocol) and the throughput sweep (batch 1, 16, 256, 4096), and copy to $OUT (7 files):
+#   trajdlm_default.tar.gz  the default model folder -> packages/traj/src/difforge/traj/weights/
+#   trajdlm_ar.tar.gz       the AR baseline model folder
+#   bench.json, bench.md    every method x metric, throughput, speed-ups
+#   train_logs.tar.gz       tensorboard logs and train_config.json of both runs
+#   env.txt, run.log        card, package versions, the whole console output
+#
+# Run from the repository root through the device tool with carry [".whl"], where .whl/ holds
+# diffusers-0.42.1-py3-none-any.whl and .whl/traj/ the wheels below (installed only if missing):
+#   python -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+#     -d .whl/traj pandas==2.3.3 pyproj==3.7.2 python-dateutil==2.9.0.post0 pytz==2025.2 \
+#     tzdata==2025.2 six==1.17.0 certifi==2025.10.5
+#   command: bash packages/traj/scripts/gpu_run.sh
+# Options (environment): TRAJ_STEPS (default 5000 training steps per model), TRAJ_N (trips per
+# method and seed, 5000), TRAJ_SEEDS ("0 1 2"), TRAJ_ABLATIONS=1 also trains the no-road-encoder
+# and block-16 models with the same steps and scores them as extra rows (about +3 minutes),
+# TRAJ_ASTAR=1 adds HOSER's A* search (slow: Python best-first search, can take many minutes).
+# TRAJ_CONFIG / TRAJ_DEVICE / TRAJ_BATCHES / TRAJ_REQUESTS / TRAJ_SITE / TRAJ_WORK exist to check the script
+# on a CPU with the tiny preset. Budget: about 8 minutes on one H100 with the defaults.
+set -euo pipefail
+OUT=${OUT:-/tmp/traj_out}
+mkdir -p "$OUT"
+exec > >(tee "$OUT/run.log") 2>&1
+
+SITE=${TRAJ_SITE:-/tmp/site}
+python3 -m pip install -q --no-index --no-deps --no-compile --target "$SITE" .whl/*.whl
+extra=()
+python3 -c "import pandas" 2>/dev/null || extra+=(.whl/traj/pandas-*.whl .whl/traj/python_dateutil-*.whl .whl/traj/pytz-*.whl .whl/traj/tzdata-*.whl .whl/traj/six-*.whl)
+python3 -c "import pyproj" 2>/dev/null || extra+=(.whl/traj/pyproj-*.whl .whl/traj/certifi-*.whl)
+if [ ${#extra[@]} -gt 0 ]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --target "$SITE" "${extra[@]}"
+fi
+export PYTHONPATH=$SITE:$PWD/shared/src:$PWD/packages/traj/src PYTHONUNBUFFERED=1
+
+STEPS=${TRAJ_STEPS:-5000}
+N=${TRAJ_N:-5000}
+SEEDS=${TRAJ_SEEDS:-0 1 2}
+CONFIG=${TRAJ_CONFIG:-default}
+DEVICE=${TRAJ_DEVICE:-cuda}
+BATCHES=${TRAJ_BATCHES:-1 16 256 4096}
+REQUESTS=${TRAJ_REQUESTS:-256}
+METHODS="shortest_path markov hoser_beam ar_decoding trajdlm"
+if [ "${TRAJ_ASTAR:-0}" = 1 ]; then METHODS="$METHODS hoser_astar"; fi
+DATA=packages/traj/src/difforge/traj/datasets/helsinki_drive
+WORK=${TRAJ_WORK:-/tmp/traj_gpu}
+rm -rf "$WORK"
+traj() { python3 -m difforge.traj.cli "$@"; }
+
+{
+  date -u
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || echo "no nvidia-smi"
+  python3 -c "import sys, torch, torch_geometric, diffusers, pandas, scipy, pyproj; print(sys.version.split()[0], 'torch', torch.__version__, 'pyg', torch_geometric.__version__, 'diffusers', diffusers.__version__, 'pandas', pandas.__version__, 'pyproj', pyproj.__version__)"
+  echo "installed from .whl/traj: ${extra[*]:-none}"
+  git log -1 --format='commit %H %s' 2>/dev/null || true
+} | tee "$OUT/env.txt"
+
+SECONDS=0
+traj train --data "$DATA" --out "$WORK/default" --config "$CONFIG" "train.steps=$STEPS"
+echo "[gpu_run] default model trained after ${SECONDS} s"
+traj train --data "$DATA" --out "$WORK/ar" --config "$CONFIG" model.block_size=1 "train.steps=$STEPS"
+echo "[gpu_run] AR model trained after ${SECONDS} s"
+tar -C "$WORK/default" --exclude=train -czf "$OUT/trajdlm_default.tar.gz" .
+tar -C "$WORK/ar" --exclude=train -czf "$OUT/trajdlm_ar.tar.gz" .
+
+extra_models=()
+if [ "${TRAJ_ABLATIONS:-0}" = 1 ]; then
+  traj train --data "$DATA" --out "$WORK/no_encoder" --config "$CONFIG" model.road_encoder=false "train.steps=$STEPS"
+  traj train --data "$DATA" --out "$WORK/block16" --config "$CONFIG" model.block_size=16 "train.steps=$STEPS"
+  extra_models=(--extra-model "trajdlm (no road encoder)=$WORK/no_encoder" --extra-model "trajdlm (block size 16)=$WORK/block16")
+  echo "[gpu_run] ablation models trained after ${SECONDS} s"
+fi
+# shellcheck disable=SC2046
+(cd "$WORK" && tar -czf "$OUT/train_logs.tar.gz" $(ls -d ./*/train/logs ./*/train/train_config.json 2>/dev/null))
+
+# shellcheck disable=SC2086
+traj bench --model "$WORK/default" --ar-model "$WORK/ar" --data "$DATA" --out-dir "$WORK/bench" \
+  --n "$N" --seeds $SEEDS --batch-size 256 --device "$DEVICE" --ablations "${extra_models[@]}" \
+  --methods $METHODS --throughput-batches $BATCHES --throughput-requests "$REQUESTS"
+cp "$WORK/bench/bench.json" "$WORK/bench/bench.md" "$OUT/"
+echo "[gpu_run] done after ${SECONDS} s"
