@@ -16,6 +16,7 @@ from pathlib import Path
 from difforge.core.errors import UserError
 from difforge.core.io import write_json
 from difforge.scene.data.geometry import DEFAULT_RESOLUTION
+from difforge.scene.fit import FitConfig
 
 
 def _blocks_arg(text: str) -> tuple[int, int]:
@@ -112,6 +113,7 @@ def cmd_fit(args: argparse.Namespace) -> None:
         layers=layers,
         iterations=args.iterations,
         points_per_step=args.points_per_step,
+        w_tv=args.tv_weight,
         seed=args.seed,
     )
     start = time.perf_counter()
@@ -236,6 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hidden", type=int, default=128)
     p.add_argument("--layers", type=int, default=3)
     p.add_argument("--points-per-step", type=int, default=4096, help="per block and per kind")
+    p.add_argument("--tv-weight", type=float, default=FitConfig.w_tv, help="plane smoothness")
     p.add_argument("--surface-points", type=int, default=200_000, help="target bank per block")
     p.add_argument("--space-points", type=int, default=200_000, help="target bank per block")
     p.add_argument("--device", default="cpu")

@@ -160,14 +160,18 @@ def reconstruction_metrics(
     gt_points: np.ndarray,
     gt_normals: np.ndarray,
 ) -> dict[str, float]:
-    """Chamfer (cm^2), F-score at 2 and 5 cm (%) and normal consistency of a reconstruction."""
+    """Chamfer (cm^2), F-score at 2 and 5 cm with its precision and recall (%), and normal
+    consistency of a reconstruction."""
     d_pg, i_pg = cKDTree(gt_points).query(pred_points)
     d_gp, i_gp = cKDTree(pred_points).query(gt_points)
     out = {"CD": float((np.mean(d_pg**2) + np.mean(d_gp**2)) * CM2)}
     for tau in FSCORE_THRESHOLDS:
         precision, recall = np.mean(d_pg < tau), np.mean(d_gp < tau)
         f = 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
-        out[f"F@{round(tau * 100)}cm"] = 100.0 * f
+        cm = round(tau * 100)
+        out[f"F@{cm}cm"] = 100.0 * f
+        out[f"P@{cm}cm"] = 100.0 * precision
+        out[f"R@{cm}cm"] = 100.0 * recall
     nc_p = np.abs(np.sum(pred_normals * gt_normals[i_pg], axis=1)).mean()
     nc_g = np.abs(np.sum(gt_normals * pred_normals[i_gp], axis=1)).mean()
     out["NC"] = float((nc_p + nc_g) / 2)
