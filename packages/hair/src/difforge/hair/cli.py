@@ -1,12 +1,14 @@
-"""``difforge-hair``: procedural hair data, rendering, export, baselines and their evaluation.
+"""``difforge-hair``: 3D hair strands from one picture: data, training, generation, evaluation.
 
-One subparser per command; each is ``add_<command>(subparsers)`` plus a ``_run_<command>(args)``,
-so model commands (train-codec, train, generate, evaluate) slot in beside these.
+One subparser per command; each is ``add_<command>(subparsers)`` plus a ``_run_<command>(args)``.
+The model commands (train-codec, train, generate, evaluate) import the model modules (and
+diffusers) only when they run.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -14,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from difforge.core.cli import progress, run_cli
+from difforge.core.cli import add_config_arguments, progress, resolve_device, run_cli
 from difforge.core.errors import UserError
 from difforge.core.io import atomic_open, write_json
 from difforge.hair.data.dataset import (
@@ -291,9 +293,195 @@ def _run_evaluate_baselines(args: argparse.Namespace) -> None:
     print(table, end="")
 
 
+# ---- train-codec / train ---------------------------------------------------------------------
+
+
+def _add_data_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data",
+        type=Path,
+        help="folder of `difforge-hair dataset` styles (searched recursively); without it, "
+        "data.styles procedural styles are generated from data.seed on the fly",
+    )
+    parser.add_argument(
+        "--run-dir", type=Path, help="checkpoints and logs (default: <out>-run; reruns resume)"
+    )
+
+
+def add_train_codec(subparsers: argparse._SubParsersAction) -> Runner:
+    parser = subparsers.add_parser("train-codec", help="train the strand codec (VAE)")
+    _add_data_argument(parser)
+    parser.add_argument("--out", type=Path, required=True, help="codec folder to write")
+    add_config_arguments(parser)
+    return _run_train_codec
+
+
+def _run_train_codec(args: argparse.Namespace) -> None:
+    from difforge.hair.train import load_run_config, train_codec
+
+    config = load_run_config("codec", args.config, args.overrides)
+    metrics = train_codec(args.data, args.out, config, args.run_dir)
+    errors = metrics["held_out"]
+    print(
+        f"codec -> {args.out}: held-out E_pos {errors['position_mm']:.2f} mm, "
+        f"E_dir {errors['direction_deg']:.1f} deg, E_curv {errors['curvature_mm']:.3f} mm"
+    )
+
+
+def add_train(subparsers: argparse._SubParsersAction) -> Runner:
+    parser = subparsers.add_parser(
+        "train", help="train the image-conditioned scalp-texture diffusion model"
+    )
+    _add_data_argument(parser)
+    parser.add_argument("--codec", type=Path, required=True, help="codec folder from `train-codec`")
+    parser.add_argument("--out", type=Path, required=True, help="model folder to write")
+    add_config_arguments(parser)
+    return _run_train
+
+
+def _run_train(args: argparse.Namespace) -> None:
+    from difforge.hair.train import load_run_config, train_diffusion
+
+    config = load_run_config("diffusion", args.config, args.overrides)
+    model = train_diffusion(args.data, args.codec, args.out, config, args.run_dir)
+    print(f"model ({model.info['training']['styles']} styles) -> {args.out}")
+
+
+# ---- generate --------------------------------------------------------------------------------
+
+
+def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model", default="default", help="model folder from `train`, or `default`"
+    )
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--steps", type=_positive_int, help="sampling steps (model default)")
+    parser.add_argument(
+        "--guidance", type=float, help="classifier-free guidance w (0 = off; model default)"
+    )
+
+
+def _generator(args: argparse.Namespace, seed: int = 0):  # -> HairGenerator (lazy import)
+    from difforge.hair.model import HairModel
+    from difforge.hair.sample import HairGenerator
+
+    model = HairModel.load(args.model)
+    sampling = model.sampling
+    if args.steps is not None:
+        sampling = dataclasses.replace(sampling, steps=args.steps)
+    if args.guidance is not None:
+        if args.guidance < 0:
+            raise UserError("--guidance must be >= 0")
+        sampling = dataclasses.replace(sampling, guidance_scale=args.guidance)
+    return HairGenerator(model, resolve_device(args.device), sampling, seed=seed)
+
+
+def add_generate(subparsers: argparse._SubParsersAction) -> Runner:
+    parser = subparsers.add_parser("generate", help="a 3D groom from one front picture")
+    parser.add_argument(
+        "--image", type=Path, required=True, help="front picture of a head (PNG/JPEG/...)"
+    )
+    _add_model_arguments(parser)
+    parser.add_argument(
+        "--strands",
+        type=_positive_int,
+        help="root candidates at full density, as `groom` (model default: 10000)",
+    )
+    parser.add_argument("--seed", type=_seed, default=0)
+    _add_output_arguments(parser)
+    return _run_generate
+
+
+def _run_generate(args: argparse.Namespace) -> None:
+    if args.out.suffix.lower() != ".ply":
+        raise UserError(f"--out {args.out}: the groom is written as PLY, use a .ply name")
+    generator = _generator(args, args.seed)
+    image, notes = load_conditioning_image(args.image, generator.image_size)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    groom = generator.generate(image, args.strands, args.seed)
+    written = write_groom_outputs(groom, args, input_image=image)
+    print(f"generated {groom.n_strands} strands -> {', '.join(map(str, written))}")
+
+
+# ---- evaluate --------------------------------------------------------------------------------
+
+
+def add_evaluate(subparsers: argparse._SubParsersAction) -> Runner:
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="score a model on held-out styles beside the mean-groom and retrieval baselines",
+    )
+    _add_model_arguments(parser)
+    parser.add_argument("--n", type=_positive_int, default=56, help="held-out styles")
+    parser.add_argument(
+        "--train",
+        type=_positive_int,
+        help="baselines' training styles, seeds 0.. (default: as many as the model's)",
+    )
+    parser.add_argument("--no-baselines", action="store_true", help="score the model only")
+    parser.add_argument(
+        "--eval-points", type=_positive_int, default=DEFAULT_EVAL_POINTS, help="points per groom"
+    )
+    parser.add_argument("--out", type=Path, required=True, help="JSON report")
+    parser.add_argument("--md", type=Path, help="also write the summary table as Markdown")
+    parser.add_argument(
+        "--workers", type=_positive_int, default=1, help="processes (results do not depend on it)"
+    )
+    _add_sample_arguments(parser)
+    return _run_evaluate
+
+
+def _run_evaluate(args: argparse.Namespace) -> None:
+    from difforge.hair.sample import evaluate_generator
+
+    config = EvalConfig(sample=_sample_config(args), n_eval_points=args.eval_points)
+    generator = _generator(args)
+    if generator.image_size != config.sample.image_size:
+        raise UserError(
+            f"the model takes {generator.image_size}px pictures: pass --image-size "
+            f"{generator.image_size}"
+        )
+    bars: dict[str, object] = {}
+
+    def report(stage: str, count: int) -> None:
+        if stage not in bars:
+            total = n_train if stage == "train" else args.n
+            bars[stage] = progress(total=total, desc=stage)
+        bars[stage].update(count - bars[stage].n)
+
+    n_train = args.train or int(generator.info.get("training", {}).get("styles", 280))
+    reports = {"difforge_hair": evaluate_generator(generator, args.n, config, args.workers, report)}
+    reports["difforge_hair"]["protocol"].update(
+        model=str(args.model), sampling=dataclasses.asdict(generator.sampling)
+    )
+    if not args.no_baselines:
+        reports.update(
+            evaluate_baselines(n_train, args.n, 0, config, args.workers, progress=report)
+        )
+    for bar in bars.values():
+        bar.close()
+    write_json(args.out, reports)
+    table = results_table(reports)
+    if args.md:
+        with atomic_open(args.md, "w", encoding="utf-8") as fh:
+            fh.write(table)
+    print(table, end="")
+
+
 # ---- entry point -----------------------------------------------------------------------------
 
-COMMANDS = (add_dataset, add_groom, add_render, add_baseline, add_evaluate_baselines)
+COMMANDS = (
+    add_dataset,
+    add_groom,
+    add_render,
+    add_baseline,
+    add_evaluate_baselines,
+    add_train_codec,
+    add_train,
+    add_generate,
+    add_evaluate,
+)
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Runner]]:

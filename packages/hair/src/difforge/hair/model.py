@@ -1,0 +1,363 @@
+"""The image-conditioned hair model: scalp texture of strand latents, its DiT, the model folder.
+
+After DiffLocks (clean-room, from the paper's description), scaled down (design note A4):
+
+- **Scalp texture** (:func:`scalp_texture`): every strand's codec latent is written to the texel
+  of its root UV (texels holding several roots average them), empty texels take the value of the
+  nearest written one, and the scalp density map is the last channel: ``(latent_dim + 1, R, R)``.
+  Rows are v and columns u, as ``density.png``. :func:`sample_texture` reads it back bilinearly.
+- **ScalpDiffusion**: the texture, whitened per channel, cut into ``patch_size``² patches (one token
+  each) and denoised by a :class:`~difforge.core.nn.dit.DiTBackbone` (learned 2-D positions).
+  The picture goes through a small CNN trained from scratch (:class:`ImageEncoder`): its 8x8
+  feature map is the cross-attention context and its mean the adaLN vector condition. Training
+  uses the core's EDM loss; sampling uses diffusers' EDM DPM-Solver++ (DPM++ 2M, Karras sigmas)
+  with classifier-free guidance, the null condition being a blank (all-zero) picture.
+- **Model folder** (:class:`HairModel`): ``config.json`` (written last), ``codec/`` and
+  ``diffusion/`` (diffusers ``save_pretrained`` folders: safetensors + config.json, float16).
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.modeling_utils import ModelMixin
+from PIL import Image
+from scipy import ndimage
+from torch import Tensor, nn
+
+from difforge.core.config import check_config, from_dict, to_dict
+from difforge.core.errors import CheckpointError, UserError
+from difforge.core.io import atomic_dir, write_json
+from difforge.core.nn.dit import DiTBackbone
+from difforge.hair.codec import StrandCodec
+
+CONFIG_NAME = "config.json"
+MODEL_TYPE = "difforge-hair"
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "weights" / "default"
+# DiT timesteps are EDM's c_noise = log(sigma) / 4 (about -1.6 .. 1.1); scaled so diffusers'
+# sinusoidal timestep embedding (frequencies 1e-4 .. 1) resolves them.
+TIMESTEP_SCALE = 1000.0
+
+
+################################################################################
+#                                 Scalp texture                                #
+################################################################################
+
+
+def resize_map(image: np.ndarray, resolution: int) -> np.ndarray:
+    """A (H, W) float map at ``resolution``²: block means when the size divides, else bilinear."""
+    image = np.asarray(image, dtype=np.float32)
+    height = image.shape[0]
+    if height == resolution:
+        return image
+    if height % resolution == 0 and image.shape[1] == height:
+        factor = height // resolution
+        return image.reshape(resolution, factor, resolution, factor).mean(axis=(1, 3))
+    resized = Image.fromarray(image, mode="F").resize(
+        (resolution, resolution), Image.Resampling.BILINEAR
+    )
+    return np.asarray(resized, dtype=np.float32)
+
+
+def scalp_texture(
+    latents: np.ndarray, root_uv: np.ndarray, density: np.ndarray, resolution: int
+) -> np.ndarray:
+    """The ``(latent_dim + 1, R, R)`` float32 texture of one groom (see the module docstring).
+
+    ``density`` is the scalp density map (any square size, values in [0, 1]); it is resampled to
+    ``resolution``. Holes are filled with the nearest written texel (exact Euclidean distance
+    transform), so the texture is smooth enough to read bilinearly anywhere.
+    """
+    latents = np.asarray(latents, dtype=np.float64)
+    cell = np.clip((np.asarray(root_uv) * resolution).astype(np.int64), 0, resolution - 1)
+    flat = cell[:, 1] * resolution + cell[:, 0]
+    count = np.bincount(flat, minlength=resolution * resolution)
+    sums = np.stack(
+        [np.bincount(flat, weights=column, minlength=resolution**2) for column in latents.T]
+    )
+    written = count > 0
+    texture = np.zeros_like(sums)
+    texture[:, written] = sums[:, written] / count[written]
+    texture = texture.reshape(-1, resolution, resolution)
+    empty = ~written.reshape(resolution, resolution)
+    if empty.any():
+        _, (rows, cols) = ndimage.distance_transform_edt(empty, return_indices=True)
+        texture = texture[:, rows, cols]
+    density = np.clip(resize_map(density, resolution), 0.0, 1.0)
+    return np.concatenate([texture, density[None]], axis=0).astype(np.float32)
+
+
+def sample_texture(texture: Tensor, uv: Tensor) -> Tensor:
+    """Bilinear lookup of a ``(C, R, R)`` texture at UVs ``(N, 2)`` -> ``(N, C)``.
+
+    Texel (row i, column j) is centred at uv ((j + 0.5) / R, (i + 0.5) / R), the cell
+    :func:`scalp_texture` writes a root to; beyond the outer centres the edge value is kept.
+    """
+    grid = (2.0 * uv.to(texture.dtype) - 1.0).view(1, 1, -1, 2)
+    values = F.grid_sample(
+        texture[None], grid, mode="bilinear", padding_mode="border", align_corners=False
+    )
+    return values[0, :, 0].T
+
+
+################################################################################
+#                               Image encoder + DiT                            #
+################################################################################
+
+
+class ImageEncoder(nn.Module):
+    """Small CNN from scratch: picture (B, 3, S, S) in [-1, 1] -> tokens (B, G*G, D) and their
+    mean (B, D); stride-2 convolutions halve the side until it is ``token_grid``."""
+
+    def __init__(
+        self, image_size: int, channels: tuple[int, ...], dim: int, token_grid: int
+    ) -> None:
+        super().__init__()
+        if image_size != token_grid * 2 ** len(channels):
+            raise ValueError(
+                f"image_size {image_size} must equal token_grid {token_grid} * 2**{len(channels)}"
+            )
+        layers: list[nn.Module] = [nn.Conv2d(3, channels[0], 3, padding=1), nn.SiLU()]
+        previous = channels[0]
+        for width in channels:
+            layers += [
+                nn.Conv2d(previous, width, 4, stride=2, padding=1),
+                nn.GroupNorm(min(8, width), width),
+                nn.SiLU(),
+            ]
+            previous = width
+        layers.append(nn.Conv2d(previous, dim, 1))
+        self.net = nn.Sequential(*layers)
+        self.position = nn.Parameter(torch.zeros(1, token_grid * token_grid, dim))
+        nn.init.normal_(self.position, std=0.02)
+
+    def forward(self, image: Tensor) -> tuple[Tensor, Tensor]:
+        tokens = self.net(image).flatten(2).transpose(1, 2) + self.position
+        return tokens, tokens.mean(dim=1)
+
+
+class ScalpDiffusion(ModelMixin, ConfigMixin):
+    """Image encoder + DiT over patch tokens of the whitened scalp texture.
+
+    ``forward(x, timestep, image=...)`` (training) or ``forward(x, timestep, image_tokens=...,
+    image_vector=...)`` (sampling, the picture encoded once) returns the EDM network output for the
+    noisy tokens ``x`` ``(B, L, C * patch_size**2)``.
+    """
+
+    @register_to_config
+    def __init__(
+        self,
+        texture_channels: int = 17,
+        resolution: int = 64,
+        patch_size: int = 4,
+        image_size: int = 128,
+        encoder_channels: tuple[int, ...] = (32, 64, 128, 160),
+        token_grid: int = 8,
+        hidden_size: int = 160,
+        num_layers: int = 6,
+        num_heads: int = 4,
+        mlp_ratio: float = 3.0,
+    ) -> None:
+        super().__init__()
+        if resolution % patch_size:
+            raise ValueError(f"resolution {resolution} must be a multiple of patch {patch_size}")
+        self.image_encoder = ImageEncoder(image_size, encoder_channels, hidden_size, token_grid)
+        self.dit = DiTBackbone(
+            in_channels=texture_channels * patch_size**2,
+            hidden_size=hidden_size,
+            num_layers=num_layers,
+            num_heads=num_heads,
+            mlp_ratio=mlp_ratio,
+            max_seq_len=(resolution // patch_size) ** 2,
+            pos_embedding="learned",  # a 2-D grid of patches: 1-D rotary positions would not fit
+            cond_dim=hidden_size,
+            cross_attention_dim=hidden_size,
+        )
+        # Per-channel whitening of the texture, measured on the training textures.
+        self.register_buffer("channel_mean", torch.zeros(texture_channels))
+        self.register_buffer("channel_std", torch.ones(texture_channels))
+
+    @property
+    def token_shape(self) -> tuple[int, int]:
+        cfg = self.config
+        return (cfg.resolution // cfg.patch_size) ** 2, cfg.texture_channels * cfg.patch_size**2
+
+    def set_normalisation(self, textures: Tensor) -> None:
+        """Measure the per-channel mean and std of training textures ``(S, C, R, R)``."""
+        flat = textures.transpose(0, 1).flatten(1).double()
+        self.channel_mean.copy_(flat.mean(1).float())
+        self.channel_std.copy_(flat.std(1).clamp(min=1e-4).float())
+
+    def textures_to_tokens(self, textures: Tensor) -> Tensor:
+        """Whiten and patchify ``(B, C, R, R)`` -> ``(B, L, C * p * p)``."""
+        p = self.config.patch_size
+        x = (textures - self.channel_mean[:, None, None]) / self.channel_std[:, None, None]
+        b, c, r, _ = x.shape
+        x = x.view(b, c, r // p, p, r // p, p).permute(0, 2, 4, 1, 3, 5)
+        return x.reshape(b, (r // p) ** 2, c * p * p)
+
+    def tokens_to_textures(self, tokens: Tensor) -> Tensor:
+        """Inverse of :meth:`textures_to_tokens`."""
+        cfg = self.config
+        p, c, side = cfg.patch_size, cfg.texture_channels, cfg.resolution // cfg.patch_size
+        x = tokens.reshape(-1, side, side, c, p, p).permute(0, 3, 1, 4, 2, 5)
+        x = x.reshape(-1, c, side * p, side * p)
+        return x * self.channel_std[:, None, None] + self.channel_mean[:, None, None]
+
+    def encode_image(self, image: Tensor) -> tuple[Tensor, Tensor]:
+        """Pictures ``(B, 3, S, S)`` in [-1, 1] -> (tokens, vector) condition."""
+        return self.image_encoder(image.to(self.dtype))
+
+    def forward(
+        self,
+        x: Tensor,
+        timestep: Tensor,
+        *,
+        image: Tensor | None = None,
+        image_tokens: Tensor | None = None,
+        image_vector: Tensor | None = None,
+    ) -> Tensor:
+        if image is not None:
+            image_tokens, image_vector = self.encode_image(image)
+        return self.dit(
+            x,
+            timestep * TIMESTEP_SCALE,
+            cond=image_vector,
+            encoder_hidden_states=image_tokens,
+        ).sample
+
+
+def images_to_tensor(images: np.ndarray | Tensor) -> Tensor:
+    """uint8 pictures ``(B, S, S, 3)`` -> float ``(B, 3, S, S)`` in [-1, 1]."""
+    images = images if isinstance(images, Tensor) else torch.tensor(np.asarray(images))
+    return images.permute(0, 3, 1, 2).float() / 127.5 - 1.0
+
+
+################################################################################
+#                                  Model folder                                #
+################################################################################
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """Generation defaults stored with a model (``generate`` and ``evaluate`` use them).
+
+    ``guidance_scale`` follows the core convention ``u + (w + 1)(c - u)``: 0 is the plain
+    conditional model. ``n_strands`` counts root candidates at full density, as ``dataset`` and
+    ``groom`` do, so a groom has about as many strands as the training grooms of its style.
+    """
+
+    steps: int = 20
+    guidance_scale: float = 1.0
+    sampler: str = "edm_dpmsolver++"
+    n_strands: int = 10_000
+    decode_batch: int = 65_536
+
+    def __post_init__(self) -> None:
+        check_config(self.steps >= 1, "steps", ">= 1", self.steps)
+        check_config(self.guidance_scale >= 0, "guidance_scale", ">= 0", self.guidance_scale)
+        check_config(
+            self.sampler in ("edm_euler", "edm_dpmsolver++"),
+            "sampler",
+            "edm_euler or edm_dpmsolver++",
+            self.sampler,
+        )
+        check_config(self.n_strands >= 1, "n_strands", ">= 1", self.n_strands)
+        check_config(self.decode_batch >= 1, "decode_batch", ">= 1", self.decode_batch)
+
+
+@dataclass
+class HairModel:
+    """A trained model: strand codec, scalp-texture diffusion and generation defaults."""
+
+    codec: StrandCodec
+    diffusion: ScalpDiffusion
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    info: dict[str, Any] = field(default_factory=dict)  # training data, metrics, versions
+
+    def save(self, model_dir: str | os.PathLike[str]) -> Path:
+        """Write the folder atomically: ``codec/``, ``diffusion/`` (float16) and ``config.json``."""
+        with atomic_dir(model_dir) as tmp:
+            save_half(self.codec, tmp / "codec")
+            save_half(self.diffusion, tmp / "diffusion")
+            write_json(
+                tmp / CONFIG_NAME,
+                {"model_type": MODEL_TYPE, "sampling": to_dict(self.sampling), **self.info},
+            )
+        return Path(model_dir)
+
+    @classmethod
+    def load(cls, model_dir: str | os.PathLike[str]) -> HairModel:
+        """Load a model folder (``"default"`` is the shipped one) in float32, eval mode."""
+        model_dir = resolve_model_dir(model_dir)
+        meta = _read_meta(model_dir / CONFIG_NAME)
+        if meta.get("model_type") != MODEL_TYPE:
+            raise CheckpointError(f"{model_dir}: not a difforge-hair model folder")
+        sampling = from_dict(SamplingConfig, meta.get("sampling", {}), prefix="sampling.")
+        info = {k: v for k, v in meta.items() if k not in ("model_type", "sampling")}
+        return cls(
+            codec=load_component(StrandCodec, model_dir / "codec"),
+            diffusion=load_component(ScalpDiffusion, model_dir / "diffusion"),
+            sampling=sampling,
+            info=info,
+        )
+
+
+def save_half(model: ModelMixin, folder: Path) -> None:
+    """``save_pretrained`` a float16 copy (half the size; loading converts back to float32)."""
+    half = copy.deepcopy(model).cpu()
+    # Tensor by tensor: ModelMixin.to(dtype) logs a warning meant for mixed-precision modules.
+    for tensor in itertools.chain(half.parameters(), half.buffers()):
+        tensor.data = tensor.data.half()
+    half.save_pretrained(folder)
+
+
+def load_component(cls: type[ModelMixin], folder: Path) -> Any:
+    """A ``save_pretrained`` folder (safetensors only, never pickles) as float32, eval mode."""
+    if not (folder / CONFIG_NAME).is_file():
+        raise CheckpointError(f"{folder}: missing ({CONFIG_NAME} not found)")
+    try:
+        model = cls.from_pretrained(folder, use_safetensors=True, torch_dtype=torch.float32)
+    except (OSError, ValueError, RuntimeError, TypeError, KeyError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{folder}: cannot load ({first_line})") from None
+    return model.float().eval()
+
+
+def _read_meta(path: Path) -> dict[str, Any]:
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path}: unreadable ({exc})") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path}: not a JSON object")
+    return meta
+
+
+def resolve_model_dir(name: str | os.PathLike[str]) -> Path:
+    """``"default"`` -> the shipped default model folder; anything else is a folder path."""
+    if str(name) == "default":
+        if not (DEFAULT_MODEL_DIR / CONFIG_NAME).is_file():
+            raise UserError(
+                f"no default model: {DEFAULT_MODEL_DIR} is missing (it ships after the GPU "
+                "training run; train one with `difforge-hair train` and pass --model DIR)"
+            )
+        return DEFAULT_MODEL_DIR
+    path = Path(name)
+    if not (path / CONFIG_NAME).is_file():
+        raise UserError(f"{path}: not a difforge-hair model folder (no {CONFIG_NAME})")
+    return path
+
+
+def num_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

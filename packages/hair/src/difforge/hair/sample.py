@@ -1,0 +1,214 @@
+"""Generating grooms from pictures with a trained :class:`~difforge.hair.model.HairModel`.
+
+picture -> image encoder -> DiT sampling of the scalp texture (EDM DPM-Solver++, classifier-free
+guidance) -> roots: uniform candidates on the scalp cap kept with the texture's density (DiffLocks'
+density sampling, and the way the procedural generator places roots) -> latents looked up
+bilinearly at each root -> one batched codec decode -> strands placed in their root frames ->
+points pushed out of the head with the generator's collision code.
+
+Roots lie on the skull by construction (they are skull points at sampled angles, only inside the
+scalp cap and only where the density is non-zero) and every other point ends at least half the
+generator's margin outside the skull and neck.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from difforge.core.diffusion.sampling import make_scheduler, sample
+from difforge.hair.codec import local_to_world
+from difforge.hair.data.dataset import HairSample, make_sample
+from difforge.hair.data.groom import COLLISION_MARGIN, Groom
+from difforge.hair.data.head import DEFAULT_HEAD, UV_MAX_THETA, Head, uv_from_angles
+from difforge.hair.evaluate import EvalConfig, evaluate_sample, held_out_seeds, summarise
+from difforge.hair.model import HairModel, SamplingConfig, images_to_tensor, sample_texture
+
+MIN_DENSITY = 0.02  # below this a texel holds no hair (DiffLocks, and the generator's density map)
+
+
+class HairGenerator:
+    """``generator(image) -> Groom``: a model on a device with its sampling settings.
+
+    Also a :data:`~difforge.hair.evaluate.Reconstructor` for the evaluation harness.
+    """
+
+    def __init__(
+        self,
+        model: HairModel,
+        device: torch.device | str = "cpu",
+        sampling: SamplingConfig | None = None,
+        seed: int = 0,
+        head: Head = DEFAULT_HEAD,
+    ) -> None:
+        self.device = torch.device(device)
+        self.codec = model.codec.to(self.device).eval()
+        self.diffusion = model.diffusion.to(self.device).eval()
+        self.sampling = sampling or model.sampling
+        self.info = model.info
+        self.seed = seed
+        self.head = head
+        cfg = self.sampling
+        self.scheduler = make_scheduler(
+            "edm", cfg.sampler, prediction_type="epsilon", sigma_data=1.0
+        )
+        self.calls = 0
+
+    @property
+    def image_size(self) -> int:
+        return int(self.diffusion.config.image_size)
+
+    @torch.no_grad()
+    def textures(self, images: np.ndarray, seed: int) -> Tensor:
+        """Sample scalp textures ``(B, C, R, R)`` (de-whitened) for uint8 pictures ``(B, S, S, 3)``."""
+        pictures = images_to_tensor(images).to(self.device)
+        tokens, vector = self.diffusion.encode_image(pictures)
+        null_tokens, null_vector = self.diffusion.encode_image(torch.zeros_like(pictures))
+        length, width = self.diffusion.token_shape
+        x = sample(
+            self.diffusion,
+            self.scheduler,
+            (len(pictures), length, width),
+            num_inference_steps=self.sampling.steps,
+            condition={"image_tokens": tokens, "image_vector": vector},
+            uncondition={"image_tokens": null_tokens, "image_vector": null_vector},
+            guidance_scale=self.sampling.guidance_scale,
+            generator=torch.Generator().manual_seed(seed),
+            device=self.device,
+        )
+        return self.diffusion.tokens_to_textures(x)
+
+    @torch.no_grad()
+    def decode(self, texture: Tensor, n_strands: int, seed: int) -> Groom:
+        """Strands of one texture ``(C, R, R)`` from ``n_strands`` root candidates."""
+        rng = np.random.default_rng(seed)
+        cos_theta = rng.uniform(np.cos(UV_MAX_THETA), 1.0, size=n_strands)
+        theta, phi = np.arccos(cos_theta), rng.uniform(-np.pi, np.pi, size=n_strands)
+        uv = uv_from_angles(theta, phi)
+        values = sample_texture(texture.float(), torch.from_numpy(uv).to(self.device))
+        density = values[:, -1].clamp(0.0, 1.0).cpu().numpy()
+        density[density < MIN_DENSITY] = 0.0
+        keep = rng.random(n_strands) < density
+        if not keep.any():  # as the generator: every groom keeps its densest candidate
+            keep[np.argmax(density)] = True
+        theta, phi, uv = theta[keep], phi[keep], uv[keep]
+        latents = values[torch.from_numpy(keep).to(self.device), :-1].clamp(-1.0, 1.0)
+        roots, _ = self.head.scalp_points(theta, phi)
+        frames = torch.from_numpy(self.head.frames(theta, phi)).float().to(self.device)
+        root_tensor = torch.from_numpy(roots).float().to(self.device)
+        parts = []
+        for start in range(0, len(latents), self.sampling.decode_batch):
+            stop = start + self.sampling.decode_batch
+            local = self.codec.decode(latents[start:stop])
+            parts.append(local_to_world(local, root_tensor[start:stop], frames[start:stop]))
+        points = torch.cat(parts).double().cpu().numpy()
+        points[:, 1:] = self.head.push_outside(points[:, 1:], COLLISION_MARGIN / 2)
+        points[:, 0] = roots
+        return Groom(points=points.astype(np.float32), root_uv=uv.astype(np.float32))
+
+    def generate(
+        self, image: np.ndarray, n_strands: int | None = None, seed: int | None = None
+    ) -> Groom:
+        """One groom for one uint8 picture ``(S, S, 3)`` (deterministic for a given seed)."""
+        if image.shape != (self.image_size, self.image_size, 3):
+            raise ValueError(f"expected a {self.image_size}² RGB picture, got {image.shape}")
+        seed = self.seed if seed is None else seed
+        texture = self.textures(image[None], seed)[0]
+        return self.decode(texture, n_strands or self.sampling.n_strands, seed)
+
+    def __call__(self, image: np.ndarray) -> Groom:
+        """Reconstructor interface: a different noise seed per call, deterministic per sequence."""
+        self.calls += 1
+        return self.generate(image, seed=self.seed + self.calls)
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_generation(
+    generator: HairGenerator, image: np.ndarray, n_strands: int, repeats: int = 3
+) -> dict[str, float]:
+    """Median wall time of whole generations (texture sampling + decoding) after one warm-up."""
+    generator.generate(image, n_strands, seed=0)
+    seconds, kept = [], 0
+    for repeat in range(repeats):
+        synchronize(generator.device)
+        started = time.perf_counter()
+        groom = generator.generate(image, n_strands, seed=repeat + 1)
+        synchronize(generator.device)
+        seconds.append(time.perf_counter() - started)
+        kept = groom.n_strands
+    return {"seconds_median": float(np.median(seconds)), "strands": kept, "candidates": n_strands}
+
+
+################################################################################
+#                                  Evaluation                                  #
+################################################################################
+
+_SAMPLE_CONFIG: dict[str, EvalConfig] = {}
+
+
+def _init_worker(config: EvalConfig) -> None:
+    _SAMPLE_CONFIG["config"] = config
+
+
+def _make(seed: int) -> HairSample:
+    return make_sample(seed, _SAMPLE_CONFIG["config"].sample)
+
+
+def _score(task: tuple[np.ndarray, HairSample, float]) -> dict:
+    points, sample, seconds = task
+    row = {"seed": sample.style.seed, "family": sample.style.family, "seconds": seconds}
+    row.update(evaluate_sample(points, sample, _SAMPLE_CONFIG["config"]))
+    return row
+
+
+def evaluate_generator(
+    generator: Callable[[np.ndarray], Groom],
+    n_test: int,
+    config: EvalConfig = EvalConfig(),  # noqa: B008 (frozen)
+    workers: int = 1,
+    progress: Callable[[str, int], None] | None = None,
+) -> dict:
+    """The harness's report (:func:`~difforge.hair.evaluate.summarise` of
+    :func:`~difforge.hair.evaluate.evaluate_sample` rows) for ``generator`` on ``n_test`` held-out
+    styles: the same rows ``evaluate_reconstructor`` makes, with the ground truth built and the
+    metrics computed in ``workers`` processes while the model runs in this one. ``seconds`` is
+    the generation time of each groom."""
+    _init_worker(config)
+    seeds = list(held_out_seeds(n_test))
+    pool = (
+        ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(config,))
+        if workers > 1
+        else None
+    )
+    mapper = pool.map if pool is not None else map
+    try:
+        samples = []
+        for count, sample_ in enumerate(mapper(_make, seeds), start=1):
+            samples.append(sample_)
+            if progress is not None:
+                progress("ground truth", count)
+        tasks = []
+        for count, sample_ in enumerate(samples, start=1):
+            started = time.perf_counter()
+            groom = generator(sample_.render.rgb)
+            tasks.append((groom.points, sample_, time.perf_counter() - started))
+            if progress is not None:
+                progress("generate", count)
+        rows = []
+        for count, row in enumerate(mapper(_score, tasks), start=1):
+            rows.append(row)
+            if progress is not None:
+                progress("score", count)
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    return summarise(rows, config)

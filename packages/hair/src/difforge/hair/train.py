@@ -1,0 +1,471 @@
+"""Training the strand codec and the scalp-texture diffusion model through the core Trainer.
+
+Data is either style folders written by ``difforge-hair dataset`` (any folder tree holding
+``style_*/`` folders) or procedural styles generated on the fly from seeds (``data.styles``
+styles from ``data.seed``, in ``data.workers`` processes), so no dataset has to be stored.
+
+- :func:`train_codec`: ``data.strands_per_style`` random strands of every style, in their root
+  frames, train the VAE (:func:`~difforge.hair.codec.codec_loss`); every 10th style is held out
+  and its strands give the reported codec errors (mm, degrees). Output: the codec folder
+  (``save_pretrained``, float16) with ``metrics.json``.
+- :func:`train_diffusion`: every style's strands are encoded by the frozen codec (posterior means)
+  into its scalp texture (:func:`~difforge.hair.model.scalp_texture`); the texture's per-channel
+  statistics whiten it; the DiT and the image encoder train jointly with the core EDM loss and 10 %
+  condition dropout (blank picture). Output: the model folder (``config.json``, ``codec/``,
+  ``diffusion/``).
+
+Checkpoints and tensorboard logs go to a run folder beside the output (``<out>-run``); a rerun
+with the same output resumes from its newest checkpoint.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from difforge.core.config import check_config, load_config, to_dict
+from difforge.core.diffusion.gaussian import EDMLoss
+from difforge.core.diffusion.guidance import ConditionDropout
+from difforge.core.diffusion.sampling import make_scheduler
+from difforge.core.errors import UserError
+from difforge.core.io import atomic_dir, write_json
+from difforge.core.train import TrainConfig, Trainer
+from difforge.hair.codec import (
+    CodecLossWeights,
+    StrandCodec,
+    codec_errors,
+    codec_loss,
+    strands_to_local,
+)
+from difforge.hair.data.dataset import SampleConfig, load_sample, make_sample, training_seeds
+from difforge.hair.data.groom import density_map, resample_by_arc_length
+from difforge.hair.model import (
+    CONFIG_NAME,
+    HairModel,
+    SamplingConfig,
+    ScalpDiffusion,
+    images_to_tensor,
+    load_component,
+    num_parameters,
+    save_half,
+    scalp_texture,
+)
+
+CONFIGS_DIR = Path(__file__).resolve().parent / "configs"
+CODEC_EVAL_EVERY = 10  # every 10th style is held out of codec training
+ENCODE_BATCH = 16_384
+
+
+################################################################################
+#                                    Configs                                   #
+################################################################################
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Training styles. ``styles``/``seed``/``workers`` apply to procedural styles (no --data);
+    ``n_strands`` and ``image_size`` are their sample settings (root candidates, picture side)."""
+
+    styles: int = 560
+    seed: int = 0
+    workers: int = 1
+    n_strands: int = 10_000
+    image_size: int = 128
+    strands_per_style: int = 512  # codec training strands drawn from each style
+
+    def __post_init__(self) -> None:
+        for key in ("styles", "workers", "n_strands", "strands_per_style"):
+            check_config(getattr(self, key) >= 1, key, ">= 1", getattr(self, key))
+        check_config(self.seed >= 0, "seed", ">= 0", self.seed)
+        check_config(self.image_size >= 16, "image_size", ">= 16", self.image_size)
+
+
+@dataclass(frozen=True)
+class CodecModelConfig:
+    """:class:`~difforge.hair.codec.StrandCodec` arguments."""
+
+    n_points: int = 64
+    latent_dim: int = 16
+    encoder_channels: tuple[int, ...] = (32, 64, 128, 128, 256)
+    decoder_width: int = 384
+    decoder_layers: int = 3
+
+    def __post_init__(self) -> None:
+        stride = 2 ** len(self.encoder_channels)
+        check_config(
+            self.n_points % stride == 0 and self.n_points >= 2 * stride,
+            "n_points",
+            f"a multiple of {stride} (2**len(encoder_channels)), at least {2 * stride}",
+            self.n_points,
+        )
+        check_config(self.latent_dim >= 1, "latent_dim", ">= 1", self.latent_dim)
+        check_config(self.decoder_layers >= 1, "decoder_layers", ">= 1", self.decoder_layers)
+
+
+def _codec_train() -> TrainConfig:
+    return TrainConfig(steps=6000, batch_size=1024, lr=2e-3, min_lr=1e-4, warmup_steps=200,
+                       weight_decay=0.0, grad_clip=10.0, ema_decay=0.999, log_every=200,
+                       ckpt_every=0, keep_checkpoints=1)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class CodecRunConfig:
+    model: CodecModelConfig = field(default_factory=CodecModelConfig)
+    loss: CodecLossWeights = field(default_factory=CodecLossWeights)
+    train: TrainConfig = field(default_factory=_codec_train)
+    data: DataConfig = field(default_factory=DataConfig)
+    time_limit_s: float = 0.0  # stop training early after this long (0: run every step)
+
+
+@dataclass(frozen=True)
+class DiffusionModelConfig:
+    """:class:`~difforge.hair.model.ScalpDiffusion` arguments (texture channels and picture size
+    come from the codec and the data)."""
+
+    resolution: int = 64
+    patch_size: int = 4
+    encoder_channels: tuple[int, ...] = (32, 64, 128, 160)
+    token_grid: int = 8
+    hidden_size: int = 160
+    num_layers: int = 6
+    num_heads: int = 4
+    mlp_ratio: float = 3.0
+
+    def __post_init__(self) -> None:
+        check_config(
+            self.resolution % self.patch_size == 0,
+            "resolution",
+            f"a multiple of patch_size={self.patch_size}",
+            self.resolution,
+        )
+        check_config(
+            self.hidden_size % self.num_heads == 0
+            and (self.hidden_size // self.num_heads) % 2 == 0,
+            "hidden_size",
+            f"an even multiple of num_heads={self.num_heads} per head",
+            self.hidden_size,
+        )
+
+
+def _diffusion_train() -> TrainConfig:
+    return TrainConfig(steps=8000, batch_size=64, lr=5e-4, min_lr=5e-5, warmup_steps=300,
+                       betas=(0.9, 0.95), weight_decay=1e-3, grad_clip=1.0, ema_decay=0.999,
+                       mixed_precision="bf16", log_every=200, ckpt_every=0,
+                       keep_checkpoints=1)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class DiffusionRunConfig:
+    """``cond_dropout``: probability of training on the blank picture (classifier-free guidance);
+    ``p_mean``/``p_std``: EDM's log-normal noise-level density."""
+
+    model: DiffusionModelConfig = field(default_factory=DiffusionModelConfig)
+    train: TrainConfig = field(default_factory=_diffusion_train)
+    data: DataConfig = field(default_factory=DataConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    cond_dropout: float = 0.1
+    p_mean: float = -1.2
+    p_std: float = 1.2
+    time_limit_s: float = 0.0  # stop training early after this long (0: run every step)
+
+    def __post_init__(self) -> None:
+        check_config(0 <= self.cond_dropout < 1, "cond_dropout", "in [0, 1)", self.cond_dropout)
+        check_config(self.p_std > 0, "p_std", "> 0", self.p_std)
+
+
+def load_run_config(kind: str, config: str | Path | None, overrides: list[str]) -> Any:
+    """``kind`` is ``codec`` or ``diffusion``; ``config`` a YAML file or a preset name
+    (``configs/<kind>/<name>.yaml``: tiny, default), then ``key=value`` overrides."""
+    cls = CodecRunConfig if kind == "codec" else DiffusionRunConfig
+    name = "default" if config is None else str(config)
+    preset = CONFIGS_DIR / kind / f"{name}.yaml"
+    if preset.is_file() and not Path(name).suffix:
+        return load_config(cls, preset, overrides)
+    if not Path(name).is_file():
+        known = sorted(p.stem for p in (CONFIGS_DIR / kind).glob("*.yaml"))
+        raise UserError(f"config {name!r}: no such file or preset (presets: {', '.join(known)})")
+    return load_config(cls, name, overrides)
+
+
+################################################################################
+#                                     Data                                     #
+################################################################################
+
+
+@dataclass(frozen=True)
+class StyleRecord:
+    """One training style: strands (N, K, 3) metres, root UVs, picture (S, S, 3) uint8, scalp
+    density map (128, 128) in [0, 1]."""
+
+    seed: int
+    family: str
+    points: np.ndarray
+    root_uv: np.ndarray
+    image: np.ndarray
+    density: np.ndarray
+
+
+def style_folders(data_dir: str | Path) -> list[Path]:
+    """Every ``style_*`` folder holding ``strands.npz`` under ``data_dir`` (sorted)."""
+    root = Path(data_dir)
+    if not root.is_dir():
+        raise UserError(f"{root}: no such dataset folder")
+    folders = sorted(p.parent for p in root.glob("**/style_*/strands.npz"))
+    if not folders:
+        raise UserError(f"{root}: no style folders (build one with `difforge-hair dataset`)")
+    return folders
+
+
+def _read_folder(folder: Path, image_size: int) -> StyleRecord:
+    style, groom, image = load_sample(folder)
+    try:
+        with Image.open(folder / "density.png") as picture:
+            density = np.asarray(picture.convert("L"), dtype=np.float32) / 255.0
+    except OSError as exc:
+        raise UserError(f"{folder}: unreadable density.png ({exc})") from None
+    if image.shape[0] != image_size:
+        image = np.asarray(
+            Image.fromarray(image).resize((image_size, image_size), Image.Resampling.LANCZOS)
+        )
+    return StyleRecord(style.seed, style.family, groom.points, groom.root_uv, image, density)
+
+
+def _procedural(task: tuple[int, SampleConfig]) -> StyleRecord:
+    seed, config = task
+    sample = make_sample(seed, config)
+    return StyleRecord(
+        seed,
+        sample.style.family,
+        sample.groom.points,
+        sample.groom.root_uv,
+        sample.render.rgb,
+        density_map(sample.style, 128),
+    )
+
+
+def iter_styles(
+    data_dir: str | Path | None, data: DataConfig, n_points: int
+) -> Iterator[StyleRecord]:
+    """Training styles in a fixed order, from folders or generated from seeds (in parallel)."""
+    if data_dir is not None:
+        for folder in style_folders(data_dir):
+            yield _read_folder(folder, data.image_size)
+        return
+    config = SampleConfig(n_strands=data.n_strands, n_points=n_points, image_size=data.image_size)
+    tasks = [(seed, config) for seed in training_seeds(data.styles, data.seed)]
+    if data.workers <= 1:
+        yield from map(_procedural, tasks)
+        return
+    with ProcessPoolExecutor(data.workers) as pool:
+        yield from pool.map(_procedural, tasks, chunksize=4)
+
+
+def local_strands(record: StyleRecord, n_points: int) -> np.ndarray:
+    """A style's strands in root frames (codec units), resampled to ``n_points`` if needed."""
+    points = record.points
+    if points.shape[1] != n_points:
+        points = resample_by_arc_length(points, n_points).astype(np.float32)
+    return strands_to_local(points, record.root_uv)
+
+
+def _random_batches(tensors: dict[str, torch.Tensor], batch_size: int, seed: int, start: int):
+    """Endless batches of random rows; batch b depends only on (seed, b), so resume is exact."""
+    rows = len(next(iter(tensors.values())))
+    for index in itertools.count(start):
+        generator = torch.Generator().manual_seed(seed * 1_000_003 + index)
+        pick = torch.randint(rows, (batch_size,), generator=generator)
+        yield {key: value[pick] for key, value in tensors.items()}
+
+
+def _run_dir(out_dir: Path, run_dir: str | Path | None) -> Path:
+    return Path(run_dir) if run_dir is not None else out_dir.with_name(out_dir.name + "-run")
+
+
+def _train(trainer: Trainer, time_limit_s: float) -> dict[str, Any]:
+    """Run (or resume) ``trainer`` to its last step, or stop at a chunk boundary (a twentieth of
+    the run) once ``time_limit_s`` has passed, for one-shot runs on borrowed machines; then leave
+    the EMA weights (when EMA is on) in the model. Returns the step reached and the last logs."""
+    started, steps = time.monotonic(), trainer.config.steps
+    chunk = steps if time_limit_s <= 0 else max(1, steps // 20)
+    result = None
+    while trainer.step < steps and (result is None or time.monotonic() - started < time_limit_s):
+        result = trainer.train(resume="latest", stop_at_step=trainer.step + chunk)
+    if trainer.ema is not None:
+        trainer.ema.copy_to(trainer.model.parameters())
+    trainer.model.eval()
+    return {
+        "steps": trainer.step,
+        "planned_steps": steps,
+        "seconds": time.monotonic() - started,
+        "final_logs": result.logs if result is not None else {},
+    }
+
+
+################################################################################
+#                                 Strand codec                                 #
+################################################################################
+
+
+def train_codec(
+    data_dir: str | Path | None,
+    out_dir: str | Path,
+    config: CodecRunConfig,
+    run_dir: str | Path | None = None,
+) -> dict[str, Any]:
+    """Train the strand codec; write ``out_dir`` (codec folder + ``metrics.json``); return metrics."""
+    out_dir = Path(out_dir)
+    n_points = config.model.n_points
+    rng = np.random.default_rng(config.train.seed)
+    train_parts, eval_parts, families = [], [], {}
+    for index, record in enumerate(iter_styles(data_dir, config.data, n_points)):
+        local = local_strands(record, n_points)
+        held_out = len(train_parts) > 0 and index % CODEC_EVAL_EVERY == CODEC_EVAL_EVERY - 1
+        if held_out:
+            eval_parts.append(local)
+            families.setdefault(record.family, []).append(len(eval_parts) - 1)
+        else:
+            pick = rng.choice(
+                len(local), min(config.data.strands_per_style, len(local)), replace=False
+            )
+            train_parts.append(local[pick])
+    if not eval_parts:  # under 10 styles: measure on the first (training) style's strands
+        eval_parts = [train_parts[0]]
+    strands = torch.from_numpy(np.concatenate(train_parts))
+    codec = StrandCodec(**to_dict(config.model))
+    trainer = Trainer(
+        codec,
+        lambda model, batch: codec_loss(model, batch["local"], config.loss),
+        lambda start: _random_batches(
+            {"local": strands}, config.train.batch_size, config.train.seed, start
+        ),
+        replace(config.train, out_dir=str(_run_dir(out_dir, run_dir))),
+    )
+    run = _train(trainer, config.time_limit_s)
+    metrics: dict[str, Any] = {
+        "held_out": codec_errors(codec, torch.from_numpy(np.concatenate(eval_parts))),
+        "per_family": {
+            family: codec_errors(
+                codec, torch.from_numpy(np.concatenate([eval_parts[i] for i in idx]))
+            )
+            for family, idx in sorted(families.items())
+        },
+        "train_strands": len(strands),
+        "held_out_strands": int(sum(len(p) for p in eval_parts)),
+        "parameters": num_parameters(codec),
+        **run,
+    }
+    with atomic_dir(out_dir) as tmp:
+        save_half(codec, tmp)
+        write_json(tmp / "metrics.json", metrics)
+    return metrics
+
+
+def codec_folder(path: str | Path) -> Path:
+    """A codec folder, or a model folder holding one in ``codec/``."""
+    path = Path(path)
+    for candidate in (path, path / "codec"):
+        if (candidate / CONFIG_NAME).is_file() and any(candidate.glob("*.safetensors")):
+            return candidate
+    raise UserError(f"{path}: not a codec folder (train one with `difforge-hair train-codec`)")
+
+
+################################################################################
+#                              Scalp-texture diffusion                         #
+################################################################################
+
+
+@torch.no_grad()
+def encode_styles(
+    codec: StrandCodec,
+    records: Iterator[StyleRecord],
+    resolution: int,
+    device: torch.device,
+) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+    """Scalp textures ``(S, C, R, R)`` and pictures ``(S, H, W, 3)`` uint8 of every style."""
+    textures, images, seeds = [], [], []
+    n_points = codec.config.n_points
+    for record in records:
+        local = torch.from_numpy(local_strands(record, n_points))
+        latents = torch.cat(
+            [codec.encode(chunk.to(device))[0].cpu() for chunk in local.split(ENCODE_BATCH)]
+        )
+        textures.append(scalp_texture(latents.numpy(), record.root_uv, record.density, resolution))
+        images.append(record.image)
+        seeds.append(record.seed)
+    return torch.from_numpy(np.stack(textures)), torch.from_numpy(np.stack(images)), seeds
+
+
+def train_diffusion(
+    data_dir: str | Path | None,
+    codec_dir: str | Path,
+    out_dir: str | Path,
+    config: DiffusionRunConfig,
+    run_dir: str | Path | None = None,
+) -> HairModel:
+    """Train the image-conditioned scalp-texture DiT; write the model folder ``out_dir``."""
+    out_dir = Path(out_dir)
+    codec_path = codec_folder(codec_dir)
+    codec = load_component(StrandCodec, codec_path)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    codec.to(device)
+    textures, images, seeds = encode_styles(
+        codec,
+        iter_styles(data_dir, config.data, codec.config.n_points),
+        config.model.resolution,
+        device,
+    )
+    codec.cpu()
+    diffusion = ScalpDiffusion(
+        texture_channels=textures.shape[1],
+        image_size=images.shape[1],
+        **to_dict(config.model),
+    )
+    diffusion.set_normalisation(textures)
+    with torch.no_grad():
+        tokens = diffusion.textures_to_tokens(textures)
+    loss = EDMLoss(
+        make_scheduler("edm", "edm_euler", prediction_type="epsilon", sigma_data=1.0),
+        p_mean=config.p_mean,
+        p_std=config.p_std,
+        condition_dropout=ConditionDropout(config.cond_dropout),
+    )
+    trainer = Trainer(
+        diffusion,
+        lambda model, batch: loss(
+            model, batch["tokens"], {"image": images_to_tensor(batch["image"])}
+        ),
+        lambda start: _random_batches(
+            {"tokens": tokens, "image": images}, config.train.batch_size, config.train.seed, start
+        ),
+        replace(config.train, out_dir=str(_run_dir(out_dir, run_dir))),
+    )
+    run = _train(trainer, config.time_limit_s)
+    codec_metrics_path = codec_path / "metrics.json"
+    info = {
+        "training": {
+            "data": str(data_dir) if data_dir is not None else "procedural",
+            "styles": len(seeds),
+            "first_seed": min(seeds),
+            "last_seed": max(seeds),
+            "diffusion": run,
+            "config": to_dict(config),
+        },
+        "parameters": {"codec": num_parameters(codec), "diffusion": num_parameters(diffusion)},
+    }
+    if codec_metrics_path.is_file():
+        info["codec_metrics"] = json.loads(codec_metrics_path.read_text(encoding="utf-8"))[
+            "held_out"
+        ]
+    model = HairModel(codec=codec, diffusion=diffusion.cpu(), sampling=config.sampling, info=info)
+    model.save(out_dir)
+    return model

@@ -1,0 +1,200 @@
+"""The model half: strand codec, scalp texture, scalp DiT with guidance, decoding, model folders."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from difforge.core.errors import CheckpointError, UserError
+from difforge.hair.codec import (
+    POSITION_SCALE,
+    CodecLossWeights,
+    StrandCodec,
+    codec_errors,
+    codec_loss,
+    local_to_world,
+    strands_to_local,
+)
+from difforge.hair.data.groom import COLLISION_MARGIN, density_map, generate_groom
+from difforge.hair.data.head import DEFAULT_HEAD, UV_MAX_THETA, angles_from_uv
+from difforge.hair.data.styles import sample_style
+from difforge.hair.model import (
+    HairModel,
+    SamplingConfig,
+    ScalpDiffusion,
+    resolve_model_dir,
+    sample_texture,
+    scalp_texture,
+)
+from difforge.hair.sample import HairGenerator
+
+N_POINTS, LATENT = 16, 4
+
+
+def tiny_codec() -> StrandCodec:
+    torch.manual_seed(0)
+    return StrandCodec(
+        n_points=N_POINTS,
+        latent_dim=LATENT,
+        encoder_channels=(8, 16),
+        decoder_width=32,
+        decoder_layers=2,
+    )
+
+
+def tiny_diffusion(resolution: int = 8) -> ScalpDiffusion:
+    torch.manual_seed(1)
+    return ScalpDiffusion(
+        texture_channels=LATENT + 1,
+        resolution=resolution,
+        patch_size=2,
+        image_size=64,
+        encoder_channels=(8, 16, 16),
+        token_grid=8,
+        hidden_size=32,
+        num_layers=2,
+        num_heads=2,
+    )
+
+
+@pytest.fixture(scope="module")
+def groom():
+    return generate_groom(sample_style(3, "curly"), 400, N_POINTS)
+
+
+def test_root_frame_round_trip_is_exact(groom):
+    local = strands_to_local(groom.points, groom.root_uv)
+    assert local.shape == groom.points.shape
+    np.testing.assert_allclose(local[:, 0], 0.0, atol=1e-7)
+    frames = torch.from_numpy(groom.root_frames()).float()
+    world = local_to_world(torch.from_numpy(local), torch.from_numpy(groom.points[:, 0]), frames)
+    np.testing.assert_allclose(world.numpy(), groom.points, atol=1e-6)
+
+
+def test_codec_shapes_and_a_few_steps_reduce_the_loss(groom):
+    codec = tiny_codec()
+    local = torch.from_numpy(strands_to_local(groom.points, groom.root_uv))
+    mean, log_std = codec.encode(local)
+    assert mean.shape == log_std.shape == (len(local), LATENT)
+    assert mean.abs().max() <= 1.0  # tanh-bounded
+    assert codec.decode(mean).shape == local.shape
+    np.testing.assert_array_equal(codec.decode(mean)[:, 0].detach().numpy(), 0.0)
+
+    weights = CodecLossWeights()
+    optimizer = torch.optim.Adam(codec.parameters(), lr=3e-3)
+    torch.manual_seed(2)
+    losses = []
+    for _ in range(60):
+        loss, parts = codec_loss(codec, local, weights)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert set(parts) == {"position", "direction", "curvature", "kl"}
+    assert np.mean(losses[-5:]) < 0.85 * np.mean(losses[:5])
+
+
+def test_codec_errors_are_in_millimetres_and_degrees(groom):
+    codec = tiny_codec()
+    local = torch.from_numpy(strands_to_local(groom.points, groom.root_uv))
+    errors = codec_errors(codec, local, batch_size=100)
+    with torch.no_grad():
+        reconstruction = codec.decode(codec.encode(local)[0])
+    expected_mm = (reconstruction - local).norm(dim=-1).mean().item() * POSITION_SCALE * 1000
+    assert errors["position_mm"] == pytest.approx(expected_mm, rel=1e-5)
+    assert 0 <= errors["direction_deg"] <= 180 and errors["curvature_mm"] >= 0
+
+
+def test_texture_writes_lookup_and_fills_holes():
+    resolution = 8
+    centres = (np.array([[1, 2], [5, 6], [7, 0]]) + 0.5) / resolution  # (u, v) texel centres
+    latents = np.array([[1.0, -1.0], [0.5, 0.25], [-0.5, 0.75]])
+    density = np.linspace(0, 1, 16 * 16, dtype=np.float32).reshape(16, 16)
+    texture = scalp_texture(latents, centres, density, resolution)
+    assert texture.shape == (3, resolution, resolution)
+    # Each root is in its own texel (row v, column u), read back exactly at the texel centre.
+    np.testing.assert_allclose(texture[:2, 2, 1], latents[0])
+    looked_up = sample_texture(torch.from_numpy(texture), torch.from_numpy(centres)).numpy()
+    np.testing.assert_allclose(looked_up[:, :2], latents, atol=1e-6)
+    # Holes hold the nearest written texel's value; the density is the 2x2 block mean.
+    np.testing.assert_allclose(texture[:2, 0, 0], latents[0])
+    np.testing.assert_allclose(texture[:2, 7, 7], latents[1])
+    np.testing.assert_allclose(texture[2], density.reshape(8, 2, 8, 2).mean(axis=(1, 3)), atol=1e-6)
+    # Two roots in one texel are averaged.
+    both = scalp_texture(latents[:2], np.stack([centres[0], centres[0]]), density, resolution)
+    np.testing.assert_allclose(both[:2, 2, 1], latents[:2].mean(0))
+
+
+def test_dit_sampling_shapes_and_guidance():
+    diffusion = tiny_diffusion()
+    torch.nn.init.normal_(diffusion.dit.proj_out.weight, std=0.5)  # untrained output is not 0
+    for block in diffusion.dit.transformer_blocks:
+        torch.nn.init.normal_(block.adaLN_modulation.weight, std=0.1)
+    model = HairModel(tiny_codec(), diffusion, SamplingConfig(steps=3, n_strands=200))
+    images = np.random.default_rng(0).integers(0, 255, size=(2, 64, 64, 3), dtype=np.uint8)
+    textures = HairGenerator(model).textures(images, seed=0)
+    assert textures.shape == (2, LATENT + 1, 8, 8) and torch.isfinite(textures).all()
+    again = HairGenerator(model).textures(images, seed=0)
+    torch.testing.assert_close(textures, again)
+    unguided = HairGenerator(model, sampling=SamplingConfig(steps=3, guidance_scale=0.0))
+    assert not torch.allclose(unguided.textures(images, seed=0), textures)
+    tokens = diffusion.textures_to_tokens(textures)
+    assert tokens.shape == (2, 16, (LATENT + 1) * 4)
+    torch.testing.assert_close(diffusion.tokens_to_textures(tokens), textures)
+
+
+def test_decode_roots_on_the_scalp_and_no_point_inside_the_head():
+    codec = tiny_codec()
+    torch.nn.init.normal_(codec.decoder[-1].weight, std=1.0)  # wild strands, many into the head
+    resolution = 16
+    density = density_map(sample_style(2, "receding"), resolution)
+    density[:, : resolution // 2] = 0.0  # no hair on the u < 0.5 half (the subject's right)
+    latents = np.random.default_rng(0).uniform(-1, 1, size=(LATENT, resolution, resolution))
+    texture = torch.from_numpy(np.concatenate([latents, density[None]]).astype(np.float32))
+    generator = HairGenerator(HairModel(codec, tiny_diffusion()))
+    groom = generator.decode(texture, 3000, seed=0)
+    assert groom.n_strands > 100 and groom.points.shape[1:] == (N_POINTS, 3)
+    roots = groom.points[:, 0].astype(np.float64)
+    np.testing.assert_allclose(DEFAULT_HEAD.skull_level(roots), 1.0, atol=1e-5)
+    theta, _ = angles_from_uv(groom.root_uv.astype(np.float64))
+    assert theta.max() <= UV_MAX_THETA
+    assert groom.root_uv[:, 0].min() >= 0.5 - 1.0 / resolution  # bilinear reach only
+    root_density = sample_texture(texture, torch.from_numpy(groom.root_uv))[:, -1]
+    assert root_density.min() >= 0.02
+    rest = groom.points[:, 1:].astype(np.float64)
+    assert not DEFAULT_HEAD.inside(rest).any()
+    assert DEFAULT_HEAD.skull_level(rest).min() >= 1 + 0.99 * COLLISION_MARGIN / 2 / 0.1
+
+
+def test_model_folder_round_trip(tmp_path):
+    model = HairModel(tiny_codec(), tiny_diffusion(), SamplingConfig(steps=2), {"note": "x"})
+    with torch.no_grad():
+        model.diffusion.channel_std.fill_(0.5)
+    model.save(tmp_path / "m")
+    assert {p.name for p in (tmp_path / "m").iterdir()} == {"config.json", "codec", "diffusion"}
+    loaded = HairModel.load(tmp_path / "m")
+    assert loaded.sampling == model.sampling and loaded.info == {"note": "x"}
+    for original, restored in ((model.codec, loaded.codec), (model.diffusion, loaded.diffusion)):
+        saved = restored.state_dict()
+        assert set(saved) == set(original.state_dict())
+        for key, value in original.state_dict().items():
+            assert saved[key].dtype == torch.float32
+            torch.testing.assert_close(saved[key], value, atol=2e-3, rtol=2e-3)  # float16 files
+    assert loaded.diffusion.channel_std[0] == 0.5
+
+
+def test_model_folder_errors(tmp_path):
+    with pytest.raises(UserError, match="not a difforge-hair model folder"):
+        HairModel.load(tmp_path / "missing")
+    with pytest.raises(UserError, match="weights/default is missing"):
+        resolve_model_dir("default")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "config.json").write_text(json.dumps({"model_type": "other"}))
+    with pytest.raises(CheckpointError, match="not a difforge-hair model"):
+        HairModel.load(tmp_path / "bad")
+    (tmp_path / "bad" / "config.json").write_text(json.dumps({"model_type": "difforge-hair"}))
+    with pytest.raises(CheckpointError, match="codec: missing"):
+        HairModel.load(tmp_path / "bad")

@@ -1,0 +1,120 @@
+"""train-codec -> train -> generate -> evaluate through the command line, on a tiny dataset."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from difforge.hair.cli import main
+from difforge.hair.data.head import DEFAULT_HEAD
+from difforge.hair.export import read_obj, read_ply
+
+SMALL = ["--strands", "300", "--points", "16", "--image-size", "64"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("hair_model")
+    data = root / "data"
+    assert main(["dataset", "--n", "3", "--seed", "5", "--out", str(data), *SMALL]) == 0
+    codec = root / "codec"
+    assert main(["train-codec", "--data", str(data), "--out", str(codec), "--config", "tiny"]) == 0
+    model = root / "model"
+    args = ["train", "--data", str(data), "--codec", str(codec), "--out", str(model)]
+    assert main([*args, "--config", "tiny", "train.steps=10"]) == 0
+    return root
+
+
+def test_training_writes_the_codec_and_model_folders(trained):
+    metrics = json.loads((trained / "codec" / "metrics.json").read_text())
+    assert metrics["held_out"]["position_mm"] > 0 and metrics["steps"] == 30
+    model = trained / "model"
+    assert {p.name for p in model.iterdir()} == {"config.json", "codec", "diffusion"}
+    config = json.loads((model / "config.json").read_text())
+    assert config["model_type"] == "difforge-hair"
+    assert config["training"]["styles"] == 3 and config["training"]["diffusion"]["steps"] == 10
+    assert config["codec_metrics"] == metrics["held_out"]
+    assert (trained / "model-run" / "checkpoints").is_dir()  # run state stays outside the model
+
+
+def test_generate_writes_a_groom_on_the_scalp(trained, tmp_path, capsys):
+    out = tmp_path / "groom.ply"
+    args = ["generate", "--image", str(trained / "data" / "style_0000005" / "image.png")]
+    args += ["--model", str(trained / "model"), "--out", str(out), "--obj", str(tmp_path / "g.obj")]
+    args += ["--png", str(tmp_path / "g.png"), "--seed", "3", "--strands", "500"]
+    assert main(args) == 0
+    points = read_ply(out)
+    assert points.shape[1:] == (16, 3) and len(points) > 0
+    np.testing.assert_allclose(read_obj(tmp_path / "g.obj"), points, atol=1e-6)
+    np.testing.assert_allclose(DEFAULT_HEAD.skull_level(points[:, 0]), 1.0, atol=1e-5)
+    assert not DEFAULT_HEAD.inside(points[:, 1:].astype(np.float64)).any()
+    with Image.open(tmp_path / "g.png") as picture:  # input + 4 views side by side
+        assert picture.size == (5 * 256 + 4 * 4, 256)
+    assert f"generated {len(points)} strands" in capsys.readouterr().out
+    # Same seed, same groom.
+    assert (
+        main([*args[:-4], "--out", str(tmp_path / "again.ply"), "--seed", "3", "--strands", "500"])
+        == 0
+    )
+    np.testing.assert_array_equal(read_ply(tmp_path / "again.ply"), points)
+
+
+def test_generate_converts_an_rgba_picture_with_a_note(trained, tmp_path, capsys):
+    rgba = np.zeros((100, 80, 4), dtype=np.uint8)
+    rgba[..., 3] = 255
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "face.png")
+    args = ["generate", "--image", str(tmp_path / "face.png"), "--model", str(trained / "model")]
+    assert main([*args, "--out", str(tmp_path / "g.ply")]) == 0
+    err = capsys.readouterr().err
+    assert "note: transparency composited" in err and "resized to 64x64" in err
+
+
+def test_evaluate_reports_model_and_baselines(trained, tmp_path, capsys):
+    out, md = tmp_path / "eval.json", tmp_path / "eval.md"
+    args = ["evaluate", "--model", str(trained / "model"), "--n", "1", "--train", "2"]
+    args += ["--out", str(out), "--md", str(md), "--eval-points", "2000", *SMALL]
+    assert main(args) == 0
+    report = json.loads(out.read_text())
+    assert list(report) == ["difforge_hair", "mean_groom", "retrieval"]
+    summary = report["difforge_hair"]["summary"]
+    assert 0 <= summary["occupancy_f1@3mm"] <= 100 and summary["seconds"] > 0
+    assert report["difforge_hair"]["protocol"]["n_styles"] == 1
+    assert md.read_text().count("\n") == 5 and "| difforge_hair |" in capsys.readouterr().out
+
+
+def test_train_codec_on_procedural_styles(tmp_path):
+    args = ["train-codec", "--out", str(tmp_path / "codec"), "--config", "tiny"]
+    assert main([*args, "data.styles=2", "train.steps=3"]) == 0
+    assert json.loads((tmp_path / "codec" / "metrics.json").read_text())["steps"] == 3
+
+
+def test_bad_inputs_give_one_line_errors_and_no_output(trained, tmp_path, capsys):
+    model = str(trained / "model")
+    not_image = tmp_path / "notes.png"
+    not_image.write_text("hello")
+    out = tmp_path / "g.ply"
+    cases = [
+        (["generate", "--image", str(not_image), "--model", model], "not an image"),
+        (["generate", "--image", str(tmp_path / "none.png"), "--model", model], "no such image"),
+        (
+            ["generate", "--image", str(trained / "data" / "style_0000005" / "image.png"),
+             "--model", str(tmp_path / "nomodel")],
+            "not a difforge-hair model folder",
+        ),
+        (
+            ["generate", "--image", str(trained / "data" / "style_0000005" / "image.png"),
+             "--model", "default"],
+            "weights/default is missing",
+        ),
+        (["train-codec", "--data", str(tmp_path), "--out", str(tmp_path / "c")], "no style folders"),
+        (["train-codec", "--out", str(tmp_path / "c"), "--config", "huge"], "no such file or preset"),
+        (["train", "--codec", str(tmp_path), "--out", str(tmp_path / "m")], "not a codec folder"),
+    ]  # fmt: skip
+    for args, message in cases:
+        assert main([*args, "--out", str(out)] if args[0] == "generate" else args) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and message in err and err.count("\n") == 1
+    assert not out.exists() and not (tmp_path / "c").exists() and not (tmp_path / "m").exists()
