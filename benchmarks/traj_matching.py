@@ -156,7 +156,8 @@ def write_results_section(rows: list[dict], meta: dict) -> None:
     lines = [
         "## Map matching",
         "",
-        f"{meta['date']}, CPU ({meta['cpu']}, one process), `{meta['command']}`.",
+        f"{meta['date']}, CPU ({meta['cpu']}, one process on a 2-core machine shared with other jobs:",
+        f"s/trip is an upper bound), `{meta['command']}`.",
         "Truth: SUMO's 1 Hz positions of test trips in `helsinki_drive` (`gps_sample.csv.gz`) and",
         "their simulated segment sequences; each trace is thinned to one fix per interval and given",
         "Gaussian noise (sigma per axis), then matched with `MapMatcher(gps_noise_m=sigma)`",
