@@ -5,7 +5,10 @@ Main entry points:
 - :func:`prepare_roadmap` (``difforge-traj prepare``): OSM XML / .osm.pbf / GraphML -> roadmap.geo/.rel
 - :func:`match_gps_file` (``difforge-traj match``): GPS CSV/GPX -> HOSER trajectory CSV
 - :class:`SegmentGraph`, :func:`read_roadmap`, :func:`read_trajectories`, :func:`read_dataset`
-- :func:`dataset_dir`: the shipped datasets (default ``helsinki_drive``)
+- :func:`dataset_dir`: the shipped datasets (default ``helsinki_drive``; also ``helsinki_bike``,
+  ``berlin_adlershof_drive``, ``helsinki_bike_on_drive``)
+- :func:`synthetic_city` / :func:`synthetic_trips`: a procedural grid city of any size
+  (``synthetic_city(110)`` has about 40,000 segments, the Beijing vocabulary) with trips
 
 The SUMO driver (``difforge.traj.data.sumo``) needs the optional ``sumo`` extra and is imported
 only by the data scripts.
@@ -25,6 +28,7 @@ from difforge.traj.data.matching import MapMatcher, match_gps_file, match_traces
 from difforge.traj.data.network import MODES, load_road_network
 from difforge.traj.data.prepare import prepare_roadmap
 from difforge.traj.data.segments import UTURN_POLICIES, SegmentGraph, build_segment_graph
+from difforge.traj.data.synthetic import synthetic_city, synthetic_trips
 
 __all__ = [
     "DEFAULT_DATASET",
@@ -46,6 +50,8 @@ __all__ = [
     "read_gps",
     "read_roadmap",
     "read_trajectories",
+    "synthetic_city",
+    "synthetic_trips",
     "write_roadmap",
     "write_trajectories",
 ]
