@@ -14,6 +14,10 @@ Pipeline: ``build_sumo_network`` -> ``write_trips`` -> ``route_trips`` (duaroute
 randomised edge weights, optionally with congested travel times from a previous run) ->
 ``simulate`` (sumo: vehroute output with exit times, edge travel times, FCD for chosen vehicles)
 -> ``read_vehroutes`` / ``read_fcd``.
+
+For a city that comes only as a SUMO network (Berlin-Adlershof in the eclipse-sumo wheel),
+``segment_graph_from_sumo_net`` reads our graph from the net itself (successors = its
+connections) and the simulation runs on that net unchanged, with a segment -> edge id table.
 """
 
 from __future__ import annotations
