@@ -42,9 +42,3 @@ def grid_points(
     o = torch.as_tensor(origin, dtype=torch.float64)
     xs, ys, zs = torch.meshgrid(axis + o[0], axis + o[1], axis + o[2], indexing="ij")
     return torch.stack([xs, ys, zs], dim=-1).reshape(-1, 3).to(dtype=dtype, device=device)
-
-
-def to_normalised(points: np.ndarray, origin: np.ndarray) -> np.ndarray:
-    """Block metres -> BlockFusion's [-1, 1]^3 coordinates."""
-    centre = np.asarray(origin) + BLOCK_SIZE / 2
-    return (np.asarray(points) - centre) * NORMALISE_SCALE
