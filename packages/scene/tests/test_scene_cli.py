@@ -85,10 +85,10 @@ def test_evaluate_retrieval_end_to_end(tmp_path) -> None:
 
 
 def test_demo_writes_glb_and_png(tmp_path) -> None:
-    entries = run_demo(tmp_path, resolution=24, image_size=(160, 120))
-    assert len(entries) == 1
-    title, files = entries[0]
-    assert "2x2" in title
-    assert sorted(f.suffix for f in files) == [".glb", ".png"]
-    mesh = trimesh.load(files[0], force="mesh")
+    sections = run_demo(tmp_path, resolution=24, image_size=(160, 120))
+    assert len(sections) == 1
+    section = sections[0]
+    assert "2x2" in section.title
+    assert [f.suffix for f in section.files + section.images] == [".glb", ".png"]
+    mesh = trimesh.load(section.files[0], force="mesh")
     assert len(mesh.faces) > 2_000
