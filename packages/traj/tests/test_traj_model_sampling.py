@@ -68,32 +68,37 @@ def requests_of(trips) -> ODRequests:
 # ----------------------------------------------------------------------------- brute force
 
 
-def completable(city, canvas: list[int], destination: int) -> set[int] | bool:
+def completable(city, canvas: list[int], destination: int, limit: int) -> bool:
     """Exact check by dynamic programming: can the masked positions (-1) of ``canvas`` be filled
-    so that the trip is legal, ends at the destination, and is padded with EOS after it?"""
+    so that the trip is legal, ends at the destination within ``limit`` tokens, and is padded
+    with EOS after it?"""
     n = city.num_segments
     eos = n
     states = {canvas[0]}
-    for token in canvas[1:]:
+    for position, token in enumerate(canvas[1:], start=1):
         following = set()
         for s in states:
             if s in (eos, destination):
                 following.add(eos)
             else:
                 following.update(int(x) for x in city.successors(s))
+        if position >= limit:
+            following &= {eos}
         states = following if token < 0 else following & {token}
         if not states:
             return False
     return bool(states & {destination, eos})
 
 
-def consistent_canvas(city, rng, trip: np.ndarray, length: int) -> tuple[list[int], int]:
-    """A trip padded with EOS, with a random subset of positions masked (origin kept)."""
+def consistent_canvas(city, rng, trip: np.ndarray, length: int) -> tuple[list[int], int, int]:
+    """A trip padded with EOS, with a random subset of positions masked (origin kept), and a
+    random length limit the trip fits in."""
     eos = city.num_segments
     full = [*trip.tolist(), *[eos] * (length - len(trip))]
     keep = rng.random(length) < 0.4
     keep[0] = True
-    return [t if k else -1 for t, k in zip(full, keep)], int(trip[-1])
+    limit = int(rng.integers(len(trip), length + 1))
+    return [t if k else -1 for t, k in zip(full, keep)], int(trip[-1]), limit
 
 
 def test_constraint_allows_exactly_the_completable_tokens(city, trips):
@@ -111,8 +116,8 @@ def test_constraint_allows_exactly_the_completable_tokens(city, trips):
         if len(trip) > length:
             continue
         for _ in range(4):
-            canvas, dest = consistent_canvas(city, rng, trip, length)
-            assert completable(city, canvas, dest)
+            canvas, dest, limit = consistent_canvas(city, rng, trip, length)
+            assert completable(city, canvas, dest, limit)
             tokens = torch.tensor([[mask_id if t < 0 else t for t in canvas]])
             constraint = TopologyConstraint(
                 successors,
@@ -120,10 +125,14 @@ def test_constraint_allows_exactly_the_completable_tokens(city, trips):
                 torch.from_numpy(hops.to(np.array([dest]))),
                 eos_id=n,
                 mask_id=mask_id,
+                limits=torch.tensor([limit]),
             )
             logits = torch.randn(1, length, n + 2)
             logits[..., mask_id] = -torch.inf
             out = constraint(logits, tokens, torch.arange(length))[0]
+            # The graph-capturable variant (no host syncs, every position) is the same function.
+            constraint.static = True
+            assert torch.equal(constraint(logits, tokens, torch.arange(length))[0], out)
             candidates = out.argmax(-1).tolist()
             for p in range(1, length):
                 if canvas[p] >= 0 or canvas[p - 1] < 0:
@@ -132,7 +141,7 @@ def test_constraint_allows_exactly_the_completable_tokens(city, trips):
                 expected = {
                     t
                     for t in range(n + 1)
-                    if completable(city, [*canvas[:p], t, *canvas[p + 1 :]], dest)
+                    if completable(city, [*canvas[:p], t, *canvas[p + 1 :]], dest, limit)
                 }
                 assert allowed == expected, (canvas, p)
                 checked_exact += 1
@@ -141,7 +150,7 @@ def test_constraint_allows_exactly_the_completable_tokens(city, trips):
                 filled = list(canvas)
                 for p in subset:
                     filled[p] = candidates[p]
-                assert completable(city, filled, dest), (canvas, subset, candidates)
+                assert completable(city, filled, dest, limit), (canvas, subset, candidates)
                 checked_chains += 1
     assert checked_exact > 50 and checked_chains > 50
 
@@ -181,6 +190,7 @@ SAMPLING_CASES = [
     ("diffusion, block 8, threshold", 8, {"steps_per_block": None, "threshold": 0.3}),
     ("diffusion, block 12, sampled", 12, {"temperature": 1.0}),
     ("autoregressive", 1, {"decoding": "autoregressive"}),
+    ("diffusion, block 4, detour cap 2", 4, {"max_detour": 2}),
 ]
 
 
@@ -195,10 +205,13 @@ def test_untrained_model_gives_legal_trips_that_reach_the_destination(
     sampler = TrajectorySampler(model, SamplingConfig(batch_size=16, **options))
     out = sampler.generate(requests, seed=1, show_progress=False)
     assert len(out) == len(requests)
-    for rids, origin, dest in zip(out.rids, requests.origins, requests.destinations):
+    fewest = HopDistances(city).between(requests.origins, requests.destinations)
+    for rids, origin, dest, hops in zip(out.rids, requests.origins, requests.destinations, fewest):
         assert rids[0] == origin and rids[-1] == dest
         assert city.transition_legal(rids[:-1], rids[1:]).all()
         assert dest not in rids[:-1]
+        if "max_detour" in options:
+            assert len(rids) - 1 <= hops + options["max_detour"]
     # An untrained model does not just take the shortest path (the constraint is not a planner).
     shortest = [
         len(city.shortest_path(int(o), int(d)))

@@ -266,6 +266,12 @@ def run_bench(
         summary = summarize_runs(runs)
         summary["trajectories_per_second"] = float(np.mean(speed)) if speed else None
         methods[label] = {"runs": runs, "summary": summary}
+        if label in samplers and device.type == "cuda":
+            graphs = samplers[label].constraint_graphs
+            methods[label]["constraint_cuda_graphs"] = {
+                "used": graphs.enabled and bool(graphs.entries),
+                "failure": graphs.failure,
+            }
         log(
             f"[bench] {label}: "
             + ", ".join(f"{k}={v['mean']:.4g}" for k, v in summary.items() if isinstance(v, dict))
@@ -276,7 +282,7 @@ def run_bench(
     timed_samplers = {
         label: s
         for label, s in samplers.items()
-        if label == "trajdlm" or label.startswith("ar_decoding")
+        if label in ("trajdlm", "trajdlm (4 steps per block)") or label.startswith("ar_decoding")
     }
     for label, sampler in timed_samplers.items():
         sweep[label] = throughput_sweep(sampler, harness, settings, log)

@@ -189,7 +189,9 @@ def _add_generate(subparsers) -> None:
 def _evaluate(args: argparse.Namespace) -> None:
     from difforge.traj.evaluate import evaluate, format_markdown_table
 
-    result = evaluate(args.data, args.generated, args.out, city=args.city, progress=True)
+    result = evaluate(
+        args.data, args.generated, args.out, city=args.city, progress=sys.stderr.isatty()
+    )
     print(format_markdown_table({Path(args.generated).name: result}))
     print(
         f"{result['num_generated']} generated vs {result['num_real']} test trips, "

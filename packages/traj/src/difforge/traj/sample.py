@@ -13,8 +13,10 @@ to -inf (``masked_fill``, never multiplied by a 0/1 mask). Rules at a masked pos
 1. *left*: a segment must be a legal successor (``roadmap.rel``) of the token at p-1; after the
    destination, or after ``[EOS]``, only ``[EOS]`` may follow; ``[EOS]`` may follow nothing else;
 2. *destination budget*: a segment s needs ``hops(s → destination) <= deadline - 1 - p`` where
-   the deadline is the first committed ``[EOS]`` right of p (else the canvas end), so the
-   destination can still be reached in time;
+   the deadline is the first committed ``[EOS]`` right of p, else the row's length limit: the
+   canvas end, or with ``max_detour`` ``hops(origin → destination) + 1 + max_detour`` (trips
+   longer than the training data's detours are not allowed to start), so the destination can
+   still be reached in time;
 3. *right*: if a segment is already committed further right in the block (commits go by
    confidence, not left to right), the tokens in between must connect to it in exactly the number
    of steps available (a right-to-left sweep over the predecessor relation).
@@ -66,8 +68,12 @@ class SamplingConfig:
     guidance_scale: float = 0.5  # w in u + (w + 1)(c - u); 0 disables guidance
     temperature: float = 0.0  # 0: greedy (TrajDLM); > 0: Gumbel-max sampling
     constrained: bool = True  # topology-constrained sampling (False: the ablation)
+    # Longest detour, in segments beyond the fewest-hop route, a trip may take (rule 2); training
+    # stores a high quantile of the training trips' detours here. None: only the canvas limits it.
+    max_detour: int | None = None
     duration_sampling: bool = True  # sample travel times from the head's Gaussian (False: mean)
     batch_size: int = 256
+    cuda_graphs: bool = True  # replay the constraint as CUDA graphs on a GPU (ConstraintGraphs)
 
     def __post_init__(self) -> None:
         if self.steps_per_block is not None:
@@ -77,6 +83,8 @@ class SamplingConfig:
         check_config(self.guidance_scale >= 0, "guidance_scale", ">= 0", self.guidance_scale)
         check_config(self.temperature >= 0, "temperature", ">= 0", self.temperature)
         check_config(self.batch_size >= 1, "batch_size", ">= 1", self.batch_size)
+        if self.max_detour is not None:
+            check_config(self.max_detour >= 0, "max_detour", ">= 0", self.max_detour)
 
 
 ################################################################################
@@ -87,9 +95,9 @@ class SamplingConfig:
 def successor_table(graph: SegmentGraph, rows: int) -> Tensor:
     """``(rows, K)`` successor ids (K = the largest out-degree), padded with ``rows``.
 
-    Row ``a < N`` lists the segments that may follow ``a``; rows of special tokens are all padding.
-    The padding id ``rows`` is one past the vocabulary: callers give it a column that is always
-    False / -inf.
+    Row ``a < N`` lists the segments that may follow ``a``; row ``N`` (``[EOS]``) holds only
+    ``[EOS]``; rows of other special tokens are all padding. The padding id ``rows`` is one past
+    the vocabulary: callers give it a column that is always False / -inf.
     """
     n = graph.num_segments
     degree = np.diff(graph.succ_indptr)
@@ -97,6 +105,7 @@ def successor_table(graph: SegmentGraph, rows: int) -> Tensor:
     owner = np.repeat(np.arange(n), degree)
     column = np.arange(len(graph.succ_indices)) - np.repeat(graph.succ_indptr[:-1], degree)
     table[owner, column] = graph.succ_indices
+    table[n, 0] = n
     return torch.from_numpy(table)
 
 
@@ -143,9 +152,12 @@ class TopologyConstraint:
     """Logits constraint for one batch of requests (rules in the module docstring).
 
     ``successors``: :func:`successor_table` over the whole vocabulary (``N + 2`` rows);
-    ``destinations`` ``(B,)``; ``hops`` ``(B, N)`` hop counts to each row's destination. With
+    ``destinations`` ``(B,)``; ``hops`` ``(B, N)`` hop counts to each row's destination;
+    ``limits`` ``(B,)`` the most tokens a row may use (default: the whole canvas). With
     ``temperature > 0`` the logits are Gumbel-perturbed here (and the core decodes greedily), so
-    the chain of candidates is the sampled one.
+    the chain of candidates is the sampled one. ``static=True`` computes the same result without
+    any host synchronisation or data-dependent shortcut (every position of the block is visited),
+    so that it can be captured as a CUDA graph (:class:`ConstraintGraphs`).
     """
 
     def __init__(
@@ -156,59 +168,60 @@ class TopologyConstraint:
         *,
         eos_id: int,
         mask_id: int,
+        limits: Tensor | None = None,
         temperature: float = 0.0,
         generator: torch.Generator | None = None,
+        static: bool = False,
     ) -> None:
+        self.static = static
         self.successors = successors
         self.destinations = destinations
         self.hops = hops
+        self.limits = limits
         self.eos_id = eos_id
         self.mask_id = mask_id
         self.num_segments = eos_id
         self.pad_id = successors.shape[0]  # one past the vocabulary
         self.temperature = temperature
         self.generator = generator
-        self.after_destination = torch.full_like(successors[0], self.pad_id)
-        self.after_destination[0] = eos_id  # after the destination (or [EOS]) only [EOS]
 
     def candidates(self, previous: Tensor) -> Tensor:
-        """``(..., K)`` tokens that may follow ``previous`` ``(B, ...)`` by rule 1 (padded)."""
-        finished = (previous == self.eos_id) | (
-            previous == self.destinations.view(-1, *[1] * (previous.ndim - 1))
-        )
-        return torch.where(finished[..., None], self.after_destination, self.successors[previous])
-
-    def _predecessors(self, allowed: Tensor) -> Tensor:
-        """``(B, N)``: segments with at least one successor in ``allowed`` ``(B, N)``."""
-        padded = torch.cat(
-            [allowed, allowed.new_zeros(len(allowed), self.pad_id + 1 - self.num_segments)], 1
-        )
-        return padded[:, self.successors[: self.num_segments]].any(-1)
+        """``(..., K)`` tokens that may follow ``previous`` ``(B, ...)`` by rule 1 (padded); the
+        destination is looked up as ``[EOS]``, whose only successor is ``[EOS]``."""
+        destination = self.destinations.view(-1, *[1] * (previous.ndim - 1))
+        return self.successors[torch.where(previous == destination, self.eos_id, previous)]
 
     def __call__(self, logits: Tensor, tokens: Tensor, positions: Tensor) -> Tensor:
         batch, width, vocab = logits.shape
         n, eos = self.num_segments, self.eos_id
-        canvas_len = tokens.shape[1]
+        limit = (
+            self.limits
+            if self.limits is not None
+            else torch.full_like(self.destinations, tokens.shape[1])
+        )
         block = tokens[:, positions]
         committed = block != self.mask_id
-        masked_span = (~committed).any(0).nonzero().flatten().tolist()
-        if not masked_span:
-            return logits
-        lo, hi = masked_span[0], masked_span[-1]
+        if self.static:
+            lo, hi = 0, width - 1
+        else:
+            masked_span = (~committed).any(0).nonzero().flatten().tolist()
+            if not masked_span:
+                return logits
+            lo, hi = masked_span[0], masked_span[-1]
         if self.temperature > 0:
             uniform = torch.rand(logits.shape, generator=self.generator, device=logits.device)
             logits = logits / self.temperature - torch.log(-torch.log(uniform.clamp(min=1e-20)))
 
-        # Rule 2: the deadline is the first committed [EOS] right of each position.
-        eos_at = torch.where(committed & (block == eos), positions, canvas_len)
-        after = torch.cat([eos_at[:, 1:], eos_at.new_full((batch, 1), canvas_len)], 1)
-        deadline = after.flip(1).cummin(1).values.flip(1)
+        # Rule 2: the deadline is the first committed [EOS] right of each position, or the limit.
+        eos_at = torch.where(committed & (block == eos), positions, limit[:, None])
+        after = torch.cat([eos_at[:, 1:], limit[:, None]], 1)
+        deadline = after.flip(1).cummin(1).values.flip(1).minimum(limit[:, None])
         budget = deadline - 1 - positions
         segment_ok = self.hops[:, None, :] <= budget[:, :, None]  # (B, width, N)
         # Rule 3: a committed segment right of a masked position constrains the gap before it.
         anchored = committed & (block < n)
-        if bool((anchored[:, 1:] & ~committed[:, :-1]).any()):
-            segment_ok &= self._right_sets(block, committed, anchored, segment_ok, lo)
+        if self.static or bool((anchored[:, 1:] & ~committed[:, :-1]).any()):
+            segment_ok &= self._right_sets(block, anchored, segment_ok, lo)
 
         # Every token's score as a candidate: segments within rules 2-3, [EOS] (a candidate only
         # after the destination), -inf for [MASK] and for the padding column.
@@ -237,38 +250,108 @@ class TopologyConstraint:
         constrained = scores[..., :vocab].masked_fill(~allowed[..., :vocab], -math.inf)
         return torch.where(committed[..., None], logits, constrained)
 
-    def _right_sets(
-        self,
-        block: Tensor,
-        committed: Tensor,
-        anchored: Tensor,
-        segment_ok: Tensor,
-        lo: int,
-    ) -> Tensor:
+    def _right_sets(self, block: Tensor, anchored: Tensor, segment_ok: Tensor, lo: int) -> Tensor:
         """Rule 3: ``(B, width, N)`` segments from which the committed tokens to the right can
         still be reached in exactly the steps between (all True where nothing is anchored)."""
         batch, width = block.shape
         n = self.num_segments
-        rows = torch.arange(batch, device=block.device)
-        is_dest = torch.zeros(batch, n, dtype=torch.bool, device=block.device)
-        is_dest[rows, self.destinations] = True
+        # Comparisons rather than index_put/one_hot: no host synchronisation (graph capture).
+        segments = torch.arange(n, device=block.device)
+        is_dest = segments == self.destinations[:, None]
+        one_hot = block[..., None] == segments
+        # A segment committed at or right of j: nothing else is free there, and [EOS] cannot be
+        # at j (in a consistent canvas [EOS] never precedes a segment).
+        pinned = anchored.flip(1).cummax(1).values.flip(1)
+        # The destination may stand right before position j only if [EOS] may stand at j.
+        dest_before = is_dest[:, None, :] & ~pinned[:, :, None]
         sets = torch.ones(batch, width, n, dtype=torch.bool, device=block.device)
-        last = int(anchored.any(0).nonzero().max())
+        padded = torch.zeros(batch, self.pad_id + 1, dtype=torch.bool, device=block.device)
+        last = width - 1 if self.static else int(anchored.any(0).nonzero().max())
         right = sets[:, last]  # nothing is anchored right of the last anchor
-        eos_possible = torch.ones(batch, dtype=torch.bool, device=block.device)
         for j in range(last, lo, -1):
             # What position j - 1 may hold, given position j and the tokens right of it.
-            anchor = torch.zeros_like(right)
-            anchor[rows, block[:, j].clamp(max=n - 1)] = True
-            allowed_here = torch.where(anchored[:, j, None], anchor, right & segment_ok[:, j])
-            eos_here = torch.where(committed[:, j], block[:, j] == self.eos_id, eos_possible)
-            # The destination ends a trip: it may come right before an [EOS] only.
-            before = (self._predecessors(allowed_here) & ~is_dest) | (is_dest & eos_here[:, None])
-            free = ~anchored[:, j:].any(1)  # nothing anchored at or right of j: no constraint
-            right = torch.where(free[:, None], sets[:, j - 1], before)
+            padded[:, :n] = torch.where(
+                anchored[:, j, None], one_hot[:, j], right & segment_ok[:, j]
+            )
+            before = padded[:, self.successors[:n]].any(-1) & ~is_dest | dest_before[:, j]
+            right = torch.where(pinned[:, j, None], before, sets[:, j - 1])
             sets[:, j - 1] = right
-            eos_possible = eos_here
         return sets
+
+
+class ConstraintGraphs:
+    """Replays :class:`TopologyConstraint` as CUDA graphs, one per input shape.
+
+    Eager PyTorch launches the constraint's few hundred small kernels one by one, which dominates
+    a small batch on a GPU; a captured graph launches them together. Each shape's first capture is
+    checked against the eager result; any capture error or difference turns graphs off for good
+    (eager from then on), so a failure can cost speed but never correctness.
+    """
+
+    def __init__(self) -> None:
+        self.enabled = True
+        self.entries: dict[tuple, tuple] = {}
+        self.failure: str | None = None
+
+    def wrap(self, constraint: TopologyConstraint):
+        """A logits constraint that replays a graph of ``constraint`` where it can."""
+        if constraint.temperature > 0 or constraint.limits is None:
+            return constraint  # sampling noise is drawn eagerly
+
+        def call(logits: Tensor, tokens: Tensor, positions: Tensor) -> Tensor:
+            if not self.enabled or logits.device.type != "cuda":
+                return constraint(logits, tokens, positions)
+            key = (tuple(logits.shape), tuple(tokens.shape), logits.dtype)
+            entry = self.entries.get(key)
+            if entry is None:
+                try:
+                    entry = self._capture(constraint, logits, tokens, positions)
+                except Exception as exc:  # any capture problem: stay correct, lose speed
+                    entry, self.failure = None, f"{type(exc).__name__}: {exc}"
+                if entry is None:
+                    self.enabled = False
+                    return constraint(logits, tokens, positions)
+                self.entries[key] = entry
+            graph, static, inputs, output = entry
+            for buffer, value in (
+                *zip(inputs, (logits, tokens, positions)),
+                (static.destinations, constraint.destinations),
+                (static.hops, constraint.hops),
+                (static.limits, constraint.limits),
+            ):
+                buffer.copy_(value)
+            graph.replay()
+            return output
+
+        return call
+
+    def _capture(
+        self, constraint: TopologyConstraint, logits: Tensor, tokens: Tensor, positions: Tensor
+    ) -> tuple | None:
+        static = TopologyConstraint(
+            constraint.successors,
+            constraint.destinations.clone(),
+            constraint.hops.clone(),
+            eos_id=constraint.eos_id,
+            mask_id=constraint.mask_id,
+            limits=constraint.limits.clone(),
+            static=True,
+        )
+        inputs = (logits.clone(), tokens.clone(), positions.clone())
+        expected = constraint(logits, tokens, positions)
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            static(*inputs)  # warm-up outside the capture (lazy initialisation, allocator)
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            output = static(*inputs)
+        graph.replay()
+        if not torch.equal(output, expected):
+            self.failure = "the captured constraint differs from the eager one"
+            return None
+        return graph, static, inputs, output
 
 
 def stop_at_destination(destinations: Tensor, eos_id: int):
@@ -334,6 +417,7 @@ class TrajectorySampler:
         mc = model.config
         self.successors = successor_table(self.graph, mc.vocab_size).to(self.device)
         self.hops = HopDistances(self.graph)
+        self.constraint_graphs = ConstraintGraphs()
 
     @torch.no_grad()
     def sample_paths(
@@ -354,7 +438,12 @@ class TrajectorySampler:
                 f"the road network ({int((origin_hops >= UNREACHABLE).sum())} such requests)"
             )
         block = 1 if cfg.decoding == "autoregressive" else mc.block_size
-        length = round_up(max(mc.max_len, int(origin_hops.max()) + 1), block)
+        if cfg.max_detour is None:
+            length = round_up(max(mc.max_len, int(origin_hops.max()) + 1), block)
+            limits = np.full(len(origins), length)
+        else:
+            limits = origin_hops.astype(np.int64) + 1 + cfg.max_detour
+            length = round_up(int(limits.max()), block)
         canvas = torch.full((len(origins), length), mc.mask_id, dtype=torch.long)
         canvas[:, 0] = torch.from_numpy(origins)
         canvas = canvas.to(device)
@@ -371,6 +460,7 @@ class TrajectorySampler:
                 torch.from_numpy(hops).to(device),
                 eos_id=mc.eos_id,
                 mask_id=mc.mask_id,
+                limits=torch.from_numpy(limits).to(device),
                 temperature=cfg.temperature,
                 generator=generator,
             )
@@ -379,6 +469,8 @@ class TrajectorySampler:
         )
         # With the constraint, sampling noise is added inside it (see TopologyConstraint).
         temperature = 0.0 if constraint is not None else cfg.temperature
+        if constraint is not None and cfg.cuda_graphs and device.type == "cuda":
+            constraint = self.constraint_graphs.wrap(constraint)
         common = {
             "mask_token_id": mc.mask_id,
             "temperature": temperature,

@@ -50,7 +50,7 @@ from difforge.traj.model import (
     round_up,
     time_bucket,
 )
-from difforge.traj.sample import SamplingConfig, departure_minutes
+from difforge.traj.sample import HopDistances, SamplingConfig, departure_minutes
 
 CONFIGS_DIR = Path(__file__).resolve().parent / "configs"
 DEFAULT_PRESET = "default"
@@ -87,9 +87,15 @@ class TrajTrainConfig:
     cond_dropout: float = 0.1
     duration_weight: float = 0.1
     weighting: Literal["schedule", "effective"] = "effective"
+    # sampling.max_detour, when not set, becomes this quantile of the training trips' detours
+    # (segments beyond the fewest-hop route between their ends).
+    detour_quantile: float = 0.99
 
     def __post_init__(self) -> None:
         check_config(0 <= self.cond_dropout < 1, "cond_dropout", "in [0, 1)", self.cond_dropout)
+        check_config(
+            0 < self.detour_quantile <= 1, "detour_quantile", "in (0, 1]", self.detour_quantile
+        )
         check_config(self.duration_weight >= 0, "duration_weight", ">= 0", self.duration_weight)
 
 
@@ -274,6 +280,15 @@ class TrainSummary:
     config: TrajDLMConfig
 
 
+def detour_limit(graph: SegmentGraph, trips: Trajectories, quantile: float) -> int:
+    """The ``quantile`` of the trips' detours: segments beyond the fewest-hop route."""
+    origins = np.array([r[0] for r in trips.rids])
+    destinations = np.array([r[-1] for r in trips.rids])
+    fewest = HopDistances(graph).between(origins, destinations)
+    detours = np.array([len(r) - 1 for r in trips.rids]) - fewest
+    return int(np.ceil(np.quantile(detours, quantile)))
+
+
 def _tensorboard_available() -> bool:
     try:
         import tensorboard  # noqa: F401
@@ -315,7 +330,12 @@ def train(
     if train_cfg.tensorboard and not _tensorboard_available():
         print("note: tensorboard is not installed; training without tensorboard logs")
         train_cfg = dataclasses.replace(train_cfg, tensorboard=False)
-    config = dataclasses.replace(config, model=model_config, train=train_cfg)
+    sampling = config.sampling
+    if sampling.max_detour is None:
+        sampling = dataclasses.replace(
+            sampling, max_detour=detour_limit(graph, trips, config.detour_quantile)
+        )
+    config = dataclasses.replace(config, model=model_config, train=train_cfg, sampling=sampling)
 
     torch.manual_seed(train_cfg.seed)
     model = TrajDLM(model_config).attach_graph(graph)
