@@ -74,6 +74,24 @@ def test_every_shipped_dataset(name):
     assert "ODbL" in (folder / "README.md").read_text()
 
 
+def test_bicycle_trips_on_the_car_graph(helsinki):
+    """Zero-shot mode transfer data: bicycle trips matched onto the car graph's vocabulary."""
+    graph, splits = helsinki
+    folder = dataset_dir("helsinki_bike_on_drive")
+    for name in ("roadmap.geo", "roadmap.rel"):
+        assert (folder / name).read_bytes() == (DATA / name).read_bytes()
+    bikes = read_trajectories(folder / "test.csv", graph, on_invalid="error", require_times=True)
+    assert len(bikes) > 250
+
+    # bicycles are slower than cars (their matched routes also run longer than the ridden paths)
+    def speed(trips) -> float:
+        metres = sum(graph.length_m[r[:-1]].sum() for r in trips.rids)
+        seconds = sum(int((t[-1] - t[0]).astype(np.int64)) for t in trips.times)
+        return metres / seconds * 3.6
+
+    assert speed(bikes) < 0.9 * speed(splits["test"])
+
+
 def test_shipped_trips_are_not_a_single_rule(helsinki):
     graph, splits = helsinki
     test = splits["test"]
