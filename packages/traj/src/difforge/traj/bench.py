@@ -63,7 +63,7 @@ from difforge.traj.evaluate import (
     summarize_runs,
 )
 from difforge.traj.model import TrajDLM
-from difforge.traj.sample import SamplingConfig, TrajectorySampler
+from difforge.traj.sample import TrajectorySampler, model_sampling
 
 BASELINES = ("shortest_path", "markov", "hoser_beam", "hoser_astar")
 SAMPLING_ABLATIONS = {
@@ -205,9 +205,7 @@ def run_bench(
     harness = Harness(data_dir, settings)
     device = harness.device
     model, meta = TrajDLM.from_pretrained(model_dir)
-    base_sampling = SamplingConfig(
-        **{**meta.get("sampling", {}), "batch_size": settings.batch_size}
-    )
+    base_sampling = model_sampling(meta, batch_size=settings.batch_size)
 
     runners: dict[str, Callable[[ODRequests, int], tuple[Trajectories, Throughput]]] = {}
     samplers: dict[str, TrajectorySampler] = {}
@@ -246,9 +244,7 @@ def run_bench(
             )
     for label, path in settings.extra_models.items():
         extra_model, extra_meta = TrajDLM.from_pretrained(path)
-        extra_sampling = SamplingConfig(
-            **{**extra_meta.get("sampling", {}), "batch_size": settings.batch_size}
-        )
+        extra_sampling = model_sampling(extra_meta, batch_size=settings.batch_size)
         samplers[label] = TrajectorySampler(extra_model, extra_sampling, device)
     for label, sampler in samplers.items():
         warm_up(sampler, harness.requests(settings.seeds[0]))

@@ -68,12 +68,9 @@ def _add_match(subparsers) -> None:
 
 
 def _train(args: argparse.Namespace) -> None:
-    import torch
-
     from difforge.traj.train import describe, load_train_config, train
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    _set_threads(args.threads)
     config = load_train_config(args.config, args.overrides)
     summary = train(args.data, args.out, config, resume=args.resume)
     print("\n".join(describe(summary)))
@@ -106,17 +103,24 @@ def _add_train(subparsers) -> None:
     p.set_defaults(func=_train)
 
 
+def _set_threads(threads: int) -> None:
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 def _load_sampler(args: argparse.Namespace):
     """The model of ``--model``, its dataset folder and a sampler with the CLI's settings."""
     from difforge.core.cli import resolve_device
     from difforge.core.config import apply_overrides
     from difforge.traj.model import TrajDLM, model_data_dir, resolve_model_dir
-    from difforge.traj.sample import SamplingConfig, TrajectorySampler
+    from difforge.traj.sample import TrajectorySampler, model_sampling
 
     model_dir = resolve_model_dir(args.model)
     model, meta = TrajDLM.from_pretrained(model_dir)
     data_dir = model_data_dir(meta, args.data)
-    sampling = apply_overrides(SamplingConfig(**meta.get("sampling", {})), args.overrides)
+    sampling = apply_overrides(model_sampling(meta), args.overrides)
     if args.batch_size:
         sampling = apply_overrides(sampling, [f"batch_size={args.batch_size}"])
     return TrajectorySampler(model, sampling, resolve_device(args.device)), data_dir
@@ -134,6 +138,7 @@ def _generate(args: argparse.Namespace) -> None:
     outputs = [p for p in (args.out, args.geojson, args.gpx, args.png) if p is not None]
     if len(set(map(Path.resolve, outputs))) != len(outputs):
         raise UserError("--out, --geojson, --gpx and --png must be different files")
+    _set_threads(args.threads)
     sampler, data_dir = _load_sampler(args)
     train_trips = read_trajectories(data_dir / "train.csv", sampler.graph)
     requests = sample_od_requests(train_trips, args.n, args.seed)
@@ -177,6 +182,7 @@ def _add_generate(subparsers) -> None:
     )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--batch-size", type=int, default=0, help="trips per batch (default: model's)")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument(
         "overrides",
         nargs="*",
@@ -218,6 +224,7 @@ def _bench(args: argparse.Namespace) -> None:
     from difforge.traj.bench import BenchSettings, run_bench, write_bench
     from difforge.traj.model import TrajDLM, model_data_dir, resolve_model_dir
 
+    _set_threads(args.threads)
     model_dir = resolve_model_dir(args.model)
     _, meta = TrajDLM.from_pretrained(model_dir)
     data_dir = model_data_dir(meta, args.data)
@@ -285,6 +292,7 @@ def _add_bench(subparsers) -> None:
     p.add_argument("--throughput-batches", type=int, nargs="*", default=[1, 16, 256, 4096])
     p.add_argument("--throughput-requests", type=int, default=256)
     p.add_argument("--hoser-epochs", type=int, default=25)
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.set_defaults(func=_bench)
 

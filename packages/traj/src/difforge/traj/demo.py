@@ -25,7 +25,7 @@ from difforge.traj.data.hoser import read_trajectories
 from difforge.traj.evaluate import Throughput, evaluate_trajectories, sample_od_requests
 from difforge.traj.export import draw_map, write_generated_csv, write_geojson, write_gpx
 from difforge.traj.model import TrajDLM, model_data_dir, resolve_model_dir
-from difforge.traj.sample import SamplingConfig, TrajectorySampler
+from difforge.traj.sample import TrajectorySampler, model_sampling
 
 HEADLINE = (
     "legal_transition_share",
@@ -62,7 +62,7 @@ def _run(out: Path, model: str | Path, n: int) -> list[DemoSection]:
     model_dir = resolve_model_dir(model)
     trajdlm, meta = TrajDLM.from_pretrained(model_dir)
     data_dir = model_data_dir(meta)
-    sampler = TrajectorySampler(trajdlm, SamplingConfig(**meta.get("sampling", {})), "cpu")
+    sampler = TrajectorySampler(trajdlm, model_sampling(meta), "cpu")
     graph = sampler.graph
     train = read_trajectories(data_dir / "train.csv", graph)
     test = read_trajectories(data_dir / "test.csv", graph)

@@ -148,34 +148,51 @@ def draw_map(
     trips: GeneratedTrips,
     *,
     title: str | None = None,
-    max_trips: int = 400,
+    highlighted: int = 6,
 ) -> None:
-    """PNG: the road network in grey, up to ``max_trips`` trips coloured over it, origins and
-    destinations marked (local equal-area aspect)."""
+    """PNG: the road network in grey, every trip as a faint blue line (so that line density shows
+    route popularity), and the first ``highlighted`` trips in colour with their origin (circle)
+    and destination (square); local equal-area aspect."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.collections import LineCollection
+    from matplotlib.ticker import MaxNLocator
 
     fig, ax = plt.subplots(figsize=(9, 8))
-    ax.add_collection(LineCollection(graph.coords, colors="#bbbbbb", linewidths=0.8, zorder=1))
-    shown = trips.rids[:max_trips]
-    colours = plt.get_cmap("turbo")(np.linspace(0, 1, max(len(shown), 1)))
-    lines = [trip_polyline(graph, rids)[0] for rids in shown]
-    ax.add_collection(LineCollection(lines, colors=colours, linewidths=1.2, alpha=0.35, zorder=2))
-    starts = np.array([line[0] for line in lines])
-    ends = np.array([line[-1] for line in lines])
-    ax.scatter(*starts.T, s=8, c="#1a9641", label="origin", zorder=3)
-    ax.scatter(*ends.T, s=8, c="#d7191c", label="destination", zorder=3)
+    ax.add_collection(LineCollection(graph.coords, colors="#c8c8c8", linewidths=1.0, zorder=1))
+    lines = [trip_polyline(graph, rids)[0] for rids in trips.rids]
+    alpha = float(np.clip(12.0 / max(len(lines), 1), 0.02, 0.5))
+    ax.add_collection(
+        LineCollection(lines, colors="#1f5fbf", linewidths=1.6, alpha=alpha, zorder=2)
+    )
+    colours = plt.get_cmap("tab10").colors
+    for k, line in enumerate(lines[:highlighted]):
+        colour = colours[k % len(colours)]
+        ax.plot(*line.T, color=colour, linewidth=2.2, zorder=3)
+        ax.plot(*line[0], marker="o", color=colour, markersize=7, markeredgecolor="k", zorder=4)
+        ax.plot(*line[-1], marker="s", color=colour, markersize=7, markeredgecolor="k", zorder=4)
     lon_min, lat_min, lon_max, lat_max = graph.bbox()
     ax.set_xlim(lon_min, lon_max)
     ax.set_ylim(lat_min, lat_max)
     ax.set_aspect(1.0 / np.cos(np.radians((lat_min + lat_max) / 2)))
+    ax.xaxis.set_major_locator(MaxNLocator(4))
     ax.set_xlabel("longitude")
     ax.set_ylabel("latitude")
-    ax.legend(loc="upper right")
-    ax.set_title(title or f"{len(shown)} of {len(trips)} generated trips on {graph.name}")
+    ax.set_title(
+        title or f"{len(trips)} generated trips on {graph.name}",
+        fontsize=11,
+    )
+    ax.text(
+        0.01,
+        0.01,
+        f"blue: all {len(lines)} trips; colour: {min(highlighted, len(lines))} examples "
+        "(circle origin, square destination)",
+        transform=ax.transAxes,
+        fontsize=8,
+        color="#333333",
+    )
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)

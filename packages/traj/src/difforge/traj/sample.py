@@ -46,7 +46,7 @@ from scipy.sparse.csgraph import shortest_path
 from torch import Tensor
 
 from difforge.core.cli import progress
-from difforge.core.config import check_config
+from difforge.core.config import check_config, from_dict
 from difforge.core.diffusion import sample_autoregressive, sample_block_diffusion
 from difforge.core.errors import UserError
 from difforge.traj.data.hoser import Trajectories
@@ -107,6 +107,11 @@ def successor_table(graph: SegmentGraph, rows: int) -> Tensor:
     table[owner, column] = graph.succ_indices
     table[n, 0] = n
     return torch.from_numpy(table)
+
+
+def model_sampling(meta: dict, **changes: object) -> SamplingConfig:
+    """The sampling defaults saved with a model (``config.json``), with ``changes`` applied."""
+    return from_dict(SamplingConfig, {**meta.get("sampling", {}), **changes}, prefix="sampling.")
 
 
 class HopDistances:
