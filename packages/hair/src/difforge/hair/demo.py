@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from difforge.core.gallery import DemoSection
 from difforge.hair.data.groom import generate_groom
 from difforge.hair.data.styles import sample_style
 from difforge.hair.export import write_ply
@@ -26,13 +27,10 @@ DEMO_STYLES = (
 
 def run(
     out_dir: str | os.PathLike[str], n_strands: int = 6000, n_points: int = 48
-) -> list[tuple[str, list[Path]]]:
-    """Render each demo style (front, three-quarter, side, back) to PNG and export its PLY.
-
-    Returns ``[(title, [png, ply]), ...]`` for the gallery.
-    """
+) -> list[DemoSection]:
+    """Render each demo style (front, three-quarter, side, back) to PNG and export its PLY."""
     out = Path(out_dir)
-    entries = []
+    images, files, metrics = [], [], {}
     for family, seed in DEMO_STYLES:
         style = sample_style(seed, family)
         groom = generate_groom(style, n_strands, n_points)
@@ -45,6 +43,19 @@ def run(
         png, ply = out / f"hair_{family}.png", out / f"hair_{family}.ply"
         save_png(png, side_by_side([view.rgb for view in views.values()]))
         write_ply(ply, groom.points)
-        title = f"Hair: procedural {family.replace('_', ' ')} groom ({groom.n_strands} strands, seed {seed})"
-        entries.append((title, [png, ply]))
-    return entries
+        images.append(png)
+        files.append(ply)
+        metrics[f"strands_{family}"] = groom.n_strands
+    return [
+        DemoSection(
+            title="hair: procedural grooms (data generator; no trained model yet)",
+            description=(
+                "Six of the 14 procedural style families (front, three-quarter, side and back "
+                "renders; PLY polylines to download). These are the training data of the "
+                "image-to-strands model, which has not landed yet."
+            ),
+            images=images,
+            files=files,
+            metrics=metrics,
+        )
+    ]
