@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 
 import numpy as np
 import torch
@@ -184,8 +185,10 @@ def evaluate_generator(
     the generation time of each groom."""
     _init_worker(config)
     seeds = list(held_out_seeds(n_test))
-    pool = (
-        ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(config,))
+    pool = (  # spawned, not forked: this process holds the model, maybe a CUDA context
+        ProcessPoolExecutor(
+            workers, mp_context=get_context("spawn"), initializer=_init_worker, initargs=(config,)
+        )
         if workers > 1
         else None
     )

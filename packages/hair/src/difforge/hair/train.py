@@ -26,6 +26,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -180,6 +181,13 @@ class DiffusionRunConfig:
 
     def __post_init__(self) -> None:
         check_config(0 <= self.cond_dropout < 1, "cond_dropout", "in [0, 1)", self.cond_dropout)
+        side = self.model.token_grid * 2 ** len(self.model.encoder_channels)
+        check_config(
+            self.data.image_size == side,
+            "data.image_size",
+            f"model.token_grid * 2**len(model.encoder_channels) = {side}",
+            self.data.image_size,
+        )
         check_config(self.p_std > 0, "p_std", "> 0", self.p_std)
 
 
@@ -266,7 +274,8 @@ def iter_styles(
     if data.workers <= 1:
         yield from map(_procedural, tasks)
         return
-    with ProcessPoolExecutor(data.workers) as pool:
+    # Spawned, not forked: the parent may already hold a CUDA context.
+    with ProcessPoolExecutor(data.workers, mp_context=get_context("spawn")) as pool:
         yield from pool.map(_procedural, tasks, chunksize=4)
 
 
