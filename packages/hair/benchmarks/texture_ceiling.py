@@ -20,8 +20,8 @@ from difforge.hair.codec import StrandCodec, strands_to_local
 from difforge.hair.data.dataset import SampleConfig, held_out_seeds, make_sample
 from difforge.hair.data.groom import density_map
 from difforge.hair.evaluate import EvalConfig, results_table
-from difforge.hair.model import HairModel, ScalpDiffusion, load_component, scalp_texture
-from difforge.hair.sample import HairGenerator, evaluate_generator
+from difforge.hair.model import load_component, scalp_texture
+from difforge.hair.sample import decode_texture, evaluate_generator
 from difforge.hair.train import codec_folder
 
 
@@ -30,7 +30,7 @@ class TextureRoundTrip:
     belongs to and decodes the exact scalp texture of its ground-truth groom."""
 
     def __init__(self, codec: StrandCodec, resolution: int, n: int, config: SampleConfig) -> None:
-        self.decoder = HairGenerator(HairModel(codec, ScalpDiffusion(texture_channels=1)))
+        self.codec = codec.eval()
         self.resolution, self.n_strands = resolution, config.n_strands
         self.samples = {
             sample.render.rgb.tobytes(): sample
@@ -42,11 +42,11 @@ class TextureRoundTrip:
         groom = sample.groom
         with torch.no_grad():
             local = torch.from_numpy(strands_to_local(groom.points, groom.root_uv))
-            latents = self.decoder.codec.encode(local)[0].numpy()
+            latents = self.codec.encode(local)[0].numpy()
         texture = scalp_texture(
             latents, groom.root_uv, density_map(sample.style, 128), self.resolution
         )
-        return self.decoder.decode(torch.from_numpy(texture), self.n_strands, seed=0)
+        return decode_texture(self.codec, torch.from_numpy(texture), self.n_strands, seed=0)
 
 
 def main() -> None:

@@ -361,19 +361,22 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _generator(args: argparse.Namespace, seed: int = 0):  # -> HairGenerator (lazy import)
+def _generator(args: argparse.Namespace, seed: int = 0, model=None):  # -> HairGenerator
+    """The generator of ``--model`` on ``--device`` with ``--steps``/``--guidance`` applied
+    (``model``: an already loaded HairModel). Model modules are imported here, lazily."""
     from difforge.hair.model import HairModel
     from difforge.hair.sample import HairGenerator
 
-    model = HairModel.load(args.model)
+    device = resolve_device(args.device)
+    if args.guidance is not None and args.guidance < 0:
+        raise UserError("--guidance must be >= 0")
+    model = model or HairModel.load(args.model)
     sampling = model.sampling
     if args.steps is not None:
         sampling = dataclasses.replace(sampling, steps=args.steps)
     if args.guidance is not None:
-        if args.guidance < 0:
-            raise UserError("--guidance must be >= 0")
         sampling = dataclasses.replace(sampling, guidance_scale=args.guidance)
-    return HairGenerator(model, resolve_device(args.device), sampling, seed=seed)
+    return HairGenerator(model, device, sampling, seed=seed)
 
 
 def add_generate(subparsers: argparse._SubParsersAction) -> Runner:
@@ -433,32 +436,35 @@ def add_evaluate(subparsers: argparse._SubParsersAction) -> Runner:
 
 
 def _run_evaluate(args: argparse.Namespace) -> None:
+    from difforge.hair.model import HairModel
     from difforge.hair.sample import evaluate_generator
 
     config = EvalConfig(sample=_sample_config(args), n_eval_points=args.eval_points)
-    generator = _generator(args)
-    if generator.image_size != config.sample.image_size:
-        raise UserError(
-            f"the model takes {generator.image_size}px pictures: pass --image-size "
-            f"{generator.image_size}"
-        )
+    resolve_device(args.device)  # fail before the long run
+    model = HairModel.load(args.model)  # on the CPU until the baselines are done
+    image_size = model.diffusion.config.image_size
+    if image_size != config.sample.image_size:
+        raise UserError(f"the model takes {image_size}px pictures: pass --image-size {image_size}")
+    n_train = args.train or int(model.info.get("training", {}).get("styles", 280))
     bars: dict[str, object] = {}
 
     def report(stage: str, count: int) -> None:
         if stage not in bars:
-            total = n_train if stage == "train" else args.n
-            bars[stage] = progress(total=total, desc=stage)
+            bars[stage] = progress(total=n_train if stage == "train" else args.n, desc=stage)
         bars[stage].update(count - bars[stage].n)
 
-    n_train = args.train or int(generator.info.get("training", {}).get("styles", 280))
-    reports = {"difforge_hair": evaluate_generator(generator, args.n, config, args.workers, report)}
-    reports["difforge_hair"]["protocol"].update(
+    # Baselines first: their worker processes fork before this process holds any CUDA state.
+    reports = (
+        {}
+        if args.no_baselines
+        else evaluate_baselines(n_train, args.n, 0, config, args.workers, progress=report)
+    )
+    generator = _generator(args, model=model)
+    model_report = evaluate_generator(generator, args.n, config, args.workers, report)
+    model_report["protocol"].update(
         model=str(args.model), sampling=dataclasses.asdict(generator.sampling)
     )
-    if not args.no_baselines:
-        reports.update(
-            evaluate_baselines(n_train, args.n, 0, config, args.workers, progress=report)
-        )
+    reports = {"difforge_hair": model_report, **reports}
     for bar in bars.values():
         bar.close()
     write_json(args.out, reports)

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from difforge.core.diffusion.sampling import make_scheduler, sample
-from difforge.hair.codec import local_to_world
+from difforge.hair.codec import StrandCodec, local_to_world
 from difforge.hair.data.dataset import HairSample, make_sample
 from difforge.hair.data.groom import COLLISION_MARGIN, Groom
 from difforge.hair.data.head import DEFAULT_HEAD, UV_MAX_THETA, Head, uv_from_angles
@@ -84,33 +84,16 @@ class HairGenerator:
         )
         return self.diffusion.tokens_to_textures(x)
 
-    @torch.no_grad()
     def decode(self, texture: Tensor, n_strands: int, seed: int) -> Groom:
         """Strands of one texture ``(C, R, R)`` from ``n_strands`` root candidates."""
-        rng = np.random.default_rng(seed)
-        cos_theta = rng.uniform(np.cos(UV_MAX_THETA), 1.0, size=n_strands)
-        theta, phi = np.arccos(cos_theta), rng.uniform(-np.pi, np.pi, size=n_strands)
-        uv = uv_from_angles(theta, phi)
-        values = sample_texture(texture.float(), torch.from_numpy(uv).to(self.device))
-        density = values[:, -1].clamp(0.0, 1.0).cpu().numpy()
-        density[density < MIN_DENSITY] = 0.0
-        keep = rng.random(n_strands) < density
-        if not keep.any():  # as the generator: every groom keeps its densest candidate
-            keep[np.argmax(density)] = True
-        theta, phi, uv = theta[keep], phi[keep], uv[keep]
-        latents = values[torch.from_numpy(keep).to(self.device), :-1].clamp(-1.0, 1.0)
-        roots, _ = self.head.scalp_points(theta, phi)
-        frames = torch.from_numpy(self.head.frames(theta, phi)).float().to(self.device)
-        root_tensor = torch.from_numpy(roots).float().to(self.device)
-        parts = []
-        for start in range(0, len(latents), self.sampling.decode_batch):
-            stop = start + self.sampling.decode_batch
-            local = self.codec.decode(latents[start:stop])
-            parts.append(local_to_world(local, root_tensor[start:stop], frames[start:stop]))
-        points = torch.cat(parts).double().cpu().numpy()
-        points[:, 1:] = self.head.push_outside(points[:, 1:], COLLISION_MARGIN / 2)
-        points[:, 0] = roots
-        return Groom(points=points.astype(np.float32), root_uv=uv.astype(np.float32))
+        return decode_texture(
+            self.codec,
+            texture.to(self.device),
+            n_strands,
+            seed,
+            self.head,
+            self.sampling.decode_batch,
+        )
 
     def generate(
         self, image: np.ndarray, n_strands: int | None = None, seed: int | None = None
@@ -126,6 +109,44 @@ class HairGenerator:
         """Reconstructor interface: a different noise seed per call, deterministic per sequence."""
         self.calls += 1
         return self.generate(image, seed=self.seed + self.calls)
+
+
+@torch.no_grad()
+def decode_texture(
+    codec: StrandCodec,
+    texture: Tensor,
+    n_strands: int,
+    seed: int,
+    head: Head = DEFAULT_HEAD,
+    batch_size: int = 65_536,
+) -> Groom:
+    """Strands of one scalp texture ``(C, R, R)`` (on the codec's device) from ``n_strands``
+    uniform root candidates on the scalp cap, kept with the texture's density."""
+    device = texture.device
+    rng = np.random.default_rng(seed)
+    cos_theta = rng.uniform(np.cos(UV_MAX_THETA), 1.0, size=n_strands)
+    theta, phi = np.arccos(cos_theta), rng.uniform(-np.pi, np.pi, size=n_strands)
+    uv = uv_from_angles(theta, phi)
+    values = sample_texture(texture.float(), torch.from_numpy(uv).to(device))
+    density = values[:, -1].clamp(0.0, 1.0).cpu().numpy()
+    density[density < MIN_DENSITY] = 0.0
+    keep = rng.random(n_strands) < density
+    if not keep.any():  # as the generator: every groom keeps its densest candidate
+        keep[np.argmax(density)] = True
+    theta, phi, uv = theta[keep], phi[keep], uv[keep]
+    latents = values[torch.from_numpy(keep).to(device), :-1].clamp(-1.0, 1.0)
+    roots, _ = head.scalp_points(theta, phi)
+    frames = torch.from_numpy(head.frames(theta, phi)).float().to(device)
+    root_tensor = torch.from_numpy(roots).float().to(device)
+    parts = []
+    for start in range(0, len(latents), batch_size):
+        stop = start + batch_size
+        local = codec.decode(latents[start:stop])
+        parts.append(local_to_world(local, root_tensor[start:stop], frames[start:stop]))
+    points = torch.cat(parts).double().cpu().numpy()
+    points[:, 1:] = head.push_outside(points[:, 1:], COLLISION_MARGIN / 2)
+    points[:, 0] = roots
+    return Groom(points=points.astype(np.float32), root_uv=uv.astype(np.float32))
 
 
 def synchronize(device: torch.device) -> None:
