@@ -497,7 +497,24 @@ class TrajectorySampler:
                 threshold=cfg.threshold,
                 **common,
             )
-        return [cut_trip(row, int(d), mc.eos_id) for row, d in zip(out.cpu().numpy(), destinations)]
+        paths = [
+            cut_trip(row, int(d), mc.eos_id) for row, d in zip(out.cpu().numpy(), destinations)
+        ]
+        if cfg.constrained:
+            self._check(paths, destinations)
+        return paths
+
+    def _check(self, paths: list[np.ndarray], destinations: np.ndarray) -> None:
+        """The constraint's guarantee, verified on the finished trips (a failure is a bug)."""
+        ids = np.concatenate(paths)
+        legal = self.graph.transition_legal(ids[:-1], ids[1:])
+        legal[np.cumsum([len(p) for p in paths])[:-1] - 1] = True  # pairs across two trips
+        reached = np.array([p[-1] for p in paths]) == destinations
+        if not (legal.all() and reached.all()):
+            raise RuntimeError(
+                f"constrained sampling produced {int((~legal).sum())} illegal transitions and "
+                f"{int((~reached).sum())} trips off their destination"
+            )
 
     @torch.no_grad()
     def sample_durations(
