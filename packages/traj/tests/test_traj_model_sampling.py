@@ -234,6 +234,14 @@ def test_without_the_constraint_the_untrained_model_breaks_the_rules(city, trips
     assert np.mean(good) < 0.2
 
 
+def test_cut_trip_stops_at_the_destination_or_the_first_special_token():
+    eos, mask = 10, 11
+    assert cut_trip(np.array([1, 2, 3, 4, eos, eos]), 3, eos).tolist() == [1, 2, 3]
+    assert cut_trip(np.array([1, 2, eos, 3, eos]), 3, eos).tolist() == [1, 2]
+    assert cut_trip(np.array([1, mask, 3]), 3, eos).tolist() == [1]
+    assert cut_trip(np.array([1, 2, 4]), 3, eos).tolist() == [1, 2, 4]
+
+
 def test_long_trips_get_a_longer_canvas(city):
     # max_len 4 is shorter than some shortest paths: the canvas grows to fit hops(o -> d) + 1.
     model = random_model(city, 4, max_len=4)

@@ -609,11 +609,11 @@ class TrajectorySampler:
 
 
 def cut_trip(row: np.ndarray, destination: int, eos_id: int) -> np.ndarray:
-    """The trip in a decoded canvas row: up to its destination (inclusive), else up to the first
-    special token (only possible without the constraint)."""
-    hits = np.flatnonzero(row == destination)
-    if len(hits):
-        return row[: hits[0] + 1].astype(np.int64)
+    """The trip in a decoded canvas row: up to its destination (inclusive) or up to the first
+    special token, whichever comes first (the latter only without the constraint)."""
     special = np.flatnonzero(row >= eos_id)
     end = special[0] if len(special) else len(row)
+    hits = np.flatnonzero(row[:end] == destination)
+    if len(hits):
+        end = hits[0] + 1
     return row[: max(end, 1)].astype(np.int64)
