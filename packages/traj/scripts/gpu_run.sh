@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # One call on the GPU machine (Python 3.12, torch 2.11, torch-geometric preinstalled, no network):
-# train the default TrajDLM model and the autoregressive baseline (same backbone, block size 1) on
-# the shipped Helsinki data, run the method comparison (shortest path, Markov chain, HOSER-style
-# beam search, AR decoding, TrajDLM + sampling ablations; 5,000 trips x 3 seeds, HOSER
-# protocol) and the throughput sweep (batch 1, 16, 256, 4096), and copy to $OUT (7 files):
-#   trajdlm_default.tar.gz  the default model folder -> packages/traj/src/difforge/traj/weights/
+# the method comparison on the shipped Helsinki data — shortest path, Markov chain, HOSER-style
+# beam search, autoregressive decoding of our backbone (block size 1, trained here with the same
+# preset), TrajDLM (the shipped default model, or one trained here) and its sampling ablations;
+# 5,000 trips x 3 seeds, HOSER protocol — plus the throughput sweep at batch 1, 16, 256, 4096.
+# Files in $OUT (at most 7):
+#   bench.json, bench.md    every method x metric, throughput, speed-ups (rewritten after every
+#                           method, so a run stopped by the time limit still returns what it did)
 #   trajdlm_ar.tar.gz       the AR baseline model folder
-#   bench.json, bench.md    every method x metric, throughput, speed-ups
-#   train_logs.tar.gz       tensorboard logs and train_config.json of both runs
+#   trajdlm_default.tar.gz  only with TRAJ_MODEL=train: the new default model folder (for
+#                           packages/traj/src/difforge/traj/weights/default/)
+#   train_logs.tar.gz       tensorboard logs (if installed) and train_config.json of the runs
 #   env.txt, run.log        card, package versions, the whole console output
 #
 # Run from the repository root through the device tool with carry [".whl"], where .whl/ holds
@@ -17,12 +20,18 @@
 #     -d .whl/traj pandas==2.3.3 pyproj==3.7.2 python-dateutil==2.9.0.post0 pytz==2025.2 \
 #     tzdata==2025.2 six==1.17.0 certifi==2025.10.5
 #   command: bash packages/traj/scripts/gpu_run.sh
-# Options (environment): TRAJ_STEPS (default 5000 training steps per model), TRAJ_N (trips per
-# method and seed, 5000), TRAJ_SEEDS ("0 1 2"), TRAJ_ABLATIONS=1 also trains the no-road-encoder
-# and block-16 models with the same steps and scores them as extra rows (about +3 minutes),
-# TRAJ_ASTAR=1 adds HOSER's A* search (slow: Python best-first search, can take many minutes).
-# TRAJ_CONFIG / TRAJ_DEVICE / TRAJ_BATCHES / TRAJ_REQUESTS / TRAJ_SITE / TRAJ_WORK exist to check the script
-# on a CPU with the tiny preset. Budget: about 8 minutes on one H100 with the defaults.
+# Budget: about 8 minutes on one H100 with the defaults (the H200 trained the default preset at
+# about 16 steps/s: 4,000 steps in 250 s).
+# Options (environment):
+#   TRAJ_MODEL      "default" (the shipped model, default), "train" (train a new default first,
+#                   TRAJ_STEPS steps, +4-5 min) or a model folder
+#   TRAJ_AR_STEPS   training steps of the AR baseline (3000; the shipped default had 4000)
+#   TRAJ_N, TRAJ_SEEDS   trips per method and seed (5000), seeds ("0 1 2")
+#   TRAJ_ABLATIONS=1     also train the no-road-encoder and block-16 models (TRAJ_STEPS steps each,
+#                        +8-9 min: use a second call) and score them as extra rows
+#   TRAJ_ASTAR=1         add HOSER's A* search (slow: Python best-first search)
+#   TRAJ_CONFIG / TRAJ_DEVICE / TRAJ_BATCHES / TRAJ_REQUESTS / TRAJ_SITE / TRAJ_WORK: to check the
+#                        script on a CPU with the tiny preset
 set -euo pipefail
 OUT=${OUT:-/tmp/traj_out}
 mkdir -p "$OUT"
@@ -38,7 +47,9 @@ if [ ${#extra[@]} -gt 0 ]; then
 fi
 export PYTHONPATH=$SITE:$PWD/shared/src:$PWD/packages/traj/src PYTHONUNBUFFERED=1
 
-STEPS=${TRAJ_STEPS:-5000}
+MODEL=${TRAJ_MODEL:-default}
+STEPS=${TRAJ_STEPS:-4000}
+AR_STEPS=${TRAJ_AR_STEPS:-3000}
 N=${TRAJ_N:-5000}
 SEEDS=${TRAJ_SEEDS:-0 1 2}
 CONFIG=${TRAJ_CONFIG:-default}
@@ -50,6 +61,7 @@ if [ "${TRAJ_ASTAR:-0}" = 1 ]; then METHODS="$METHODS hoser_astar"; fi
 DATA=packages/traj/src/difforge/traj/datasets/helsinki_drive
 WORK=${TRAJ_WORK:-/tmp/traj_gpu}
 rm -rf "$WORK"
+mkdir -p "$WORK"
 traj() { python3 -m difforge.traj.cli "$@"; }
 
 {
@@ -61,12 +73,15 @@ traj() { python3 -m difforge.traj.cli "$@"; }
 } | tee "$OUT/env.txt"
 
 SECONDS=0
-traj train --data "$DATA" --out "$WORK/default" --config "$CONFIG" "train.steps=$STEPS"
-echo "[gpu_run] default model trained after ${SECONDS} s"
-traj train --data "$DATA" --out "$WORK/ar" --config "$CONFIG" model.block_size=1 "train.steps=$STEPS"
-echo "[gpu_run] AR model trained after ${SECONDS} s"
-tar -C "$WORK/default" --exclude=train -czf "$OUT/trajdlm_default.tar.gz" .
+if [ "$MODEL" = train ]; then
+  traj train --data "$DATA" --out "$WORK/default" --config "$CONFIG" "train.steps=$STEPS"
+  tar -C "$WORK/default" --exclude=train -czf "$OUT/trajdlm_default.tar.gz" .
+  MODEL=$WORK/default
+  echo "[gpu_run] default model trained after ${SECONDS} s"
+fi
+traj train --data "$DATA" --out "$WORK/ar" --config "$CONFIG" model.block_size=1 "train.steps=$AR_STEPS"
 tar -C "$WORK/ar" --exclude=train -czf "$OUT/trajdlm_ar.tar.gz" .
+echo "[gpu_run] AR model trained after ${SECONDS} s"
 
 extra_models=()
 if [ "${TRAJ_ABLATIONS:-0}" = 1 ]; then
@@ -79,8 +94,8 @@ fi
 (cd "$WORK" && tar -czf "$OUT/train_logs.tar.gz" $(ls -d ./*/train/logs ./*/train/train_config.json 2>/dev/null))
 
 # shellcheck disable=SC2086
-traj bench --model "$WORK/default" --ar-model "$WORK/ar" --data "$DATA" --out-dir "$WORK/bench" \
-  --n "$N" --seeds $SEEDS --batch-size 256 --device "$DEVICE" --ablations "${extra_models[@]}" \
-  --methods $METHODS --throughput-batches $BATCHES --throughput-requests "$REQUESTS"
-cp "$WORK/bench/bench.json" "$WORK/bench/bench.md" "$OUT/"
+traj bench --model "$MODEL" --ar-model "$WORK/ar" --data "$DATA" --out-dir "$OUT" \
+  --hoser-save "$WORK/hoser_model" --n "$N" --seeds $SEEDS --batch-size 256 --device "$DEVICE" \
+  --ablations "${extra_models[@]}" --methods $METHODS --throughput-batches $BATCHES \
+  --throughput-requests "$REQUESTS"
 echo "[gpu_run] done after ${SECONDS} s"

@@ -199,8 +199,13 @@ def run_bench(
     hoser_model_dir: Path | None = None,
     hoser_save_dir: Path | None = None,
     log: Callable[[str], None] = print,
+    on_progress: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
-    """Run every method and return the results (see :func:`write_bench` for the files)."""
+    """Run every method and return the results (see :func:`write_bench` for the files).
+
+    ``on_progress`` receives the results so far after every method and every throughput sweep
+    (e.g. to write partial files that survive a time limit).
+    """
     data_dir = Path(data_dir)
     harness = Harness(data_dir, settings)
     device = harness.device
@@ -251,6 +256,27 @@ def run_bench(
         runners[label] = _model_runner(sampler)
 
     methods: dict[str, Any] = {}
+    sweep: dict[str, Any] = {}
+
+    def results() -> dict[str, Any]:
+        return {
+            "card": device_name(device),
+            "device": str(device),
+            "date": dt.date.today().isoformat(),
+            "data": str(data_dir),
+            "model": str(model_dir),
+            "ar_model": str(ar_model_dir) if ar_model_dir else None,
+            "settings": {
+                **dataclasses.asdict(settings),
+                "extra_models": {k: str(v) for k, v in settings.extra_models.items()},
+            },
+            "sampling": dataclasses.asdict(base_sampling),
+            "num_test": len(harness.test),
+            "methods": methods,
+            "throughput_sweep": sweep,
+            "speedups": speedups(methods, sweep),
+        }
+
     for label, run in runners.items():
         runs = []
         for seed in settings.seeds:
@@ -273,8 +299,9 @@ def run_bench(
             + ", ".join(f"{k}={v['mean']:.4g}" for k, v in summary.items() if isinstance(v, dict))
             + f", {summary['trajectories_per_second'] or 0:.1f} trips/s"
         )
+        if on_progress is not None:
+            on_progress(results())
 
-    sweep = {}
     timed_samplers = {
         label: s
         for label, s in samplers.items()
@@ -282,23 +309,9 @@ def run_bench(
     }
     for label, sampler in timed_samplers.items():
         sweep[label] = throughput_sweep(sampler, harness, settings, log)
-    return {
-        "card": device_name(device),
-        "device": str(device),
-        "date": dt.date.today().isoformat(),
-        "data": str(data_dir),
-        "model": str(model_dir),
-        "ar_model": str(ar_model_dir) if ar_model_dir else None,
-        "settings": {
-            **dataclasses.asdict(settings),
-            "extra_models": {k: str(v) for k, v in settings.extra_models.items()},
-        },
-        "sampling": dataclasses.asdict(base_sampling),
-        "num_test": len(harness.test),
-        "methods": methods,
-        "throughput_sweep": sweep,
-        "speedups": speedups(methods, sweep),
-    }
+        if on_progress is not None:
+            on_progress(results())
+    return results()
 
 
 def _hoser_model(
@@ -364,13 +377,15 @@ def speedups(methods: dict[str, Any], sweep: dict[str, Any]) -> dict[str, Any]:
         if ours and other:
             out[f"trajdlm_over_{name}"] = ours / other
     ar = next((k for k in sweep if k.startswith("ar_decoding")), None)
-    if "trajdlm" in sweep and ar:
-        out["trajdlm_over_ar_by_batch"] = {
-            b: sweep["trajdlm"][b]["trajectories_per_second"]
-            / sweep[ar][b]["trajectories_per_second"]
-            for b in sweep["trajdlm"]
-            if b in sweep[ar]
-        }
+    for label in sweep:
+        if label.startswith("trajdlm") and ar:
+            key = "trajdlm_over_ar_by_batch" if label == "trajdlm" else f"{label} over AR, by batch"
+            out[key] = {
+                b: sweep[label][b]["trajectories_per_second"]
+                / sweep[ar][b]["trajectories_per_second"]
+                for b in sweep[label]
+                if b in sweep[ar]
+            }
     return out
 
 

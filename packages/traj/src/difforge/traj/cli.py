@@ -246,16 +246,19 @@ def _bench(args: argparse.Namespace) -> None:
         device=str(resolve_device(args.device)),
         extra_models=extra,
     )
+    command = "difforge-traj " + " ".join(shlex.quote(a) for a in args.argv)
     results = run_bench(
         data_dir,
         model_dir,
         settings,
         ar_model_dir=resolve_model_dir(args.ar_model) if args.ar_model else None,
         hoser_model_dir=args.hoser_model,
-        hoser_save_dir=args.out_dir / "hoser_model" if args.hoser_model is None else None,
+        hoser_save_dir=None
+        if args.hoser_model
+        else args.hoser_save or args.out_dir / "hoser_model",
+        on_progress=lambda partial: write_bench(partial, args.out_dir, command),
     )
-    command = "difforge-traj " + " ".join(shlex.quote(a) for a in sys.argv[2:])
-    write_bench(results, args.out_dir, "difforge-traj bench " + command.split(" ", 1)[-1])
+    write_bench(results, args.out_dir, command)
     print((args.out_dir / "bench.md").read_text(encoding="utf-8"))
 
 
@@ -270,6 +273,9 @@ def _add_bench(subparsers) -> None:
     p.add_argument("--model", default="default", help="TrajDLM model folder or 'default'")
     p.add_argument("--ar-model", help="model trained with model.block_size=1 (AR baseline)")
     p.add_argument("--hoser-model", type=Path, help="saved HOSER-style model (else trained here)")
+    p.add_argument(
+        "--hoser-save", type=Path, help="where to save the trained one (default: OUT/hoser_model)"
+    )
     p.add_argument("--data", type=Path, help="dataset folder (default: the model's data)")
     p.add_argument("--out-dir", type=Path, required=True, help="folder for bench.json, bench.md")
     p.add_argument("--n", type=int, default=5000, help="trips per method and seed (HOSER: 5000)")
@@ -310,7 +316,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    args.argv = argv  # recorded in benchmark reports
     try:
         args.func(args)
     except UserError as exc:

@@ -24,7 +24,6 @@ At the end the EMA weights are saved to ``model_dir`` (:meth:`TrajDLM.save_pretr
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -123,63 +122,65 @@ def load_train_config(config: str | Path | None, overrides: list[str]) -> TrajTr
 
 
 class TripDataset:
-    """Training trips as token sequences with their condition and per-segment durations."""
+    """Training trips as token sequences with their condition and per-segment durations.
+
+    Trips are stored pre-padded (``[EOS]`` tokens, NaN durations) in two arrays, so that a batch
+    is a slice of them rather than a Python loop over its rows.
+    """
 
     def __init__(
         self, trips: Trajectories, config: TrajDLMConfig, skipped: Counter | None = None
     ) -> None:
         self.config = config
         self.skipped = Counter(skipped or {})
-        self.tokens: list[np.ndarray] = []
-        self.log_seconds: list[np.ndarray] = []
-        starts = []
-        for rids, times in trips:
+        kept = []
+        for k, rids in enumerate(trips.rids):
             if len(rids) < 2:
                 self.skipped["shorter than 2 segments"] += 1
-                continue
-            if len(rids) > config.max_len:
+            elif len(rids) > config.max_len:
                 self.skipped[f"longer than max_len={config.max_len}"] += 1
-                continue
-            self.tokens.append(rids)
-            target = np.full(len(rids), np.nan, dtype=np.float32)
+            else:
+                kept.append(k)
+        if not kept:
+            raise UserError("no usable training trips (need 2 or more segments within max_len)")
+        self.lengths = np.array([len(trips.rids[k]) for k in kept])
+        width = round_up(int(self.lengths.max()), config.block_size)
+        self.tokens = np.full((len(kept), width), config.eos_id, dtype=np.int64)
+        self.log_seconds = np.full((len(kept), width), np.nan, dtype=np.float32)
+        starts = np.full(len(kept), np.datetime64("NaT"), dtype="datetime64[s]")
+        for row, k in enumerate(kept):
+            rids, times = trips.rids[k], trips.times[k]
+            self.tokens[row, : len(rids)] = rids
             if times is not None:
                 seconds = np.diff(times.astype("datetime64[s]").astype(np.int64))
-                target[:-1] = np.log1p(seconds)
-            self.log_seconds.append(target)
-            starts.append(times[0] if times is not None else np.datetime64("NaT"))
-        if not self.tokens:
-            raise UserError("no usable training trips (need 2 or more segments within max_len)")
-        self.minutes = departure_minutes(np.asarray(starts, dtype="datetime64[s]"))
-        self.lengths = np.array([len(t) for t in self.tokens])
+                self.log_seconds[row, : len(rids) - 1] = np.log1p(seconds)
+                starts[row] = times[0]
+        self.minutes = departure_minutes(starts)
+        self.destinations = self.tokens[np.arange(len(kept)), self.lengths - 1]
 
     def __len__(self) -> int:
-        return len(self.tokens)
+        return len(self.lengths)
 
     def collate(self, indices: np.ndarray) -> dict[str, Tensor]:
         """A padded batch: tokens ``(B, L)`` with ``L`` a multiple of the block size, the maskable
         positions (1 up to each trip's own padded end), condition ids and duration targets."""
         mc = self.config
         block = mc.block_size
-        width = round_up(int(self.lengths[indices].max()), block)
-        tokens = torch.full((len(indices), width), mc.eos_id, dtype=torch.long)
-        log_seconds = torch.full((len(indices), width), math.nan)
-        maskable = torch.zeros(len(indices), width, dtype=torch.bool)
-        for row, i in enumerate(indices):
-            n = self.lengths[i]
-            tokens[row, :n] = torch.from_numpy(self.tokens[i])
-            log_seconds[row, :n] = torch.from_numpy(self.log_seconds[i])
-            maskable[row, 1 : round_up(n, block)] = True
+        lengths = self.lengths[indices]
+        width = round_up(int(lengths.max()), block)
+        tokens = torch.from_numpy(self.tokens[indices, :width])
+        columns = np.arange(width)
+        ends = -(-lengths // block) * block  # each trip's own end, rounded up to the block
+        maskable = (columns >= 1) & (columns < ends[:, None])
         minute = torch.from_numpy(self.minutes[indices])
         return {
             "tokens": tokens,
-            "maskable": maskable,
+            "maskable": torch.from_numpy(maskable),
             "origin": tokens[:, 0].clone(),
-            "destination": torch.from_numpy(
-                np.array([self.tokens[i][-1] for i in indices], dtype=np.int64)
-            ),
+            "destination": torch.from_numpy(self.destinations[indices]),
             "time_bucket": time_bucket(minute, mc.time_buckets),
             "minute": minute.clamp(min=0),
-            "log_seconds": log_seconds,
+            "log_seconds": torch.from_numpy(self.log_seconds[indices, :width]),
         }
 
 
