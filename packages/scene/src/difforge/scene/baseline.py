@@ -11,6 +11,7 @@ own geometry (the ceiling of the geometry-from-layout metrics).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -59,6 +60,15 @@ class BlockGeometry:
     def of(block: Block, seed: int, recon_points: int) -> BlockGeometry:
         mesh = block_mesh(block)
         centre = block.origin + BLOCK_SIZE / 2
+        if len(mesh.faces) == 0:
+            # A generated block can be empty: all its points sit at the block centre (far from
+            # any real surface), so it counts against the generator instead of being skipped.
+            return BlockGeometry(
+                np.zeros((POINTS_PER_BLOCK, 3)),
+                np.tile(centre, (ADHERENCE_POINTS, 1)),
+                np.zeros((recon_points, 3)),
+                np.tile([0.0, 1.0, 0.0], (recon_points, 1)),
+            )
         cloud, _ = surface_samples(mesh, POINTS_PER_BLOCK, seed)
         adherence, _ = surface_samples(mesh, ADHERENCE_POINTS, seed)
         points, normals = surface_samples(mesh, recon_points, seed)
@@ -72,8 +82,13 @@ def evaluate_retrieval(
     seed: int = 0,
     recon_points: int = PAIRED_POINTS,
     device: str | None = None,
+    generators: Mapping[str, Callable[[np.ndarray], np.ndarray]] | None = None,
 ) -> dict:
-    """Run the retrieval baseline and its references on ``n_eval`` held-out blocks."""
+    """Run the retrieval baseline and its references on ``n_eval`` held-out blocks.
+
+    ``generators`` adds methods under the same protocol: each maps the query rasters (n, 9, 32,
+    32) to SDF grids (n, R, R, R) in metres at the test set's resolution, placed at the queries.
+    """
     if train.manifest.get("seed") is not None and train.manifest.get("seed") == test.manifest.get(
         "seed"
     ):
@@ -140,6 +155,27 @@ def evaluate_retrieval(
                 train.rasters[randoms], query_rasters
             ),
         },
+    }
+    for name, generate in (generators or {}).items():
+        started = time.perf_counter()
+        grids = generate(query_rasters)
+        seconds = time.perf_counter() - started
+        gen_blocks = [
+            Block(b.origin, g, b.layout, r) for b, g, r in zip(ref_blocks, grids, query_rasters)
+        ]
+        gen_geo = [BlockGeometry.of(b, k, recon_points) for k, b in enumerate(gen_blocks)]
+        results[name] = {
+            "distribution": distribution_metrics(
+                [g.cloud for g in gen_geo], ref_clouds, ref_matrix, device
+            ),
+            "reconstruction_vs_query": paired_reconstruction(gen_geo),
+            "layout_adherence": layout_adherence(
+                [g.adherence_points for g in gen_geo], query_origins, query_rasters
+            ),
+            "empty_blocks": int(sum(not g.recon_points.any() for g in gen_geo)),
+            "seconds_per_block": seconds / n_eval,
+        }
+    results |= {
         "held-out geometry itself (ceiling)": {
             "layout_adherence": layout_adherence(
                 [g.adherence_points for g in ref_geo], query_origins, query_rasters

@@ -1,7 +1,7 @@
 """``difforge-scene``: one subcommand per stage; user mistakes print ``error: ...`` and exit 2.
 
-Commands now: dataset, convert, procedural, fit, render, evaluate (--model retrieval). The model
-stages (train-vae, train, generate, expand) plug in as further subparsers.
+Data: dataset, convert, procedural. Model: fit (tri-planes + shared decoder), train-vae, train
+(latent diffusion), generate, expand. Tools: render, evaluate (a model or the retrieval baseline).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from difforge.core.cli import add_config_arguments
 from difforge.core.errors import UserError
 from difforge.core.io import write_json
 from difforge.scene.data.geometry import DEFAULT_RESOLUTION
@@ -87,7 +88,9 @@ def cmd_fit(args: argparse.Namespace) -> None:
     from difforge.core.io import atomic_dir
     from difforge.scene.data.blocks import BlockDataset
     from difforge.scene.fit import (
+        SUPERVISION_FIELDS,
         FitConfig,
+        Supervision,
         dataset_supervision,
         decode_grids,
         fit_triplanes,
@@ -121,12 +124,21 @@ def cmd_fit(args: argparse.Namespace) -> None:
         dataset, list(range(n)), args.surface_points, args.space_points, args.workers
     )
     prepared = time.perf_counter()
-    planes, history = fit_triplanes(sup, decoder, config, not args.decoder, args.device)
+    # Stage 1 fits everything at once (the decoder sees all blocks); stage 2 fits the planes of
+    # independent chunks of blocks, so memory does not grow with the dataset.
+    chunk = n if not args.decoder else max(1, args.chunk_blocks)
+    parts, history = [], []
+    for lo in range(0, n, chunk):
+        part = Supervision(*(getattr(sup, f)[lo : lo + chunk] for f in SUPERVISION_FIELDS))
+        planes_part, history = fit_triplanes(part, decoder, config, not args.decoder, args.device)
+        parts.append(planes_part)
+    planes = torch.cat(parts)
     fitted = time.perf_counter()
     k = min(args.eval_blocks, n)
     grids = decode_grids(decoder, planes[:k], dataset.resolution, args.device)
     report = {
         "blocks": n,
+        "data": str(Path(args.data).resolve()),
         "stage": "planes only (frozen decoder)" if args.decoder else "decoder + planes",
         "device": torch.cuda.get_device_name()
         if str(args.device).startswith("cuda")
@@ -136,8 +148,11 @@ def cmd_fit(args: argparse.Namespace) -> None:
         "history": history,
         f"reconstruction_first_{k}_blocks": reconstruction_report(grids, blocks[:k], sources[:k]),
     }
+    # Surface samples kept for the VAE's SDF loss (a random subset per block).
+    keep = torch.randperm(sup.surface.shape[1], generator=torch.Generator().manual_seed(0))
+    surface = sup.surface[:, keep[: args.keep_surface]]
     with atomic_dir(args.out) as tmp:
-        save_fit(tmp, decoder, planes, dataset.origins[:n], config, report)
+        save_fit(tmp, decoder, planes, dataset.origins[:n], config, report, surface)
     print(json.dumps({key: v for key, v in report.items() if key != "history"}, indent=1))
 
 
@@ -158,24 +173,112 @@ def cmd_render(args: argparse.Namespace) -> None:
     print(f"wrote {args.png}")
 
 
+def cmd_train_vae(args: argparse.Namespace) -> None:
+    from difforge.scene.train import load_run_config, train_vae
+
+    config = load_run_config("vae", args.config, args.overrides)
+    metrics = train_vae(args.fit, args.out, config, args.run_dir)
+    print(json.dumps({k: v for k, v in metrics.items() if k != "final_logs"}, indent=1))
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from difforge.scene.train import load_run_config, train_diffusion
+
+    config = load_run_config("diffusion", args.config, args.overrides)
+    vae = None if args.vae == "raw" else args.vae
+    model = train_diffusion(args.fit, vae, args.out, config, args.run_dir)
+    print(json.dumps(model.info["training"]["diffusion"], indent=1))
+    print(f"wrote the model folder {args.out}")
+
+
+def _generator(model_name: str, args: argparse.Namespace):  # -> SceneGenerator
+    from dataclasses import replace
+
+    from difforge.core.cli import resolve_device
+    from difforge.scene.model import SceneModel
+    from difforge.scene.sample import SceneGenerator
+
+    model = SceneModel.load(model_name)
+    sampling = model.sampling
+    if args.steps is not None:
+        sampling = replace(sampling, steps=args.steps, repaint_steps=args.steps)
+    if args.guidance is not None:
+        sampling = replace(sampling, guidance_scale=args.guidance)
+    return SceneGenerator(model, resolve_device(args.device or "cpu"), sampling)
+
+
+def cmd_generate(args: argparse.Namespace) -> None:
+    from difforge.scene.data.blocks import room_scene_layout
+    from difforge.scene.data.layout import read_layout
+    from difforge.scene.meshing import export_mesh
+    from difforge.scene.render import render_png
+    from difforge.scene.sample import generate_scene, save_scene, scene_mesh
+
+    _check_mesh_suffix(args.out)
+    layout = read_layout(args.layout) if args.layout else None
+    generator = _generator(args.model, args)
+    if layout is None and not args.unconditional:
+        layout = room_scene_layout(args.seed, *args.blocks, generator.sampling.stride)
+    scene = generate_scene(generator, *args.blocks, layout, args.seed, str(args.model))
+    mesh = scene_mesh(scene, generator)
+    if len(mesh.faces) == 0:
+        raise UserError("the generated scene has no surface (the model produced empty blocks)")
+    folder = Path(args.out).with_suffix("")
+    save_scene(scene, folder)
+    export_mesh(mesh, args.out)
+    if args.png:
+        render_png(mesh, args.png)
+    print(f"wrote {args.out} ({len(scene.latents)} blocks, {len(mesh.faces)} faces) and {folder}/")
+
+
+def _index_arg(text: str) -> tuple[int, int]:
+    match = re.fullmatch(r"(-?\d+),(-?\d+)", text.strip())
+    if not match:
+        raise argparse.ArgumentTypeError(f"expected IX,IZ (e.g. 1,0), got {text!r}")
+    return int(match[1]), int(match[2])
+
+
+def cmd_expand(args: argparse.Namespace) -> None:
+    from difforge.scene.data.layout import read_layout
+    from difforge.scene.sample import (
+        check_scene_fits_model,
+        expand_scene,
+        load_scene,
+        save_scene,
+        scene_mesh,
+    )
+
+    scene = load_scene(args.scene)
+    if args.layout:
+        scene.layout = read_layout(args.layout)
+    generator = _generator(args.model or scene.model or "default", args)
+    check_scene_fits_model(scene, generator)
+    seed = args.seed if args.seed is not None else scene.seed + len(scene.history)
+    added = expand_scene(scene, args.direction, generator, seed, args.at)
+    mesh = scene_mesh(scene, generator)
+    save_scene(scene, args.out, mesh, png=args.png)
+    print(f"added {len(added)} block(s) {added}; wrote {args.out} ({len(mesh.faces)} faces)")
+
+
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from difforge.scene.baseline import evaluate_retrieval
     from difforge.scene.data.blocks import BlockDataset
 
-    if args.model != "retrieval":
-        raise UserError(
-            f"--model {args.model!r}: only the 'retrieval' baseline exists until the diffusion "
-            "model lands"
-        )
     if args.train is None or args.test is None:
-        raise UserError("--model retrieval needs --train DIR and --test DIR (dataset folders)")
-    result = evaluate_retrieval(
-        BlockDataset(args.train),
-        BlockDataset(args.test),
-        n_eval=args.n_eval,
-        seed=args.seed,
-        device=args.device,
-    )
+        raise UserError("evaluate needs --train DIR and --test DIR (dataset folders)")
+    train, test = BlockDataset(args.train), BlockDataset(args.test)
+    if args.model == "retrieval":
+        result = evaluate_retrieval(
+            train, test, n_eval=args.n_eval, seed=args.seed, device=args.device
+        )
+    else:
+        from difforge.scene.evaluate_model import evaluate_model
+
+        generator = _generator(args.model, args)
+        result = evaluate_model(
+            generator, train, test, args.n_eval, args.seed, args.seams, args.device
+        )
+        result["model"] = str(args.model)
     write_json(args.out, result)
     print(json.dumps(result["methods"], indent=1))
 
@@ -244,6 +347,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.add_argument("--workers", type=int, default=1, help="processes preparing the targets")
     p.add_argument("--eval-blocks", type=int, default=8, help="blocks meshed for the F-score")
+    p.add_argument(
+        "--chunk-blocks", type=int, default=256, help="blocks fitted together (frozen decoder)"
+    )
+    p.add_argument(
+        "--keep-surface", type=int, default=4096, help="surface samples stored per block (VAE)"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_fit)
 
@@ -254,14 +363,64 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--elevation", type=float, default=55.0)
     p.set_defaults(func=cmd_render)
 
-    p = sub.add_parser("evaluate", help="evaluate a model (now: the retrieval baseline)")
-    p.add_argument("--model", required=True, help="'retrieval' (nearest training layout)")
+    p = sub.add_parser("train-vae", help="train the tri-plane VAE on fitted tri-planes")
+    p.add_argument("--fit", nargs="+", required=True, help="fit folder(s) (same decoder)")
+    p.add_argument("--out", required=True, help="VAE folder to write")
+    p.add_argument("--run-dir", help="checkpoints (default: <out>-run)")
+    add_config_arguments(p)
+    p.set_defaults(func=cmd_train_vae)
+
+    p = sub.add_parser("train", help="train the layout-conditioned latent diffusion model")
+    p.add_argument("--fit", nargs="+", required=True, help="fit folder(s) (same decoder)")
+    p.add_argument(
+        "--vae", required=True, help="VAE folder, or 'raw' to diffuse raw tri-planes (ablation)"
+    )
+    p.add_argument("--out", required=True, help="model folder to write")
+    p.add_argument("--run-dir", help="checkpoints (default: <out>-run)")
+    add_config_arguments(p)
+    p.set_defaults(func=cmd_train)
+
+    def sampling_arguments(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+        p.add_argument("--steps", type=int, help="sampling steps (default: the model's)")
+        p.add_argument("--guidance", type=float, help="guidance scale w: u + (w+1)(c-u)")
+
+    p = sub.add_parser("generate", help="generate a scene of NxM blocks with a trained model")
+    p.add_argument("--model", required=True, help="model folder or 'default'")
+    p.add_argument("--blocks", type=_blocks_arg, default=(2, 2), help="NxM blocks, e.g. 2x2")
+    p.add_argument("--layout", help="layout JSON covering the scene (default: a procedural room's)")
+    p.add_argument("--unconditional", action="store_true", help="no layout at all (null condition)")
+    p.add_argument(
+        "--out", required=True, help="SCENE.glb/.ply/.obj; the scene folder goes beside it"
+    )
+    p.add_argument("--png", help="also render to this PNG")
+    p.add_argument("--seed", type=int, default=0)
+    sampling_arguments(p)
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("expand", help="add blocks to a saved scene on one side")
+    p.add_argument("--scene", required=True, help="scene folder (from generate or expand)")
+    p.add_argument("--direction", required=True, choices=sorted(("+x", "-x", "+z", "-z")))
+    p.add_argument("--out", required=True, help="scene folder to write (may be --scene)")
+    p.add_argument("--at", type=_index_arg, help="expand beside this block only (IX,IZ)")
+    p.add_argument("--layout", help="world-frame layout JSON replacing the scene's")
+    p.add_argument("--model", help="model folder or 'default' (default: the scene's)")
+    p.add_argument("--png", action="store_true", help="also render scene.png into the folder")
+    p.add_argument("--seed", type=int)
+    sampling_arguments(p)
+    p.set_defaults(func=cmd_expand)
+
+    p = sub.add_parser("evaluate", help="evaluate a model or the retrieval baseline")
+    p.add_argument("--model", required=True, help="model folder, 'default' or 'retrieval'")
     p.add_argument("--train", help="training dataset folder")
     p.add_argument("--test", help="held-out dataset folder (another seed)")
     p.add_argument("--out", required=True, help="results JSON")
     p.add_argument("--n-eval", type=int, default=100, help="|S_g| = |S_r|")
+    p.add_argument("--seams", type=int, default=16, help="block pairs for the seam comparison")
     p.add_argument("--seed", type=int, default=0, help="which held-out blocks are drawn")
-    p.add_argument("--device", help="torch device for Chamfer (default: k-d trees on the CPU)")
+    p.add_argument("--device", help="torch device (model and Chamfer; default: CPU, k-d trees)")
+    p.add_argument("--steps", type=int, help="sampling steps (default: the model's)")
+    p.add_argument("--guidance", type=float, help="guidance scale w: u + (w+1)(c-u)")
     p.set_defaults(func=cmd_evaluate)
     return parser
 

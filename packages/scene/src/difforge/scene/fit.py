@@ -73,14 +73,14 @@ class Supervision:
     space_sdf: torch.Tensor  # (B, Q)
 
     def to(self, device: torch.device | str) -> Supervision:
-        return Supervision(*(getattr(self, f).to(device) for f in _FIELDS))
+        return Supervision(*(getattr(self, f).to(device) for f in SUPERVISION_FIELDS))
 
     @staticmethod
     def stack(items: list[Supervision]) -> Supervision:
-        return Supervision(*(torch.cat([getattr(s, f) for s in items]) for f in _FIELDS))
+        return Supervision(*(torch.cat([getattr(s, f) for s in items]) for f in SUPERVISION_FIELDS))
 
 
-_FIELDS = ("surface", "normals", "space", "space_sdf")
+SUPERVISION_FIELDS = ("surface", "normals", "space", "space_sdf")
 
 
 def exact_surface_samples(
@@ -330,20 +330,36 @@ def save_fit(
     origins: np.ndarray,
     config: FitConfig,
     report: dict,
+    surface: torch.Tensor | None = None,
 ) -> Path:
-    """Write decoder/ (config.json + safetensors), planes.safetensors and fit.json into out_dir."""
+    """Write decoder/ (config.json + safetensors), planes.safetensors and fit.json into out_dir.
+
+    ``surface`` (B, S, 3), normalised surface samples of each block, is stored beside the planes:
+    the VAE's SDF loss reads the raw planes' SDF near them.
+    """
     out = Path(out_dir)
     decoder.save_pretrained(out / "decoder")
+    tensors = {"planes": planes.contiguous(), "origins": torch.as_tensor(origins)}
+    if surface is not None:
+        tensors["surface"] = surface.contiguous()
     with atomic_path(out / "planes.safetensors") as tmp:
-        save_file({"planes": planes.contiguous(), "origins": torch.as_tensor(origins)}, str(tmp))
+        save_file(tensors, str(tmp))
     write_json(out / "fit.json", {"config": asdict(config), **report})
     return out
 
 
 def load_planes(path: str | os.PathLike[str]) -> tuple[torch.Tensor, np.ndarray]:
     """Planes (B, 3, C, R, R) and block origins (B, 3) from a planes.safetensors file."""
+    tensors = load_plane_file(path)
+    return tensors["planes"], tensors["origins"].numpy()
+
+
+def load_plane_file(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+    """Every tensor of a planes.safetensors file (planes, origins and, if fitted so, surface)."""
     try:
         tensors = load_file(str(path))
-        return tensors["planes"], tensors["origins"].numpy()
-    except (OSError, KeyError, ValueError) as exc:
+    except (OSError, ValueError, RuntimeError) as exc:
         raise UserError(f"{path} is not a tri-plane file: {exc}") from None
+    if "planes" not in tensors or "origins" not in tensors:
+        raise UserError(f"{path} is not a tri-plane file (no planes/origins)")
+    return tensors

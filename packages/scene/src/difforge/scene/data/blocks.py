@@ -341,6 +341,23 @@ class BlockDataset:
         return Block(origin.copy(), grid, self.layouts[i], self.rasters[i])
 
 
+def _scene_room(
+    seed: int, blocks_x: int, blocks_z: int, stride: float, resolution: int
+) -> tuple[Room, float, float, float, float]:
+    """A room sized to fill the block grid, the grid's corner (x0, z0) and span in its frame."""
+    if blocks_x < 1 or blocks_z < 1:
+        raise UserError(f"a scene needs at least 1x1 blocks, got {blocks_x}x{blocks_z}")
+    voxel = BLOCK_SIZE / resolution
+    if abs(stride / voxel - round(stride / voxel)) > 1e-6:
+        raise UserError(f"stride {stride} m is not a multiple of the voxel size {voxel:g} m")
+    span_x = BLOCK_SIZE + (blocks_x - 1) * stride
+    span_z = BLOCK_SIZE + (blocks_z - 1) * stride
+    # Leave room for the thickest wall (0.2 m) on both sides plus a 5 cm margin.
+    inner = (span_x - 0.45, span_z - 0.45)
+    room = generate_room(seed, RoomConfig(size=inner))
+    return room, (inner[0] - span_x) / 2, (inner[1] - span_z) / 2, span_x, span_z
+
+
 def room_scene(
     seed: int,
     blocks_x: int = 2,
@@ -353,21 +370,19 @@ def room_scene(
     The scene spans BLOCK_SIZE + (n - 1) * stride per axis; the room (walls included) is centred in
     it. Blocks are listed x-major and share one voxel lattice, ready for ``mesh_blocks``.
     """
-    if blocks_x < 1 or blocks_z < 1:
-        raise UserError(f"a scene needs at least 1x1 blocks, got {blocks_x}x{blocks_z}")
-    voxel = BLOCK_SIZE / resolution
-    if abs(stride / voxel - round(stride / voxel)) > 1e-6:
-        raise UserError(f"stride {stride} m is not a multiple of the voxel size {voxel:g} m")
-    span_x = BLOCK_SIZE + (blocks_x - 1) * stride
-    span_z = BLOCK_SIZE + (blocks_z - 1) * stride
-    # Leave room for the thickest wall (0.2 m) on both sides plus a 5 cm margin.
-    inner = (span_x - 0.45, span_z - 0.45)
-    room = generate_room(seed, RoomConfig(size=inner))
-    x0 = (inner[0] - span_x) / 2
-    z0 = (inner[1] - span_z) / 2
+    room, x0, z0, _, _ = _scene_room(seed, blocks_x, blocks_z, stride, resolution)
     blocks = [
         extract_block(room, x0 + i * stride, z0 + j * stride, resolution)
         for i in range(blocks_x)
         for j in range(blocks_z)
     ]
     return room, blocks
+
+
+def room_scene_layout(
+    seed: int, blocks_x: int = 2, blocks_z: int = 2, stride: float = 2.4
+) -> Layout:
+    """The layout of ``room_scene``'s room over the block grid, in the grid's frame (extent from
+    (0, 0) to the span): a procedural plan for generating a scene of that many blocks."""
+    room, x0, z0, span_x, span_z = _scene_room(seed, blocks_x, blocks_z, stride, DEFAULT_RESOLUTION)
+    return room.layout.crop(x0, z0, span_x, span_z)

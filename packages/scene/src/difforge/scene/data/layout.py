@@ -66,12 +66,15 @@ class Layout:
     extent_min: tuple[float, float] = (0.0, 0.0)
     extent_max: tuple[float, float] = (BLOCK_SIZE, BLOCK_SIZE)
 
-    def crop(self, x: float, z: float, size: float = BLOCK_SIZE) -> Layout:
-        """The part inside the square [x, x+size] x [z, z+size], in that square's own frame."""
-        lo, hi = np.array([x, z]), np.array([x + size, z + size])
+    def crop(
+        self, x: float, z: float, size: float = BLOCK_SIZE, size_z: float | None = None
+    ) -> Layout:
+        """The part inside [x, x+size] x [z, z+size_z] (default a square), in its own frame."""
+        size_z = size if size_z is None else size_z
+        lo, hi = np.array([x, z]), np.array([x + size, z + size_z])
         boxes = (b.clipped(lo, hi) for b in self.boxes)
         return Layout(
-            tuple(b.shifted(-x, -z) for b in boxes if b is not None), (0.0, 0.0), (size, size)
+            tuple(b.shifted(-x, -z) for b in boxes if b is not None), (0.0, 0.0), (size, size_z)
         )
 
     def to_json(self) -> dict:

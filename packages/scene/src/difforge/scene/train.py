@@ -1,0 +1,497 @@
+"""Training the tri-plane VAE and the layout-conditioned latent diffusion model (core Trainer).
+
+Both read fit folders written by ``difforge-scene fit`` (``planes.safetensors`` + ``fit.json``
+naming the dataset the planes were fitted to, whose layout rasters condition the diffusion model).
+Stage-1 and stage-2 fit folders may be given together; they must share one decoder.
+
+- :func:`train_vae`: raw planes -> latent planes -> raw planes. Losses: L1 on whitened planes, L1
+  between the SDFs the shared (frozen) decoder reads from the reconstructed and from the raw planes
+  at points near the block's surface and uniform in the block (truncated at the fitting band), KL
+  to N(0, kl_std^2) at weight 1e-3 (BlockFusion). Every 10th block is held out; the output's
+  ``metrics.json`` holds the held-out reconstruction (F-score at 2 / 5 cm, NC, CD) of the VAE
+  through the decoder against the exact surface, beside the raw planes' own (the ceiling).
+- :func:`train_diffusion`: planes (and their x / z mirror images, exact for tri-planes) encoded to
+  posterior means, whitened per channel, patchified; the DiT trains with the core's v-prediction
+  DDPM loss and 10 % condition dropout (all-zero layout). ``--vae raw`` trains on the raw planes
+  instead (the paper's raw tri-plane ablation). Output: the model folder.
+
+Checkpoints go to ``<out>-run`` beside the output; a rerun with the same output resumes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from difforge.core.config import check_config, load_config, to_dict
+from difforge.core.diffusion.gaussian import GaussianLoss
+from difforge.core.diffusion.guidance import ConditionDropout
+from difforge.core.diffusion.sampling import make_scheduler
+from difforge.core.errors import UserError
+from difforge.core.io import atomic_dir, write_json
+from difforge.core.train import TrainConfig, Trainer
+from difforge.scene.data.blocks import BlockDataset
+from difforge.scene.data.geometry import NORMALISE_SCALE, TRUNCATION
+from difforge.scene.fit import (
+    _block_source,
+    decode_grids,
+    load_plane_file,
+    reconstruction_report,
+)
+from difforge.scene.model import (
+    CONFIG_NAME,
+    LatentDiffusion,
+    SamplingConfig,
+    SceneModel,
+    TriPlaneVAE,
+    layout_condition,
+    load_component,
+    num_parameters,
+    save_half,
+)
+from difforge.scene.triplane import TriPlaneDecoder, load_decoder
+
+CONFIGS_DIR = Path(__file__).resolve().parent / "configs"
+VAE_EVAL_EVERY = 10  # every 10th fitted block is held out of VAE training
+ENCODE_BATCH = 64
+
+
+################################################################################
+#                                    Configs                                   #
+################################################################################
+
+
+@dataclass(frozen=True)
+class VAEModelConfig:
+    """:class:`~difforge.scene.model.TriPlaneVAE` arguments (plane size comes from the fit)."""
+
+    latent_channels: int = 4
+    widths: tuple[int, ...] = (32, 48, 64)
+    kl_std: float = 0.25
+
+    def __post_init__(self) -> None:
+        check_config(self.latent_channels >= 1, "latent_channels", ">= 1", self.latent_channels)
+        check_config(len(self.widths) >= 1, "widths", "at least one width", self.widths)
+        check_config(self.kl_std > 0, "kl_std", "> 0", self.kl_std)
+
+
+@dataclass(frozen=True)
+class VAELossWeights:
+    planes: float = 1.0  # L1 on whitened planes
+    sdf: float = 10.0  # L1 on decoded SDF (normalised units)
+    kl: float = 1e-3
+
+
+def _vae_train() -> TrainConfig:
+    return TrainConfig(steps=3000, batch_size=32, lr=1e-3, min_lr=5e-5, warmup_steps=100,
+                       weight_decay=0.0, grad_clip=1.0, ema_decay=0.0, log_every=100,
+                       ckpt_every=0, keep_checkpoints=1)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class VAERunConfig:
+    model: VAEModelConfig = field(default_factory=VAEModelConfig)
+    loss: VAELossWeights = field(default_factory=VAELossWeights)
+    train: TrainConfig = field(default_factory=_vae_train)
+    points_per_block: int = 2048  # SDF-loss points per block per step (half near the surface)
+    eval_blocks: int = 16  # held-out blocks meshed for the reconstruction metrics
+    eval_points: int = 100_000  # points per side for those metrics
+    time_limit_s: float = 0.0  # stop early after this long (0: run every step)
+
+    def __post_init__(self) -> None:
+        check_config(self.points_per_block >= 2, "points_per_block", ">= 2", self.points_per_block)
+        check_config(self.eval_blocks >= 0, "eval_blocks", ">= 0", self.eval_blocks)
+        check_config(self.eval_points >= 100, "eval_points", ">= 100", self.eval_points)
+
+
+@dataclass(frozen=True)
+class DiffusionModelConfig:
+    """:class:`~difforge.scene.model.LatentDiffusion` arguments (latent shape from the VAE)."""
+
+    patch_size: int = 2
+    hidden_size: int = 192
+    num_layers: int = 6
+    num_heads: int = 4
+    mlp_ratio: float = 3.0
+
+    def __post_init__(self) -> None:
+        check_config(
+            self.hidden_size % self.num_heads == 0
+            and (self.hidden_size // self.num_heads) % 2 == 0,
+            "hidden_size",
+            f"an even multiple of num_heads={self.num_heads} per head",
+            self.hidden_size,
+        )
+
+
+def _diffusion_train() -> TrainConfig:
+    return TrainConfig(steps=8000, batch_size=64, lr=4e-4, min_lr=2e-5, warmup_steps=200,
+                       betas=(0.9, 0.99), weight_decay=1e-3, grad_clip=1.0, ema_decay=0.999,
+                       log_every=200, ckpt_every=0, keep_checkpoints=1)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class DiffusionRunConfig:
+    model: DiffusionModelConfig = field(default_factory=DiffusionModelConfig)
+    train: TrainConfig = field(default_factory=_diffusion_train)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    cond_dropout: float = 0.1
+    flips: bool = True  # also train on the x / z mirror images of every block
+    time_limit_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        check_config(0 <= self.cond_dropout < 1, "cond_dropout", "in [0, 1)", self.cond_dropout)
+
+
+def load_run_config(kind: str, config: str | Path | None, overrides: Sequence[str]) -> Any:
+    """``kind`` ``vae`` or ``diffusion``; ``config`` a YAML file or a preset name
+    (``configs/<kind>/<name>.yaml``), then ``key=value`` overrides."""
+    cls = VAERunConfig if kind == "vae" else DiffusionRunConfig
+    if config is None:
+        return load_config(cls, None, overrides)
+    name = str(config)
+    preset = CONFIGS_DIR / kind / f"{name}.yaml"
+    if preset.is_file() and not Path(name).suffix:
+        return load_config(cls, preset, overrides)
+    if not Path(name).is_file():
+        known = sorted(p.stem for p in (CONFIGS_DIR / kind).glob("*.yaml"))
+        raise UserError(f"config {name!r}: no such file or preset (presets: {', '.join(known)})")
+    return load_config(cls, name, overrides)
+
+
+################################################################################
+#                                     Data                                     #
+################################################################################
+
+
+@dataclass
+class FitSet:
+    """Fitted blocks: raw planes, normalised surface samples, layout rasters, their dataset."""
+
+    planes: torch.Tensor  # (N, 3, C, R, R)
+    surface: torch.Tensor  # (N, S, 3)
+    rasters: np.ndarray  # (N, 9, 32, 32) uint8
+    dataset: BlockDataset
+    indices: list[int]  # block indices in ``dataset`` (-1: from an earlier fit folder)
+    decoder_dir: Path
+
+
+def load_fits(fit_dirs: Sequence[str | Path]) -> FitSet:
+    """Concatenate fit folders (they must share one decoder configuration)."""
+    if not fit_dirs:
+        raise UserError("give at least one --fit folder")
+    parts = []
+    for fit_dir in map(Path, fit_dirs):
+        meta_path = fit_dir / "fit.json"
+        if not meta_path.is_file():
+            raise UserError(f"{fit_dir}: not a fit folder (no fit.json; see `difforge-scene fit`)")
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        tensors = load_plane_file(fit_dir / "planes.safetensors")
+        if "surface" not in tensors:
+            raise UserError(f"{fit_dir}: fitted without surface samples (refit with this version)")
+        if "data" not in meta:
+            raise UserError(f"{fit_dir}/fit.json does not name its dataset (refit)")
+        dataset = BlockDataset(meta["data"])
+        n = len(tensors["planes"])
+        parts.append((tensors, dataset, fit_dir))
+        if len(dataset) < n:
+            raise UserError(f"{fit_dir}: {n} planes but its dataset has {len(dataset)} blocks")
+    decoder_configs = {
+        tuple(load_decoder(d / "decoder").config[k] for k in ("channels", "hidden", "layers"))
+        for _, _, d in parts
+    }
+    if len(decoder_configs) > 1:
+        raise UserError("the fit folders were made with different decoders")
+    planes = torch.cat([t["planes"] for t, _, _ in parts]).float()
+    surface = torch.cat([t["surface"] for t, _, _ in parts]).float()
+    rasters = np.concatenate([ds.rasters[: len(t["planes"])] for t, ds, _ in parts])
+    # Held-out evaluation reads exact surfaces from the last folder's dataset (the frozen-decoder
+    # stage, the representative one); blocks of earlier folders are marked -1.
+    tensors, dataset, last = parts[-1]
+    offset = len(planes) - len(tensors["planes"])
+    return FitSet(
+        planes=planes,
+        surface=surface,
+        rasters=rasters,
+        dataset=dataset,
+        indices=[-1] * offset + list(range(len(tensors["planes"]))),
+        decoder_dir=last / "decoder",
+    )
+
+
+def flip_planes(planes: torch.Tensor, flip_x: bool, flip_z: bool) -> torch.Tensor:
+    """Tri-planes (N, 3, C, R, R) of the block mirrored in x and/or z (exact: features move with
+    the geometry). xy: columns are x; xz: columns x, rows z; yz: rows z."""
+    xy, xz, yz = planes.unbind(1)
+    if flip_x:
+        xy, xz = xy.flip(-1), xz.flip(-1)
+    if flip_z:
+        xz, yz = xz.flip(-2), yz.flip(-2)
+    return torch.stack([xy, xz, yz], dim=1)
+
+
+def flip_rasters(rasters: np.ndarray, flip_x: bool, flip_z: bool) -> np.ndarray:
+    """Layout rasters (N, 9, nx, nz) mirrored as :func:`flip_planes`."""
+    if flip_x:
+        rasters = rasters[..., ::-1, :]
+    if flip_z:
+        rasters = rasters[..., ::-1]
+    return np.ascontiguousarray(rasters)
+
+
+def _random_batches(tensors: dict[str, torch.Tensor], batch_size: int, seed: int, start: int):
+    """Endless batches of random rows; batch b depends only on (seed, b), so resume is exact."""
+    rows = len(next(iter(tensors.values())))
+    for index in itertools.count(start):
+        generator = torch.Generator().manual_seed(seed * 1_000_003 + index)
+        pick = torch.randint(rows, (batch_size,), generator=generator)
+        yield {key: value[pick] for key, value in tensors.items()}
+
+
+def _run_dir(out_dir: Path, run_dir: str | Path | None) -> Path:
+    return Path(run_dir) if run_dir is not None else out_dir.with_name(out_dir.name + "-run")
+
+
+def run_trainer(trainer: Trainer, time_limit_s: float) -> dict[str, Any]:
+    """Run (or resume) ``trainer`` to its last step, or stop at a chunk boundary (a twentieth of
+    the run) once ``time_limit_s`` has passed; then leave the EMA weights in the model."""
+    started, steps = time.monotonic(), trainer.config.steps
+    chunk = steps if time_limit_s <= 0 else max(1, steps // 20)
+    result = None
+    while trainer.step < steps and (result is None or time.monotonic() - started < time_limit_s):
+        result = trainer.train(resume="latest", stop_at_step=trainer.step + chunk)
+    if trainer.ema is not None:
+        trainer.ema.copy_to(trainer.model.parameters())
+    trainer.model.eval()
+    return {
+        "steps": trainer.step,
+        "planned_steps": steps,
+        "seconds": time.monotonic() - started,
+        "final_logs": result.logs if result is not None else {},
+    }
+
+
+def _device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+################################################################################
+#                                      VAE                                     #
+################################################################################
+
+
+def vae_loss(
+    vae: Any,
+    decoder: TriPlaneDecoder,
+    batch: dict[str, torch.Tensor],
+    weights: VAELossWeights,
+    points_per_block: int,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Plane L1 + decoded-SDF L1 + KL (see the module docstring)."""
+    planes, surface = batch["planes"], batch["surface"]
+    recon, mean, logvar = vae(planes)
+    model = getattr(vae, "module", vae)  # DDP-wrapped or not
+    n = planes.shape[0]
+    half = points_per_block // 2
+    pick = torch.randint(surface.shape[1], (n, half), device=planes.device)
+    near = torch.gather(surface, 1, pick[..., None].expand(-1, -1, 3))
+    near = near + torch.randn_like(near) * 0.03 * NORMALISE_SCALE
+    points = torch.cat([near, torch.rand_like(near) * 2 - 1], dim=1).clamp(-1, 1)
+    band = TRUNCATION * NORMALISE_SCALE
+    decoder.to(planes.device)
+    with torch.no_grad():
+        target = decoder(planes, points).clamp(-band, band)
+    predicted = decoder(recon, points).clamp(-band, band)
+    loss_planes = (model.whiten(recon) - model.whiten(planes)).abs().mean()
+    loss_sdf = (predicted - target).abs().mean()
+    loss_kl = model.kl(mean, logvar).mean()
+    loss = weights.planes * loss_planes + weights.sdf * loss_sdf + weights.kl * loss_kl
+    return loss, {
+        "planes_l1": loss_planes.detach(),
+        "sdf_l1_m": loss_sdf.detach() / NORMALISE_SCALE,
+        "kl": loss_kl.detach(),
+    }
+
+
+@torch.no_grad()
+def encode_planes(vae: TriPlaneVAE, planes: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Posterior means (N, 3, Z, r, r) of raw planes, in batches."""
+    vae.to(device).eval()
+    return torch.cat([vae.encode(p.to(device))[0].cpu() for p in planes.split(ENCODE_BATCH)])
+
+
+@torch.no_grad()
+def decode_latents(vae: TriPlaneVAE, latents: torch.Tensor, device: torch.device) -> torch.Tensor:
+    vae.to(device).eval()
+    return torch.cat([vae.decode(z.to(device)).cpu() for z in latents.split(ENCODE_BATCH)])
+
+
+def train_vae(
+    fit_dirs: Sequence[str | Path],
+    out_dir: str | Path,
+    config: VAERunConfig,
+    run_dir: str | Path | None = None,
+) -> dict[str, Any]:
+    """Train the VAE; write ``out_dir`` (VAE folder + ``metrics.json``); return the metrics."""
+    out_dir = Path(out_dir)
+    fits = load_fits(fit_dirs)
+    decoder = load_decoder(fits.decoder_dir).eval().requires_grad_(False)
+    n = len(fits.planes)
+    held_out = [i for i in range(n) if i % VAE_EVAL_EVERY == VAE_EVAL_EVERY - 1] if n >= 10 else []
+    train_rows = [i for i in range(n) if i not in set(held_out)]
+    _, _, channels, resolution, _ = fits.planes.shape
+    vae = TriPlaneVAE(channels=channels, resolution=resolution, **to_dict(config.model))
+    vae.set_normalisation(fits.planes[train_rows])
+    data = {"planes": fits.planes[train_rows], "surface": fits.surface[train_rows]}
+    trainer = Trainer(
+        vae,
+        lambda model, batch: vae_loss(model, decoder, batch, config.loss, config.points_per_block),
+        lambda start: _random_batches(data, config.train.batch_size, config.train.seed, start),
+        replace(config.train, out_dir=str(_run_dir(out_dir, run_dir))),
+    )
+    run = run_trainer(trainer, config.time_limit_s)
+    vae.cpu().eval()
+    metrics: dict[str, Any] = {
+        "blocks": n,
+        "train_blocks": len(train_rows),
+        "held_out_blocks": len(held_out),
+        "parameters": num_parameters(vae),
+        "latent_shape": [
+            3,
+            config.model.latent_channels,
+            vae.latent_resolution,
+            vae.latent_resolution,
+        ],
+        "compression": float(fits.planes[0].numel())
+        / (3 * config.model.latent_channels * vae.latent_resolution**2),
+        **run,
+    }
+    metrics.update(vae_reconstruction(vae, decoder, fits, held_out, config))
+    with atomic_dir(out_dir) as tmp:
+        save_half(vae, tmp)
+        write_json(tmp / "metrics.json", metrics)
+    return metrics
+
+
+def vae_reconstruction(
+    vae: TriPlaneVAE,
+    decoder: TriPlaneDecoder,
+    fits: FitSet,
+    rows: Sequence[int],
+    config: VAERunConfig,
+) -> dict[str, Any]:
+    """Held-out reconstruction through the decoder vs the exact surface, VAE and raw planes."""
+    rows = [r for r in rows if fits.indices[r] >= 0][: config.eval_blocks]
+    if not rows:
+        return {}
+    device = _device()
+    planes = fits.planes[rows]
+    recon = decode_latents(vae, encode_planes(vae, planes, device), device)
+    ds = fits.dataset
+    blocks = [ds.block(fits.indices[r]) for r in rows]
+    sources = [_block_source(ds, fits.indices[r], b) for r, b in zip(rows, blocks)]
+    res = ds.resolution
+    out = {}
+    for name, p in (("vae", recon), ("raw_triplanes", planes)):
+        grids = decode_grids(decoder, p, res, device)
+        out[f"held_out_reconstruction_{name}"] = reconstruction_report(
+            grids, blocks, sources, config.eval_points
+        )
+    out["held_out_reconstruction_blocks"] = len(rows)
+    return out
+
+
+################################################################################
+#                                  Diffusion                                   #
+################################################################################
+
+
+def diffusion_scheduler() -> Any:
+    """The training scheduler: DDPM, 1000 linear-beta steps, v-prediction (core defaults)."""
+    return make_scheduler("gaussian", prediction_type="v_prediction")
+
+
+def train_diffusion(
+    fit_dirs: Sequence[str | Path],
+    vae_dir: str | Path | None,
+    out_dir: str | Path,
+    config: DiffusionRunConfig,
+    run_dir: str | Path | None = None,
+) -> SceneModel:
+    """Train the layout-conditioned DiT on latent (``vae_dir``) or raw (None) tri-planes and write
+    the model folder ``out_dir``."""
+    out_dir = Path(out_dir)
+    fits = load_fits(fit_dirs)
+    decoder = load_decoder(fits.decoder_dir).eval()
+    device = _device()
+    vae = None
+    if vae_dir is not None:
+        vae_path = Path(vae_dir)
+        if not (vae_path / CONFIG_NAME).is_file():
+            raise UserError(f"{vae_path}: not a VAE folder (see `difforge-scene train-vae`)")
+        vae = load_component(TriPlaneVAE, vae_path)
+    flips = [(False, False), (True, False), (False, True), (True, True)] if config.flips else []
+    flips = flips or [(False, False)]
+    latents, rasters = [], []
+    for fx, fz in flips:
+        planes = flip_planes(fits.planes, fx, fz)
+        latents.append(planes if vae is None else encode_planes(vae, planes, device))
+        rasters.append(flip_rasters(fits.rasters, fx, fz))
+    latent = torch.cat(latents)
+    _, _, z_channels, z_res, _ = latent.shape
+    if vae is not None:
+        vae.cpu()
+    diffusion = LatentDiffusion(
+        latent_channels=z_channels, latent_resolution=z_res, **to_dict(config.model)
+    )
+    diffusion.set_normalisation(latent)
+    with torch.no_grad():
+        tokens = diffusion.latents_to_tokens(latent)
+    layout = layout_condition(np.concatenate(rasters), z_res)
+    loss = GaussianLoss(
+        diffusion_scheduler(), condition_dropout=ConditionDropout(config.cond_dropout)
+    )
+    trainer = Trainer(
+        diffusion,
+        lambda model, batch: loss(model, batch["tokens"], {"layout": batch["layout"]}),
+        lambda start: _random_batches(
+            {"tokens": tokens, "layout": layout},
+            config.train.batch_size,
+            config.train.seed,
+            start,
+        ),
+        replace(config.train, out_dir=str(_run_dir(out_dir, run_dir))),
+    )
+    run = run_trainer(trainer, config.time_limit_s)
+    vae_metrics = Path(vae_dir) / "metrics.json" if vae_dir is not None else None
+    info: dict[str, Any] = {
+        "representation": "latent tri-planes" if vae is not None else "raw tri-planes",
+        "training": {
+            "fits": [str(Path(d).resolve()) for d in fit_dirs],
+            "blocks": len(fits.planes),
+            "examples_with_flips": len(latent),
+            "diffusion": run,
+            "config": to_dict(config),
+        },
+        "parameters": {
+            "decoder": num_parameters(decoder),
+            "vae": num_parameters(vae),
+            "diffusion": num_parameters(diffusion),
+        },
+    }
+    if vae_metrics is not None and vae_metrics.is_file():
+        vae_info = json.loads(vae_metrics.read_text(encoding="utf-8"))
+        info["vae_metrics"] = {
+            k: v for k, v in vae_info.items() if k.startswith("held_out") or k == "compression"
+        }
+    model = SceneModel(decoder, vae, diffusion.cpu().eval(), config.sampling, info)
+    model.save(out_dir)
+    return model
