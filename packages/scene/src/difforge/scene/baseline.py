@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from multiprocessing import get_context
 
 import numpy as np
+import torch
 
 from difforge.core.errors import UserError
 from difforge.scene.data.blocks import Block, BlockDataset
@@ -75,6 +78,25 @@ class BlockGeometry:
         return BlockGeometry(cloud - centre, adherence, points - centre, normals)
 
 
+_DATASETS: dict[str, BlockDataset] = {}
+
+
+def _worker_init() -> None:
+    torch.set_num_threads(1)
+
+
+def _dataset_geometry(job: tuple[str, int, int, int]) -> tuple[Block, BlockGeometry]:
+    path, index, seed, recon_points = job
+    dataset = _DATASETS.setdefault(path, BlockDataset(path))
+    block = dataset.block(index)
+    return block, BlockGeometry.of(block, seed, recon_points)
+
+
+def _block_geometry(job: tuple[Block, int, int]) -> BlockGeometry:
+    block, seed, recon_points = job
+    return BlockGeometry.of(block, seed, recon_points)
+
+
 def evaluate_retrieval(
     train: BlockDataset,
     test: BlockDataset,
@@ -83,11 +105,13 @@ def evaluate_retrieval(
     recon_points: int = PAIRED_POINTS,
     device: str | None = None,
     generators: Mapping[str, Callable[[np.ndarray], np.ndarray]] | None = None,
+    workers: int = 1,
 ) -> dict:
     """Run the retrieval baseline and its references on ``n_eval`` held-out blocks.
 
     ``generators`` adds methods under the same protocol: each maps the query rasters (n, 9, 32,
     32) to SDF grids (n, R, R, R) in metres at the test set's resolution, placed at the queries.
+    ``workers`` > 1 regenerates and samples blocks in that many (spawned) processes.
     """
     if train.manifest.get("seed") is not None and train.manifest.get("seed") == test.manifest.get(
         "seed"
@@ -103,15 +127,37 @@ def evaluate_retrieval(
     retrieved = nearest_by_layout(train.rasters, test.rasters[queries])
     randoms = np.sort(rng.choice(len(train), n_eval, replace=False))
 
+    pool = (
+        ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_worker_init)
+        if workers > 1
+        else None
+    )
+
+    def parallel_map(fn: Callable, jobs: list) -> list:
+        return list(pool.map(fn, jobs)) if pool is not None else [fn(job) for job in jobs]
+
     def geometry(
         dataset: BlockDataset, indices: np.ndarray
     ) -> tuple[list[Block], list[BlockGeometry]]:
-        blocks = [dataset.block(int(i)) for i in indices]
-        return blocks, [BlockGeometry.of(b, k, recon_points) for k, b in enumerate(blocks)]
+        jobs = [(str(dataset.path), int(i), k, recon_points) for k, i in enumerate(indices)]
+        pairs = parallel_map(_dataset_geometry, jobs)
+        return [b for b, _ in pairs], [g for _, g in pairs]
 
-    ref_blocks, ref_geo = geometry(test, queries)
-    ret_blocks, ret_geo = geometry(train, retrieved)
-    rand_blocks, rand_geo = geometry(train, randoms)
+    try:
+        ref_blocks, ref_geo = geometry(test, queries)
+        ret_blocks, ret_geo = geometry(train, retrieved)
+        rand_blocks, rand_geo = geometry(train, randoms)
+        generated = {}
+        for name, generate in (generators or {}).items():
+            started = time.perf_counter()
+            grids = generate(test.rasters[queries])
+            seconds = time.perf_counter() - started
+            blocks = [Block(b.origin, g, b.layout, b.raster) for b, g in zip(ref_blocks, grids)]
+            jobs = [(b, k, recon_points) for k, b in enumerate(blocks)]
+            generated[name] = (parallel_map(_block_geometry, jobs), seconds)
+    finally:
+        if pool is not None:
+            pool.shutdown()
     ref_clouds = [g.cloud for g in ref_geo]
     ref_matrix = chamfer_matrix(ref_clouds, device=device)
     query_rasters = test.rasters[queries]
@@ -156,14 +202,7 @@ def evaluate_retrieval(
             ),
         },
     }
-    for name, generate in (generators or {}).items():
-        started = time.perf_counter()
-        grids = generate(query_rasters)
-        seconds = time.perf_counter() - started
-        gen_blocks = [
-            Block(b.origin, g, b.layout, r) for b, g, r in zip(ref_blocks, grids, query_rasters)
-        ]
-        gen_geo = [BlockGeometry.of(b, k, recon_points) for k, b in enumerate(gen_blocks)]
+    for name, (gen_geo, seconds) in generated.items():
         results[name] = {
             "distribution": distribution_metrics(
                 [g.cloud for g in gen_geo], ref_clouds, ref_matrix, device

@@ -269,14 +269,19 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     train, test = BlockDataset(args.train), BlockDataset(args.test)
     if args.model == "retrieval":
         result = evaluate_retrieval(
-            train, test, n_eval=args.n_eval, seed=args.seed, device=args.device
+            train,
+            test,
+            n_eval=args.n_eval,
+            seed=args.seed,
+            device=args.device,
+            workers=args.workers,
         )
     else:
         from difforge.scene.evaluate_model import evaluate_model
 
         generator = _generator(args.model, args)
         result = evaluate_model(
-            generator, train, test, args.n_eval, args.seed, args.seams, args.device
+            generator, train, test, args.n_eval, args.seed, args.seams, args.device, args.workers
         )
         result["model"] = str(args.model)
     write_json(args.out, result)
@@ -421,6 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="torch device (model and Chamfer; default: CPU, k-d trees)")
     p.add_argument("--steps", type=int, help="sampling steps (default: the model's)")
     p.add_argument("--guidance", type=float, help="guidance scale w: u + (w+1)(c-u)")
+    p.add_argument("--workers", type=int, default=1, help="processes meshing/sampling blocks")
     p.set_defaults(func=cmd_evaluate)
     return parser
 

@@ -128,6 +128,7 @@ def evaluate_model(
     seed: int = 0,
     n_seams: int = 16,
     device: str | None = None,
+    workers: int = 1,
 ) -> dict[str, Any]:
     """The retrieval baseline's evaluation with the model added as a method, plus seams."""
     name = "latent diffusion (this model)"
@@ -140,6 +141,7 @@ def evaluate_model(
         seed=seed,
         device=device,
         generators={name: lambda r: generate_grids(generator, r, test.resolution, seed)},
+        workers=workers,
     )
     if n_seams > 0:
         result["seams"] = seam_comparison(generator, test, n_seams, seed)

@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# One call on the GPU machine (one H100/H200, Python 3.12, torch 2.11, no network): the whole
+# scene pipeline from seeds, each stage under a hard time limit, results rewritten after every
+# stage. Writes to $OUT:
+#   default/      the model folder (config.json, decoder/, vae/, diffusion/): copy it to
+#                 packages/scene/src/difforge/scene/weights/default
+#   results.json  every stage's report (fits, VAE, diffusion, evaluation, seams, ablation, times)
+#   results.md    the same as tables, card and date named
+#   scene.png     a generated 2x2 scene expanded by one column (+x), rendered on the CPU
+#   log.txt
+# Stages: datasets -> tri-plane fit stage 1 (decoder + planes, FIT1_N blocks) -> stage 2 (frozen
+# decoder, N_TRAIN blocks) -> VAE -> latent diffusion -> evaluation vs retrieval (+ seams with vs
+# without overlap conditioning) -> demo scene; ABLATIONS=1 adds raw tri-plane diffusion (same
+# budget) and its evaluation (run it as a second call if the first used the 9 minutes).
+# Run from the repository root with .whl (diffusers, trimesh wheels) carried:
+#   bash packages/scene/scripts/gpu_run.sh
+# CPU dry run (tiny presets, no install), about 2 minutes on 2 cores:
+#   PRESET=tiny DEVICE=cpu PY=.venv/bin/python OUT=/tmp/scene_out bash packages/scene/scripts/gpu_run.sh
+set -uo pipefail
+
+OUT=${OUT:-/tmp/scene_out}
+WORK=${WORK:-/tmp/scene_work}
+PRESET=${PRESET:-default}
+DEVICE=${DEVICE:-cuda}
+PY=${PY:-python3}
+ABLATIONS=${ABLATIONS:-0}
+CORES=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)
+WORKERS=${WORKERS:-$(( CORES > 1 ? CORES - 1 : 1 ))}
+
+if [ "$PRESET" = tiny ]; then
+  N_TRAIN=${N_TRAIN:-24}; N_TEST=${N_TEST:-12}; FIT1_N=${FIT1_N:-12}; RES=${RES:-16}
+  FIT_ARGS=${FIT_ARGS:-"--channels 4 --plane-resolution 8 --hidden 16 --layers 1 --points-per-step 128 --surface-points 1024 --space-points 1024 --keep-surface 256 --eval-blocks 1"}
+  FIT1_ITERS=${FIT1_ITERS:-30}; FIT2_ITERS=${FIT2_ITERS:-20}
+  CONFIG=tiny; EVAL_N=${EVAL_N:-4}; SEAMS=${SEAMS:-2}; GEN_ARGS=${GEN_ARGS:-"--steps 4"}
+  VAE_OVR=${VAE_OVR:-"eval_blocks=2"}; DIF_OVR=${DIF_OVR:-""}
+  VAE_LIMIT_S=${VAE_LIMIT_S:-60}; DIF_LIMIT_S=${DIF_LIMIT_S:-60}
+else
+  N_TRAIN=${N_TRAIN:-512}; N_TEST=${N_TEST:-200}; FIT1_N=${FIT1_N:-64}; RES=${RES:-64}
+  FIT_ARGS=${FIT_ARGS:-"--points-per-step 2048 --surface-points 50000 --space-points 50000 --eval-blocks 8"}
+  FIT1_ITERS=${FIT1_ITERS:-500}; FIT2_ITERS=${FIT2_ITERS:-300}
+  CONFIG=default; EVAL_N=${EVAL_N:-50}; SEAMS=${SEAMS:-16}; GEN_ARGS=${GEN_ARGS:-""}
+  VAE_OVR=${VAE_OVR:-""}; DIF_OVR=${DIF_OVR:-""}
+  VAE_LIMIT_S=${VAE_LIMIT_S:-50}; DIF_LIMIT_S=${DIF_LIMIT_S:-110}
+fi
+# Hard limits (seconds) per stage; a stage that hits one is reported and the run goes on.
+T_DATA=${T_DATA:-40}; T_FIT1=${T_FIT1:-60}; T_FIT2=${T_FIT2:-150}; T_EVAL=${T_EVAL:-110}
+T_DEMO=${T_DEMO:-40}
+
+mkdir -p "$OUT" "$WORK"
+exec > >(tee "$OUT/log.txt") 2>&1
+
+if [ "$DEVICE" = cuda ]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl
+  export PYTHONPATH=/tmp/site:$PWD/shared/src:$PWD/packages/scene/src
+  nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
+fi
+export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1
+SCENE="$PY -m difforge.scene.cli"
+REPORT="$PY packages/scene/scripts/gpu_results.py --work $WORK --out $OUT"
+$PY -c "import torch, diffusers, trimesh, skimage; print('torch', torch.__version__, 'diffusers', diffusers.__version__, 'trimesh', trimesh.__version__)"
+SECONDS=0
+: > "$WORK/stages.tsv"
+
+# stage NAME LIMIT CMD...: run under a hard time limit, record status and seconds, refresh results.
+stage() {
+  local name=$1 limit=$2; shift 2
+  local start=$SECONDS
+  echo "== $name (limit ${limit}s) at ${start}s"
+  timeout --signal=TERM --kill-after=10 "$limit" "$@"
+  local rc=$?
+  printf '%s\t%s\t%s\n' "$name" "$rc" "$(( SECONDS - start ))" >> "$WORK/stages.tsv"
+  echo "   $name: exit $rc after $(( SECONDS - start ))s (total ${SECONDS}s)"
+  $REPORT
+  return $rc
+}
+
+rm -rf "$WORK"/{train,test,fit1,fit2,vae,model,raw} "$WORK"/*-run
+stage datasets "$T_DATA" bash -c "$SCENE dataset --n $N_TRAIN --seed 1000 --out $WORK/train --resolution $RES --no-sdf && $SCENE dataset --n $N_TEST --seed 2000 --out $WORK/test --resolution $RES --no-sdf"
+
+stage fit1 "$T_FIT1" $SCENE fit --data "$WORK/train" --first "$FIT1_N" --out "$WORK/fit1" \
+  --iterations "$FIT1_ITERS" $FIT_ARGS --device "$DEVICE" --workers "$WORKERS"
+
+stage fit2 "$T_FIT2" $SCENE fit --data "$WORK/train" --decoder "$WORK/fit1/decoder" \
+  --out "$WORK/fit2" --iterations "$FIT2_ITERS" $FIT_ARGS --device "$DEVICE" --workers "$WORKERS"
+FITS="$WORK/fit2"
+[ -f "$WORK/fit2/fit.json" ] || { echo "   stage 2 missing: training on the stage-1 fit"; FITS="$WORK/fit1"; }
+
+stage vae $(( VAE_LIMIT_S + 60 )) $SCENE train-vae --fit $FITS --out "$WORK/vae" \
+  --config "$CONFIG" time_limit_s="$VAE_LIMIT_S" $VAE_OVR
+
+stage diffusion $(( DIF_LIMIT_S + 40 )) $SCENE train --fit $FITS --vae "$WORK/vae" \
+  --out "$WORK/model" --config "$CONFIG" time_limit_s="$DIF_LIMIT_S" $DIF_OVR
+[ -f "$WORK/model/config.json" ] && rm -rf "$OUT/default" && cp -r "$WORK/model" "$OUT/default" \
+  && du -sh "$OUT/default"
+
+stage evaluate "$T_EVAL" $SCENE evaluate --model "$WORK/model" --train "$WORK/train" \
+  --test "$WORK/test" --out "$WORK/eval.json" --n-eval "$EVAL_N" --seams "$SEAMS" \
+  --device "$DEVICE" --workers "$WORKERS" $GEN_ARGS
+
+stage demo "$T_DEMO" bash -c "$SCENE generate --model $WORK/model --blocks 2x2 --seed 7 \
+  --out $WORK/demo.glb --device $DEVICE $GEN_ARGS && $SCENE expand --scene $WORK/demo \
+  --direction=+x --out $WORK/demo_x --png --device $DEVICE $GEN_ARGS \
+  && cp $WORK/demo_x/scene.png $OUT/scene.png"
+
+if [ "$ABLATIONS" = 1 ]; then
+  stage raw_diffusion $(( DIF_LIMIT_S + 40 )) $SCENE train --fit $FITS --vae raw \
+    --out "$WORK/raw" --config "$CONFIG" time_limit_s="$DIF_LIMIT_S" model.patch_size=8 $DIF_OVR
+  stage raw_evaluate "$T_EVAL" $SCENE evaluate --model "$WORK/raw" --train "$WORK/train" \
+    --test "$WORK/test" --out "$WORK/eval_raw.json" --n-eval "$EVAL_N" --seams 0 \
+    --device "$DEVICE" --workers "$WORKERS" $GEN_ARGS
+fi
+echo "== all done at ${SECONDS}s"
