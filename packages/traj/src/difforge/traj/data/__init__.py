@@ -8,7 +8,9 @@ Main entry points:
 - :func:`dataset_dir`: the shipped datasets (default ``helsinki_drive``; also ``helsinki_bike``,
   ``berlin_adlershof_drive``, ``helsinki_bike_on_drive``)
 - :func:`synthetic_city` / :func:`synthetic_trips`: a procedural grid city of any size
-  (``synthetic_city(110)`` has about 40,000 segments, the Beijing vocabulary) with trips
+  (``synthetic_city(110)`` has about 40,000 segments, the Beijing vocabulary) with trips;
+  ``synthetic.activity_trips`` / ``synthetic.write_synthetic_dataset``: city-like trips and a
+  HOSER-layout folder for the scaling benchmark
 
 The SUMO driver (``difforge.traj.data.sumo``) needs the optional ``sumo`` extra and is imported
 only by the data scripts.

@@ -1,4 +1,21 @@
-"""Datasets shipped inside the package (HOSER layout), so tests and the demo never run SUMO."""
+"""Datasets shipped inside the package (HOSER layout), so tests and the demo never run SUMO.
+
+Each folder holds ``roadmap.geo``, ``roadmap.rel``, ``train.csv``, ``val.csv``, ``test.csv``,
+``meta.json`` (how it was made, statistics) and a README; its script in ``data_scripts/``
+regenerates it deterministically:
+
+- ``helsinki_drive`` (the default): central Helsinki, SUMO car trips (``traj_helsinki.py``);
+- ``helsinki_bike``: the same area's bike network, SUMO bicycle trips
+  (``traj_helsinki.py --mode bike``);
+- ``helsinki_bike_on_drive``: ``helsinki_bike``'s trips map-matched onto ``helsinki_drive``'s
+  segments, every split kept (``traj_helsinki_bike_on_drive.py``): the zero-shot mode-transfer
+  set, where a car-trained and a bicycle-trained model share one vocabulary and one test set;
+- ``berlin_adlershof_drive``: the second city, a SUMO network from the eclipse-sumo wheel
+  (``traj_berlin_adlershof.py``).
+
+Synthetic cities for the scaling benchmark (up to ~40,000 segments) are generated on the fly
+(:mod:`difforge.traj.data.synthetic`), never shipped.
+"""
 
 from __future__ import annotations
 
