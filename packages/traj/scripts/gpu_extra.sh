@@ -53,7 +53,7 @@ DATASETS=packages/traj/src/difforge/traj/datasets
 WORK=${TRAJ_WORK:-/tmp/traj_extra}
 rm -rf "$WORK"
 mkdir -p "$WORK"
-traj() { python3 -m difforge.traj.cli "$@"; }
+TRAJ=(python3 -m difforge.traj.cli)
 
 python3 -c "import sys, torch, torch_geometric; print(sys.version.split()[0], 'torch', torch.__version__, 'pyg', torch_geometric.__version__)"
 CARD=$(python3 -c "import torch; print(torch.cuda.get_device_name() if '$DEVICE'.startswith('cuda') else 'CPU')")
@@ -81,11 +81,11 @@ stage scaling 130 python3 packages/traj/benchmarks/scaling.py --config "$CONFIG"
 # (b) and (c) training side by side; the bicycle model's console output follows Berlin's
 bike_limit=$((170 * SCALE))
 bike_start=$SECONDS
-timeout --kill-after=10 "$bike_limit" python3 -m difforge.traj.cli train \
+timeout --kill-after=10 "$bike_limit" "${TRAJ[@]}" train \
   --data "$DATASETS/helsinki_bike_on_drive" --out "$WORK/bike_model" --config "$CONFIG" \
   "train.steps=$STEPS" train.tensorboard=false train.progress=false >"$WORK/bike_train.log" 2>&1 &
 bike_pid=$!
-stage berlin_train 170 traj train --data "$DATASETS/berlin_adlershof_drive" --out "$WORK/berlin_model" \
+stage berlin_train 170 "${TRAJ[@]}" train --data "$DATASETS/berlin_adlershof_drive" --out "$WORK/berlin_model" \
   --config "$CONFIG" "train.steps=$STEPS" train.tensorboard=false train.progress=false
 bike_rc=0
 wait "$bike_pid" || bike_rc=$?
@@ -97,9 +97,9 @@ common=(--n "$N" --seeds $SEEDS --batch-size 256 --device "$DEVICE" --throughput
 # the HOSER-style model trains before its bench starts: its own stage, so a slow training
 # cannot cost the other methods' results
 if [ -f "$WORK/berlin_model/config.json" ]; then
-  stage berlin_bench 75 traj bench --model "$WORK/berlin_model" --data "$DATASETS/berlin_adlershof_drive" \
+  stage berlin_bench 75 "${TRAJ[@]}" bench --model "$WORK/berlin_model" --data "$DATASETS/berlin_adlershof_drive" \
     --out-dir "$WORK/berlin" --methods trajdlm shortest_path markov "${common[@]}"
-  stage berlin_hoser 85 traj bench --model "$WORK/berlin_model" --data "$DATASETS/berlin_adlershof_drive" \
+  stage berlin_hoser 85 "${TRAJ[@]}" bench --model "$WORK/berlin_model" --data "$DATASETS/berlin_adlershof_drive" \
     --out-dir "$WORK/berlin_hoser" --methods hoser_beam --hoser-epochs "$HOSER_EPOCHS" \
     --hoser-save "$WORK/hoser_berlin" "${common[@]}"
 fi
@@ -108,7 +108,7 @@ bike_model=()
 if [ -f "$WORK/bike_model/config.json" ]; then
   bike_model=(--extra-model "trajdlm (trained on bicycles here)=$WORK/bike_model")
 fi
-stage zero_shot 60 traj bench --model default --data "$DATASETS/helsinki_bike_on_drive" \
+stage zero_shot 60 "${TRAJ[@]}" bench --model default --data "$DATASETS/helsinki_bike_on_drive" \
   --out-dir "$WORK/zero_shot" --methods trajdlm shortest_path markov "${bike_model[@]}" "${common[@]}"
 echo "[gpu_extra] done after ${SECONDS} s"
 cat "$OUT/results.md"
