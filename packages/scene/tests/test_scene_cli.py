@@ -45,7 +45,7 @@ def test_user_errors_print_one_line_and_exit_2(tmp_path, capsys) -> None:
     assert "does not exist" in capsys.readouterr().err
     assert not (tmp_path / "c").exists()
     assert main(["evaluate", "--model", "runs/model", "--out", str(tmp_path / "e.json")]) == 2
-    assert "only the 'retrieval' baseline" in capsys.readouterr().err
+    assert "needs --train DIR and --test DIR" in capsys.readouterr().err
 
 
 def test_bad_blocks_argument_is_a_usage_error(tmp_path) -> None:

@@ -1,0 +1,162 @@
+"""The whole model pipeline through the command line on tiny data: fit -> train-vae -> train ->
+generate -> expand -> evaluate, the demo with a model, and bad input (one line, exit 2, no output)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import trimesh
+from safetensors.torch import load_file
+
+from difforge.scene.cli import main
+from difforge.scene.demo import run as run_demo
+from difforge.scene.model import SceneModel
+from difforge.scene.sample import SceneGenerator
+
+FIT_ARGS = ["--channels", "4", "--plane-resolution", "8", "--hidden", "16", "--layers", "1",
+            "--iterations", "15", "--points-per-step", "64", "--surface-points", "512",
+            "--space-points", "512", "--keep-surface", "128", "--eval-blocks", "1"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pipeline")
+    torch.manual_seed(0)
+    for name, seed, n in (("train", 1, 10), ("test", 2, 6)):
+        args = ["dataset", "--n", str(n), "--seed", str(seed), "--out", str(root / name)]
+        assert main([*args, "--resolution", "16", "--no-sdf"]) == 0
+    assert main(["fit", "--data", str(root / "train"), "--out", str(root / "fit"), *FIT_ARGS]) == 0
+    vae = ["train-vae", "--fit", str(root / "fit"), "--out", str(root / "vae"), "--config", "tiny"]
+    assert main([*vae, "train.steps=10", "eval_blocks=1"]) == 0
+    train = ["train", "--fit", str(root / "fit"), "--vae", str(root / "vae"), "--config", "tiny"]
+    assert main([*train, "--out", str(root / "model"), "train.steps=10"]) == 0
+    return root
+
+
+def test_training_writes_a_complete_model_folder(trained) -> None:
+    metrics = json.loads((trained / "vae" / "metrics.json").read_text())
+    assert metrics["held_out_blocks"] == 1 and metrics["steps"] == 10
+    for name in ("vae", "raw_triplanes"):
+        report = metrics[f"held_out_reconstruction_{name}"]
+        assert 0 <= report["F@2cm"] <= 100 and 0 <= report["NC"] <= 1
+    model = SceneModel.load(trained / "model")
+    assert model.vae is not None and model.info["representation"] == "latent tri-planes"
+    assert model.info["training"]["examples_with_flips"] == 4 * 10
+    assert model.diffusion.config.latent_resolution == 4  # 8x8 planes, two halvings in tiny
+
+
+def test_generate_then_expand_a_scene(trained, tmp_path, capsys) -> None:
+    out = tmp_path / "scene.glb"
+    args = ["generate", "--model", str(trained / "model"), "--blocks", "2x1", "--out", str(out)]
+    assert main([*args, "--png", str(tmp_path / "scene.png"), "--seed", "3"]) == 0
+    assert len(trimesh.load(out, force="mesh").faces) > 0
+    assert (tmp_path / "scene.png").stat().st_size > 0
+    folder = tmp_path / "scene"
+    meta = json.loads((folder / "scene.json").read_text())
+    assert meta["blocks"] == [[0, 0], [1, 0]] and meta["layout"] == "layout.json"
+    assert load_file(str(folder / "latents.safetensors"))["latents"].shape == (2, 3, 2, 4, 4)
+
+    expanded = tmp_path / "expanded"
+    args = ["expand", "--scene", str(folder), "--direction=+z", "--out", str(expanded), "--png"]
+    assert main(args) == 0
+    meta = json.loads((expanded / "scene.json").read_text())
+    assert sorted(map(tuple, meta["blocks"])) == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    assert (expanded / "scene.glb").is_file() and (expanded / "scene.png").is_file()
+    latents = dict(zip(map(tuple, meta["blocks"]), load_file(str(expanded / "latents.safetensors"))["latents"]))  # fmt: skip
+    # The new block (0, 1) starts where (0, 0) ends along z, on the planes containing z.
+    ov = 1  # 0.8 m of 3.2 m at 4 latent texels
+    for plane in (1, 2):
+        assert torch.allclose(latents[(0, 1)][plane, :, :ov], latents[(0, 0)][plane, :, -ov:])
+    capsys.readouterr()
+
+    # The same direction beside block (0, 0) is now filled.
+    filled = ["expand", "--scene", str(expanded), "--direction=+z", "--at", "0,0",
+              "--out", str(tmp_path / "never")]  # fmt: skip
+    assert main(filled) == 2
+    err = capsys.readouterr().err
+    assert "already filled" in err and err.count("\n") == 1
+    assert not (tmp_path / "never").exists()
+
+
+def test_bad_generate_and_expand_inputs_exit_2_without_output(trained, tmp_path, capsys) -> None:
+    model = str(trained / "model")
+    layout = tmp_path / "layout.json"
+    layout.write_text(json.dumps({"format": "difforge-scene-layout/1",
+                                  "boxes": [{"class": "piano", "min": [0, 0, 0], "max": [1, 1, 1]}]}))  # fmt: skip
+    out = tmp_path / "s.glb"
+    cases = [
+        (["generate", "--model", model, "--layout", str(layout), "--out", str(out)], "piano"),
+        (["generate", "--model", str(tmp_path), "--out", str(out)], "not a difforge-scene model"),
+        (["generate", "--model", model, "--out", str(tmp_path / "s.stl")], "use one of"),
+    ]
+    small = tmp_path / "small.json"
+    small.write_text(json.dumps({"format": "difforge-scene-layout/1", "boxes": []}))
+    cases.append(
+        (
+            [
+                "generate",
+                "--model",
+                model,
+                "--layout",
+                str(small),
+                "--blocks",
+                "2x2",
+                "--out",
+                str(out),
+            ],
+            "smaller than the 2x2-block scene",
+        )
+    )
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    (corrupt / "scene.json").write_text("{not json")
+    cases.append(
+        (
+            ["expand", "--scene", str(corrupt), "--direction=-x", "--out", str(tmp_path / "e")],
+            "corrupt",
+        )
+    )
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and message in err and err.count("\n") == 1, err
+    assert not out.exists() and not (tmp_path / "s").exists() and not (tmp_path / "e").exists()
+
+
+def test_evaluate_model_against_retrieval_with_seams(trained, tmp_path) -> None:
+    out = tmp_path / "eval.json"
+    args = ["evaluate", "--model", str(trained / "model"), "--train", str(trained / "train"),
+            "--test", str(trained / "test"), "--out", str(out), "--n-eval", "3", "--seams", "2"]  # fmt: skip
+    assert main(args) == 0
+    result = json.loads(out.read_text())
+    ours = result["methods"]["latent diffusion (this model)"]
+    assert set(ours["distribution"]) == {"COV", "MMD", "1-NNA"}
+    assert "retrieval (nearest training layout)" in result["methods"]
+    assert 0 <= ours["layout_adherence"]["furniture_IoU"] <= 100
+    seams = result["seams"]
+    assert seams["pairs"] == 2
+    for name in ("with overlap conditioning", "independent"):
+        assert seams[name]["pairs_with_surface_in_overlap"] <= 2
+
+
+def test_raw_triplane_ablation_trains_and_samples(trained) -> None:
+    args = ["train", "--fit", str(trained / "fit"), "--vae", "raw", "--config", "tiny",
+            "--out", str(trained / "raw"), "train.steps=5", "model.patch_size=4"]  # fmt: skip
+    assert main(args) == 0
+    model = SceneModel.load(trained / "raw")
+    assert model.vae is None and model.info["representation"] == "raw tri-planes"
+    generator = SceneGenerator(model)
+    latents = generator.sample_latents(np.zeros((1, 9, 32, 32), dtype=np.uint8), seed=0)
+    assert latents.shape == (1, 3, 4, 8, 8)  # raw planes: 4 channels, 8 x 8
+    assert generator.decode(latents, 16).shape == (1, 16, 16, 16)
+
+
+def test_demo_generates_with_a_model(trained, tmp_path) -> None:
+    sections = run_demo(tmp_path, image_size=(160, 120), model=trained / "model")
+    section = sections[0]
+    assert "generated" in section.title
+    assert [f.suffix for f in section.files + section.images] == [".glb", ".png"]
+    assert (tmp_path / "scene_generated_2x2" / "scene.json").is_file()
