@@ -56,6 +56,7 @@ def collect(work: Path) -> dict[str, Any]:
         ("fit_stage1", work / "fit1" / "fit.json"),
         ("fit_stage2", work / "fit2" / "fit.json"),
         ("vae", work / "vae" / "metrics.json"),
+        ("ablation_vector_vae", work / "vae_vector" / "metrics.json"),
         ("model", work / "model" / "config.json"),
         ("evaluation", work / "eval.json"),
         ("ablation_raw_model", work / "raw" / "config.json"),
@@ -81,14 +82,17 @@ def markdown(results: dict[str, Any]) -> str:
             rep = next((v for k, v in fit.items() if k.startswith("reconstruction_first")), {})
             recon_rows.append((f"{label}, {fit['blocks']} blocks", rep))
     vae = results.get("vae")
-    if vae:
+    for key, label in (
+        ("vae", "latent tri-plane VAE"),
+        ("ablation_vector_vae", "latent vector VAE"),
+    ):
+        metrics = results.get(key) or {}
         for name in ("vae", "raw_triplanes"):
-            rep = vae.get(f"held_out_reconstruction_{name}")
-            if rep:
-                what = "VAE round trip" if name == "vae" else "raw tri-planes (same blocks)"
-                recon_rows.append(
-                    (f"{what}, {vae.get('held_out_reconstruction_blocks')} held-out", rep)
-                )
+            rep = metrics.get(f"held_out_reconstruction_{name}")
+            if rep and not (key != "vae" and name == "raw_triplanes"):
+                what = f"{label} round trip" if name == "vae" else "raw tri-planes (same blocks)"
+                n = metrics.get("held_out_reconstruction_blocks")
+                recon_rows.append((f"{what}, {n} held-out, {metrics['steps']} steps", rep))
     if recon_rows:
         lines += ["", "## Reconstruction through the shared decoder (vs exact surface)", ""]
         lines += ["| what | F@2cm | F@5cm | NC | CD (cm²) | empty |", "|---|---|---|---|---|---|"]

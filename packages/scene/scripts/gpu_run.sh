@@ -10,8 +10,10 @@
 #   log.txt
 # Stages: datasets -> tri-plane fit stage 1 (decoder + planes, FIT1_N blocks) -> stage 2 (frozen
 # decoder, N_TRAIN blocks) -> VAE -> latent diffusion -> evaluation vs retrieval (+ seams with vs
-# without overlap conditioning) -> demo scene; ABLATIONS=1 adds raw tri-plane diffusion (same
-# budget) and its evaluation (run it as a second call if the first used the 9 minutes).
+# without overlap conditioning) -> demo scene. ABLATIONS=1 adds the paper's ablations: a VAE with
+# one global latent vector of the same size (reconstruction, as the paper's Table 4), and raw
+# tri-plane diffusion (same budget) with its evaluation. As a second call on a still-warm machine
+# use REUSE=1: stages whose outputs exist in $WORK are skipped.
 # Run from the repository root with .whl (diffusers, trimesh wheels) carried:
 #   bash packages/scene/scripts/gpu_run.sh
 # CPU dry run (tiny presets, no install), about 2 minutes on 2 cores:
@@ -24,6 +26,7 @@ PRESET=${PRESET:-default}
 DEVICE=${DEVICE:-cuda}
 PY=${PY:-python3}
 ABLATIONS=${ABLATIONS:-0}
+REUSE=${REUSE:-0}
 CORES=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)
 WORKERS=${WORKERS:-$(( CORES > 1 ? CORES - 1 : 1 ))}
 
@@ -36,14 +39,14 @@ if [ "$PRESET" = tiny ]; then
   VAE_LIMIT_S=${VAE_LIMIT_S:-60}; DIF_LIMIT_S=${DIF_LIMIT_S:-60}
 else
   N_TRAIN=${N_TRAIN:-512}; N_TEST=${N_TEST:-200}; FIT1_N=${FIT1_N:-64}; RES=${RES:-64}
-  FIT_ARGS=${FIT_ARGS:-"--points-per-step 2048 --surface-points 50000 --space-points 50000 --eval-blocks 8"}
+  FIT_ARGS=${FIT_ARGS:-"--points-per-step 2048 --surface-points 30000 --space-points 30000 --eval-blocks 4"}
   FIT1_ITERS=${FIT1_ITERS:-500}; FIT2_ITERS=${FIT2_ITERS:-300}
   CONFIG=default; EVAL_N=${EVAL_N:-50}; SEAMS=${SEAMS:-16}; GEN_ARGS=${GEN_ARGS:-""}
-  VAE_OVR=${VAE_OVR:-""}; DIF_OVR=${DIF_OVR:-""}
-  VAE_LIMIT_S=${VAE_LIMIT_S:-50}; DIF_LIMIT_S=${DIF_LIMIT_S:-110}
+  VAE_OVR=${VAE_OVR:-"eval_blocks=8 eval_points=30000"}; DIF_OVR=${DIF_OVR:-""}
+  VAE_LIMIT_S=${VAE_LIMIT_S:-45}; DIF_LIMIT_S=${DIF_LIMIT_S:-100}
 fi
 # Hard limits (seconds) per stage; a stage that hits one is reported and the run goes on.
-T_DATA=${T_DATA:-40}; T_FIT1=${T_FIT1:-60}; T_FIT2=${T_FIT2:-150}; T_EVAL=${T_EVAL:-110}
+T_DATA=${T_DATA:-40}; T_FIT1=${T_FIT1:-60}; T_FIT2=${T_FIT2:-170}; T_EVAL=${T_EVAL:-110}
 T_DEMO=${T_DEMO:-40}
 
 mkdir -p "$OUT" "$WORK"
@@ -59,12 +62,15 @@ SCENE="$PY -m difforge.scene.cli"
 REPORT="$PY packages/scene/scripts/gpu_results.py --work $WORK --out $OUT"
 $PY -c "import torch, diffusers, trimesh, skimage; print('torch', torch.__version__, 'diffusers', diffusers.__version__, 'trimesh', trimesh.__version__)"
 SECONDS=0
-: > "$WORK/stages.tsv"
 
 # stage NAME LIMIT CMD...: run under a hard time limit, record status and seconds, refresh results.
 stage() {
   local name=$1 limit=$2; shift 2
   local start=$SECONDS
+  if [ "$REUSE" = 1 ] && [ -n "${DONE[$name]:-}" ] && [ -e "${DONE[$name]}" ]; then
+    echo "== $name: reusing ${DONE[$name]}"
+    return 0
+  fi
   echo "== $name (limit ${limit}s) at ${start}s"
   timeout --signal=TERM --kill-after=10 "$limit" "$@"
   local rc=$?
@@ -74,7 +80,15 @@ stage() {
   return $rc
 }
 
-rm -rf "$WORK"/{train,test,fit1,fit2,vae,model,raw} "$WORK"/*-run
+# What each stage leaves behind (REUSE=1 skips a stage whose output exists).
+declare -A DONE=([datasets]="$WORK/test/dataset.json" [fit1]="$WORK/fit1/fit.json"
+  [fit2]="$WORK/fit2/fit.json" [vae]="$WORK/vae/metrics.json" [diffusion]="$WORK/model/config.json"
+  [evaluate]="$WORK/eval.json")
+if [ "$REUSE" != 1 ]; then
+  rm -rf "$WORK"/{train,test,fit1,fit2,vae,vae_vector,model,raw,demo,demo_x} "$WORK"/*-run \
+    "$WORK"/*.json "$WORK"/demo.glb
+  : > "$WORK/stages.tsv"
+fi
 stage datasets "$T_DATA" bash -c "$SCENE dataset --n $N_TRAIN --seed 1000 --out $WORK/train --resolution $RES --no-sdf && $SCENE dataset --n $N_TEST --seed 2000 --out $WORK/test --resolution $RES --no-sdf"
 
 stage fit1 "$T_FIT1" $SCENE fit --data "$WORK/train" --first "$FIT1_N" --out "$WORK/fit1" \
@@ -103,6 +117,8 @@ stage demo "$T_DEMO" bash -c "$SCENE generate --model $WORK/model --blocks 2x2 -
   && cp $WORK/demo_x/scene.png $OUT/scene.png"
 
 if [ "$ABLATIONS" = 1 ]; then
+  stage vae_vector $(( VAE_LIMIT_S + 60 )) $SCENE train-vae --fit $FITS --out "$WORK/vae_vector" \
+    --config "$CONFIG" time_limit_s="$VAE_LIMIT_S" model.vector_latent=true $VAE_OVR
   stage raw_diffusion $(( DIF_LIMIT_S + 40 )) $SCENE train --fit $FITS --vae raw \
     --out "$WORK/raw" --config "$CONFIG" time_limit_s="$DIF_LIMIT_S" model.patch_size=8 $DIF_OVR
   stage raw_evaluate "$T_EVAL" $SCENE evaluate --model "$WORK/raw" --train "$WORK/train" \

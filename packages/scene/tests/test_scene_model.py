@@ -171,3 +171,19 @@ def test_sampling_stride_must_leave_whole_latent_texels() -> None:
     model = _tiny_model()
     with pytest.raises(UserError, match="whole number of latent texels"):
         SceneGenerator(model, sampling=SamplingConfig(stride=2.5))
+
+
+def test_vector_latent_vae_has_one_global_latent_of_the_same_size() -> None:
+    torch.manual_seed(0)
+    vae = TriPlaneVAE(channels=4, resolution=16, latent_channels=2, widths=(8, 8, 8))
+    vector = TriPlaneVAE(
+        channels=4, resolution=16, latent_channels=2, widths=(8, 8, 8), vector_latent=True
+    )
+    planes = torch.randn(2, 3, 4, 16, 16)
+    recon, mean, _ = vector(planes)
+    assert recon.shape == planes.shape and mean.shape == vae.encode(planes)[0].shape
+    n = mean[0].numel()  # the same number of latent numbers as the tri-plane latent ...
+    assert vector.to_vector.weight.shape == (2 * n, 2 * n)  # ... made by one dense map
+    with torch.no_grad():
+        again = vector.decode(vector.encode(planes)[0])
+    assert again.shape == planes.shape and torch.isfinite(again).all()

@@ -122,6 +122,7 @@ class TriPlaneVAE(ModelMixin, ConfigMixin):
         latent_channels: int = 4,
         widths: tuple[int, ...] = (32, 48, 64),
         kl_std: float = 0.25,
+        vector_latent: bool = False,
     ) -> None:
         super().__init__()
         widths = tuple(widths)
@@ -146,6 +147,12 @@ class TriPlaneVAE(ModelMixin, ConfigMixin):
             _plane_conv(widths[0], channels),
         ]
         self.decoder = nn.Sequential(*dec)
+        if vector_latent:
+            # The paper's "single latent vector" ablation: the same number of latent numbers, but
+            # one global vector made by dense layers over every position (no spatial layout).
+            size = 3 * latent_channels * (resolution // 2 ** (len(widths) - 1)) ** 2
+            self.to_vector = nn.Linear(2 * size, 2 * size)
+            self.from_vector = nn.Linear(size, size)
         # Per-channel whitening of raw planes, measured on the training planes.
         self.register_buffer("channel_mean", torch.zeros(channels))
         self.register_buffer("channel_std", torch.ones(channels))
@@ -167,12 +174,21 @@ class TriPlaneVAE(ModelMixin, ConfigMixin):
 
     def encode(self, planes: Tensor) -> tuple[Tensor, Tensor]:
         """Posterior mean and log-variance, each (B, 3, Z, r, r)."""
-        h = self.encoder(_planes_to_channels(self.whiten(planes.to(self.dtype))))
-        mean, logvar = _channels_to_planes(h).chunk(2, dim=2)
+        h = _channels_to_planes(
+            self.encoder(_planes_to_channels(self.whiten(planes.to(self.dtype))))
+        )
+        if self.config.vector_latent:  # the vector is kept in the tri-plane shape for bookkeeping
+            b, r = len(planes), self.latent_resolution
+            mean, logvar = self.to_vector(h.flatten(1)).chunk(2, dim=1)
+            mean, logvar = mean.view(b, 3, -1, r, r), logvar.view(b, 3, -1, r, r)
+        else:
+            mean, logvar = h.chunk(2, dim=2)
         return mean, logvar.clamp(-20.0, 10.0)
 
     def decode(self, latents: Tensor) -> Tensor:
         """Raw planes (B, 3, C, R, R) of latents (B, 3, Z, r, r)."""
+        if self.config.vector_latent:
+            latents = self.from_vector(latents.flatten(1)).view(latents.shape)
         return self.unwhiten(_channels_to_planes(self.decoder(_planes_to_channels(latents))))
 
     def kl(self, mean: Tensor, logvar: Tensor) -> Tensor:

@@ -76,6 +76,7 @@ class VAEModelConfig:
     latent_channels: int = 4
     widths: tuple[int, ...] = (32, 48, 64)
     kl_std: float = 0.25
+    vector_latent: bool = False  # ablation: one global latent vector of the same size
 
     def __post_init__(self) -> None:
         check_config(self.latent_channels >= 1, "latent_channels", ">= 1", self.latent_channels)
