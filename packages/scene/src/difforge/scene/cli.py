@@ -431,8 +431,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _join_direction(argv: list[str]) -> list[str]:
+    """``--direction -x`` as ``--direction=-x``: argparse would read ``-x`` as an option."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        if argv[i] == "--direction" and i + 1 < len(argv) and argv[i + 1] in ("-x", "-z"):
+            out.append(f"--direction={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_join_direction(list(sys.argv[1:] if argv is None else argv)))
     func: Callable[[argparse.Namespace], None] = args.func
     try:
         func(args)

@@ -124,13 +124,14 @@ class SceneGenerator:
         token_mask = diffusion.token_mask(mask.to(self.device))
         x = torch.randn((len(rasters), *diffusion.token_shape), generator=generator).to(self.device)
         alphas = scheduler.alphas_cumprod.to(self.device)
-        t_last = scheduler.timesteps[0] + 1
-        for t in scheduler.timesteps:
+        # Plain ints for the scheduler: it indexes CPU tables with the timestep.
+        t_last = int(scheduler.timesteps[0]) + 1
+        for t in (int(t) for t in scheduler.timesteps):
             if t < t_last:
                 v = guided(
                     diffusion,
                     x,
-                    t.expand(len(x)).to(self.device),
+                    torch.full((len(x),), t, device=self.device),
                     {"layout": layout},
                     {"layout": torch.zeros_like(layout)},
                     cfg.guidance_scale,
