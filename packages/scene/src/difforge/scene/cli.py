@@ -12,12 +12,16 @@ import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from difforge.core.cli import add_config_arguments
 from difforge.core.errors import UserError
 from difforge.core.io import write_json
 from difforge.scene.data.geometry import DEFAULT_RESOLUTION
 from difforge.scene.fit import FitConfig
+
+if TYPE_CHECKING:
+    from difforge.scene.sample import SceneGenerator
 
 
 def _blocks_arg(text: str) -> tuple[int, int]:
@@ -191,7 +195,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     print(f"wrote the model folder {args.out}")
 
 
-def _generator(model_name: str, args: argparse.Namespace):  # -> SceneGenerator
+def _generator(model_name: str, args: argparse.Namespace) -> SceneGenerator:
     from dataclasses import replace
 
     from difforge.core.cli import resolve_device

@@ -39,7 +39,9 @@ from difforge.scene.sample import Scene, SceneGenerator, neighbour_condition
 GENERATE_BATCH = 32
 
 
-def generate_grids(generator: SceneGenerator, rasters: np.ndarray, resolution: int, seed: int):
+def generate_grids(
+    generator: SceneGenerator, rasters: np.ndarray, resolution: int, seed: int
+) -> np.ndarray:
     """SDF grids (n, R, R, R) for layout rasters, sampled in batches."""
     grids = []
     for k, lo in enumerate(range(0, len(rasters), GENERATE_BATCH)):

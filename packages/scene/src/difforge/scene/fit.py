@@ -176,11 +176,12 @@ def dataset_supervision(
     return (
         Supervision.stack(parts),
         blocks,
-        [_block_source(dataset, i, b) for i, b in zip(indices, blocks)],
+        [block_source(dataset, i, b) for i, b in zip(indices, blocks)],
     )
 
 
-def _block_source(dataset: BlockDataset, index: int, block: Block) -> SDFSource:
+def block_source(dataset: BlockDataset, index: int, block: Block) -> SDFSource:
+    """The exact SDF of a dataset block: its procedural room, or its stored grid (meshes)."""
     return dataset.room(index) if dataset.room_index[index] >= 0 else GridSDF(block)
 
 
@@ -196,7 +197,7 @@ def _supervise(job: tuple[str, int, int, int]) -> Supervision:
     dataset = _DATASETS.setdefault(path, BlockDataset(path))
     block = dataset.block(index)
     return block_supervision(
-        _block_source(dataset, index, block), block, n_surface, n_space, seed=index
+        block_source(dataset, index, block), block, n_surface, n_space, seed=index
     )
 
 

@@ -41,7 +41,7 @@ from difforge.core.train import TrainConfig, Trainer
 from difforge.scene.data.blocks import BlockDataset
 from difforge.scene.data.geometry import NORMALISE_SCALE, TRUNCATION
 from difforge.scene.fit import (
-    _block_source,
+    block_source,
     decode_grids,
     load_plane_file,
     reconstruction_report,
@@ -398,7 +398,7 @@ def vae_reconstruction(
     recon = decode_latents(vae, encode_planes(vae, planes, device), device)
     ds = fits.dataset
     blocks = [ds.block(fits.indices[r]) for r in rows]
-    sources = [_block_source(ds, fits.indices[r], b) for r, b in zip(rows, blocks)]
+    sources = [block_source(ds, fits.indices[r], b) for r, b in zip(rows, blocks)]
     res = ds.resolution
     out = {}
     for name, p in (("vae", recon), ("raw_triplanes", planes)):
