@@ -21,12 +21,13 @@
 #   TRAJ_STEPS         training steps of the Berlin and bicycle models (1000; the shipped car
 #                      default had 4000)
 #   TRAJ_N, TRAJ_SEEDS trips per method and seed (5000), seeds ("0")
+#   TRAJ_SWEEP         batch size of the benches' TrajDLM throughput sweep (256)
 #   TRAJ_CONFIG / TRAJ_DEVICE / TRAJ_SCALING (extra scaling.py arguments) / TRAJ_HOSER_EPOCHS /
 #   TRAJ_LIMIT_SCALE (multiplies every time limit) / TRAJ_SITE / TRAJ_WORK: to check the script on
 #   a CPU with the tiny preset, e.g.
-#     TRAJ_CONFIG=tiny TRAJ_DEVICE=cpu TRAJ_STEPS=20 TRAJ_N=100 TRAJ_HOSER_EPOCHS=1 TRAJ_LIMIT_SCALE=3 \
+#     TRAJ_CONFIG=tiny TRAJ_DEVICE=cpu TRAJ_STEPS=20 TRAJ_N=100 TRAJ_HOSER_EPOCHS=1 TRAJ_SWEEP=8 TRAJ_LIMIT_SCALE=4 \
 #     TRAJ_SCALING="--cities helsinki grid6 --train-steps 2 --batch-size 8 --requests 16 --trips 200" \
-#     TRAJ_SITE=/tmp/site_unused OUT=/tmp/extra_out bash packages/traj/scripts/gpu_extra.sh
+#     PATH=.venv/bin:$PATH TRAJ_SITE=/tmp/site_dry OUT=/tmp/extra_out bash packages/traj/scripts/gpu_extra.sh
 set -euo pipefail
 OUT=${OUT:-/tmp/traj_extra_out}
 mkdir -p "$OUT"
@@ -49,6 +50,7 @@ CONFIG=${TRAJ_CONFIG:-default}
 DEVICE=${TRAJ_DEVICE:-cuda}
 HOSER_EPOCHS=${TRAJ_HOSER_EPOCHS:-25}
 SCALE=${TRAJ_LIMIT_SCALE:-1}
+SWEEP=${TRAJ_SWEEP:-256}
 DATASETS=packages/traj/src/difforge/traj/datasets
 WORK=${TRAJ_WORK:-/tmp/traj_extra}
 rm -rf "$WORK"
@@ -93,7 +95,9 @@ cat "$WORK/bike_train.log"
 printf '%s\t%s\t%s\t%s\n' bike_train "$bike_rc" $((SECONDS - bike_start)) "$bike_limit" >>"$WORK/stages.tsv"
 report
 
-common=(--n "$N" --seeds $SEEDS --batch-size 256 --device "$DEVICE" --throughput-batches)
+# TrajDLM's throughput sweep: one batch size (bench needs at least one)
+common=(--n "$N" --seeds $SEEDS --batch-size 256 --device "$DEVICE" --throughput-batches "$SWEEP"
+  --throughput-requests "$SWEEP")
 # the HOSER-style model trains before its bench starts: its own stage, so a slow training
 # cannot cost the other methods' results
 if [ -f "$WORK/berlin_model/config.json" ]; then
