@@ -184,6 +184,7 @@ def test_bench_compares_every_method_on_the_same_requests(trained, dataset, tmp_
             "--batch-size",
             "8",
             "--methods",
+            "real_trips",
             "shortest_path",
             "markov",
             "hoser_beam",
@@ -216,6 +217,13 @@ def test_bench_compares_every_method_on_the_same_requests(trained, dataset, tmp_
         assert len(method["runs"]) == 2
         if "no topology constraint" not in name:
             assert method["summary"]["destination_reached_share"]["mean"] == 1.0, name
+    reference = methods["real_trips"]["summary"]  # the training trips the requests came from
+    assert reference["fully_legal_share"]["mean"] == 1.0
+    assert reference["trajectories_per_second"] is None
+    assert (
+        reference["jsd_duration"]["mean"]
+        != methods["shortest_path"]["summary"]["jsd_duration"]["mean"]
+    )
     assert set(results["throughput_sweep"]["trajdlm"]) == {"1", "4"}
     assert "trajdlm_over_hoser_beam" in results["speedups"]
     assert results["card"].startswith("CPU")

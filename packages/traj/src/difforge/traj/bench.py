@@ -17,6 +17,11 @@ Methods:
   sampling ablations of the same weights (constraint off, guidance 0, one token per step) and
   extra trained models (e.g. no road encoder, another block size).
 
+- ``real_trips``: a reference row, not a method: the training trajectory each OD request was
+  drawn from, with its real times. It is what a generator that reproduced the data exactly would
+  score; on the pairwise metrics (Hausdorff, DTW, EDR) a single central route per OD pair, such as
+  the shortest path, can score better than the real trips themselves.
+
 Same batch policy for every batched method (``batch_size`` requests at a time). Throughput is
 trips per second on the named device, wall time of generation only (evaluation excluded), after a
 warm-up batch. A separate sweep times TrajDLM and autoregressive decoding at several batch sizes.
@@ -66,6 +71,7 @@ from difforge.traj.model import TrajDLM
 from difforge.traj.sample import TrajectorySampler, model_sampling
 
 BASELINES = ("shortest_path", "markov", "hoser_beam", "hoser_astar")
+REFERENCE = "real_trips"
 SAMPLING_ABLATIONS = {
     "trajdlm (no topology constraint)": {"constrained": False},
     "trajdlm (guidance w=0)": {"guidance_scale": 0.0},
@@ -81,7 +87,14 @@ class BenchSettings:
     n: int = 5000
     seeds: tuple[int, ...] = (0,)
     batch_size: int = 256
-    methods: tuple[str, ...] = ("shortest_path", "markov", "hoser_beam", "ar_decoding", "trajdlm")
+    methods: tuple[str, ...] = (
+        REFERENCE,
+        "shortest_path",
+        "markov",
+        "hoser_beam",
+        "ar_decoding",
+        "trajdlm",
+    )
     ablations: bool = False
     throughput_batches: tuple[int, ...] = (1, 16, 256, 4096)
     throughput_requests: int = 256  # trips timed per batch size (at least one full batch)
@@ -90,7 +103,7 @@ class BenchSettings:
     extra_models: dict[str, Path] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        known = {*BASELINES, "ar_decoding", "trajdlm"}
+        known = {REFERENCE, *BASELINES, "ar_decoding", "trajdlm"}
         unknown = [m for m in self.methods if m not in known]
         if unknown:
             raise UserError(f"unknown method(s) {', '.join(unknown)}; choose from {sorted(known)}")
@@ -163,6 +176,25 @@ def baseline_generator(
     )
 
 
+def real_trips_runner(
+    harness: Harness,
+) -> Callable[[ODRequests, int], tuple[Trajectories, Throughput]]:
+    """The reference row: each request answered by the training trip it was drawn from."""
+
+    def run(requests: ODRequests, seed: int) -> tuple[Trajectories, Throughput]:
+        if requests.trip_index is None:
+            raise ValueError("real_trips needs requests drawn from the training set")
+        train = harness.train
+        trips = Trajectories(
+            rids=[train.rids[i] for i in requests.trip_index],
+            times=[train.times[i] for i in requests.trip_index],
+            traj_ids=[train.traj_ids[i] for i in requests.trip_index],
+        )
+        return trips, Throughput(len(trips), 0.0)  # nothing generated: no speed
+
+    return run
+
+
 def _model_runner(
     sampler: TrajectorySampler,
 ) -> Callable[[ODRequests, int], tuple[Trajectories, Throughput]]:
@@ -218,7 +250,9 @@ def run_bench(
     if any(m.startswith("hoser") for m in settings.methods):
         hoser_model = _hoser_model(harness, hoser_model_dir, hoser_save_dir, log)
     for name in settings.methods:
-        if name in BASELINES:
+        if name == REFERENCE:
+            runners[name] = real_trips_runner(harness)
+        elif name in BASELINES:
             generate = baseline_generator(name, harness, hoser_model)
             batch = settings.batch_size if name.startswith("hoser") else None
 

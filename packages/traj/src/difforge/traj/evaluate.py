@@ -388,11 +388,16 @@ def hoser_city(name: str) -> str | None:
 
 @dataclass
 class ODRequests:
-    """Origins, destinations (segment ids) and departure times (``datetime64[s]`` or NaT)."""
+    """Origins, destinations (segment ids) and departure times (``datetime64[s]`` or NaT).
+
+    ``trip_index``: the training trajectory each OD pair was drawn from (None for requests made
+    otherwise), so that the real trips themselves can be scored as a reference generator.
+    """
 
     origins: np.ndarray
     destinations: np.ndarray
     departures: np.ndarray
+    trip_index: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.origins)
@@ -419,7 +424,9 @@ def sample_od_requests(train: Trajectories, n: int = NUM_GENERATED, seed: int = 
         departures = starts[rng.integers(0, len(starts), size=n)]
     else:
         departures = np.full(n, np.datetime64("NaT"), dtype="datetime64[s]")
-    return ODRequests(origins=origins, destinations=destinations, departures=departures)
+    return ODRequests(
+        origins=origins, destinations=destinations, departures=departures, trip_index=od_index
+    )
 
 
 # ----------------------------------------------------------------------------------------------
