@@ -46,7 +46,7 @@ def collect(work: Path) -> dict[str, Any]:
     if (work / "stages.tsv").is_file():
         for line in (work / "stages.tsv").read_text().splitlines():
             name, rc, seconds = line.split("\t")
-            stages.append({"stage": name, "exit": int(rc), "seconds": int(seconds)})
+            stages.append({"stage": name, "exit": rc, "seconds": int(seconds)})
     results: dict[str, Any] = {
         "card": _card(),
         "date": datetime.date.today().isoformat(),

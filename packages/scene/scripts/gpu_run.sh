@@ -32,22 +32,23 @@ WORKERS=${WORKERS:-$(( CORES > 1 ? CORES - 1 : 1 ))}
 
 if [ "$PRESET" = tiny ]; then
   N_TRAIN=${N_TRAIN:-24}; N_TEST=${N_TEST:-12}; FIT1_N=${FIT1_N:-12}; RES=${RES:-16}
-  FIT_ARGS=${FIT_ARGS:-"--channels 4 --plane-resolution 8 --hidden 16 --layers 1 --points-per-step 128 --surface-points 1024 --space-points 1024 --keep-surface 256 --eval-blocks 1"}
+  FIT_ARGS=${FIT_ARGS:-"--channels 4 --plane-resolution 8 --hidden 16 --layers 1 --points-per-step 128 --surface-points 1024 --space-points 1024 --keep-surface 256 --eval-blocks 1 --eval-points 2000"}
   FIT1_ITERS=${FIT1_ITERS:-30}; FIT2_ITERS=${FIT2_ITERS:-20}
   CONFIG=tiny; EVAL_N=${EVAL_N:-4}; SEAMS=${SEAMS:-2}; GEN_ARGS=${GEN_ARGS:-"--steps 4"}
   VAE_OVR=${VAE_OVR:-"eval_blocks=2"}; DIF_OVR=${DIF_OVR:-""}
   VAE_LIMIT_S=${VAE_LIMIT_S:-60}; DIF_LIMIT_S=${DIF_LIMIT_S:-60}
 else
   N_TRAIN=${N_TRAIN:-512}; N_TEST=${N_TEST:-200}; FIT1_N=${FIT1_N:-64}; RES=${RES:-64}
-  FIT_ARGS=${FIT_ARGS:-"--points-per-step 2048 --surface-points 30000 --space-points 30000 --eval-blocks 4"}
+  FIT_ARGS=${FIT_ARGS:-"--points-per-step 2048 --surface-points 30000 --space-points 30000 --eval-blocks 4 --eval-points 30000"}
   FIT1_ITERS=${FIT1_ITERS:-500}; FIT2_ITERS=${FIT2_ITERS:-300}
   CONFIG=default; EVAL_N=${EVAL_N:-50}; SEAMS=${SEAMS:-16}; GEN_ARGS=${GEN_ARGS:-""}
   VAE_OVR=${VAE_OVR:-"eval_blocks=8 eval_points=30000"}; DIF_OVR=${DIF_OVR:-""}
-  VAE_LIMIT_S=${VAE_LIMIT_S:-45}; DIF_LIMIT_S=${DIF_LIMIT_S:-100}
+  VAE_LIMIT_S=${VAE_LIMIT_S:-40}; DIF_LIMIT_S=${DIF_LIMIT_S:-90}
 fi
-# Hard limits (seconds) per stage; a stage that hits one is reported and the run goes on.
-T_DATA=${T_DATA:-40}; T_FIT1=${T_FIT1:-60}; T_FIT2=${T_FIT2:-170}; T_EVAL=${T_EVAL:-110}
-T_DEMO=${T_DEMO:-40}
+# Hard limits (seconds) per stage; a stage that hits one is reported and the run goes on. No
+# stage runs past TOTAL_S after the start (stages are cut short, or skipped, to end in time).
+T_DATA=${T_DATA:-30}; T_FIT1=${T_FIT1:-50}; T_FIT2=${T_FIT2:-140}; T_EVAL=${T_EVAL:-80}
+T_DEMO=${T_DEMO:-45}; TOTAL_S=${TOTAL_S:-525}
 
 mkdir -p "$OUT" "$WORK"
 exec > >(tee "$OUT/log.txt") 2>&1
@@ -61,12 +62,18 @@ export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1
 SCENE="$PY -m difforge.scene.cli"
 REPORT="$PY packages/scene/scripts/gpu_results.py --work $WORK --out $OUT"
 $PY -c "import torch, diffusers, trimesh, skimage; print('torch', torch.__version__, 'diffusers', diffusers.__version__, 'trimesh', trimesh.__version__)"
-SECONDS=0
 
 # stage NAME LIMIT CMD...: run under a hard time limit, record status and seconds, refresh results.
 stage() {
   local name=$1 limit=$2; shift 2
   local start=$SECONDS
+  local left=$(( TOTAL_S - SECONDS ))
+  if [ "$left" -lt 10 ]; then
+    echo "== $name: skipped (${left}s left of TOTAL_S=${TOTAL_S})"
+    printf '%s\t%s\t%s\n' "$name" "skipped" 0 >> "$WORK/stages.tsv"
+    return 1
+  fi
+  [ "$limit" -gt "$left" ] && limit=$left
   if [ "$REUSE" = 1 ] && [ -n "${DONE[$name]:-}" ] && [ -e "${DONE[$name]}" ]; then
     echo "== $name: reusing ${DONE[$name]}"
     return 0
@@ -78,6 +85,13 @@ stage() {
   echo "   $name: exit $rc after $(( SECONDS - start ))s (total ${SECONDS}s)"
   $REPORT
   return $rc
+}
+
+# budget WANT RESERVE: training seconds, at most WANT, leaving RESERVE seconds for what follows.
+budget() {
+  local left=$(( TOTAL_S - SECONDS - $2 ))
+  local t=$(( $1 < left ? $1 : left ))
+  echo $(( t > 5 ? t : 5 ))
 }
 
 # What each stage leaves behind (REUSE=1 skips a stage whose output exists).
@@ -99,11 +113,15 @@ stage fit2 "$T_FIT2" $SCENE fit --data "$WORK/train" --decoder "$WORK/fit1/decod
 FITS="$WORK/fit2"
 [ -f "$WORK/fit2/fit.json" ] || { echo "   stage 2 missing: training on the stage-1 fit"; FITS="$WORK/fit1"; }
 
-stage vae $(( VAE_LIMIT_S + 60 )) $SCENE train-vae --fit $FITS --out "$WORK/vae" \
-  --config "$CONFIG" time_limit_s="$VAE_LIMIT_S" $VAE_OVR
+# Training stops itself at its time limit (then evaluates and saves: the +40 / +30 s below);
+# the later stages' hard limits are reserved out of TOTAL_S.
+VAE_T=$(budget "$VAE_LIMIT_S" $(( 40 + DIF_LIMIT_S + 30 + T_EVAL + T_DEMO )))
+stage vae $(( VAE_T + 40 )) $SCENE train-vae --fit $FITS --out "$WORK/vae" \
+  --config "$CONFIG" time_limit_s="$VAE_T" $VAE_OVR
 
-stage diffusion $(( DIF_LIMIT_S + 40 )) $SCENE train --fit $FITS --vae "$WORK/vae" \
-  --out "$WORK/model" --config "$CONFIG" time_limit_s="$DIF_LIMIT_S" $DIF_OVR
+DIF_T=$(budget "$DIF_LIMIT_S" $(( 30 + T_EVAL + T_DEMO )))
+stage diffusion $(( DIF_T + 30 )) $SCENE train --fit $FITS --vae "$WORK/vae" \
+  --out "$WORK/model" --config "$CONFIG" time_limit_s="$DIF_T" $DIF_OVR
 [ -f "$WORK/model/config.json" ] && rm -rf "$OUT/default" && cp -r "$WORK/model" "$OUT/default" \
   && du -sh "$OUT/default"
 

@@ -150,7 +150,9 @@ def cmd_fit(args: argparse.Namespace) -> None:
         "seconds_supervision": prepared - start,
         "seconds_fit": fitted - prepared,
         "history": history,
-        f"reconstruction_first_{k}_blocks": reconstruction_report(grids, blocks[:k], sources[:k]),
+        f"reconstruction_first_{k}_blocks": reconstruction_report(
+            grids, blocks[:k], sources[:k], args.eval_points
+        ),
     }
     # Surface samples kept for the VAE's SDF loss (a random subset per block).
     keep = torch.randperm(sup.surface.shape[1], generator=torch.Generator().manual_seed(0))
@@ -356,6 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.add_argument("--workers", type=int, default=1, help="processes preparing the targets")
     p.add_argument("--eval-blocks", type=int, default=8, help="blocks meshed for the F-score")
+    p.add_argument("--eval-points", type=int, default=100_000, help="points per side (F-score)")
     p.add_argument(
         "--chunk-blocks", type=int, default=256, help="blocks fitted together (frozen decoder)"
     )
