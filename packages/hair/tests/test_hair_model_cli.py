@@ -118,3 +118,29 @@ def test_bad_inputs_give_one_line_errors_and_no_output(trained, tmp_path, capsys
         err = capsys.readouterr().err
         assert err.startswith("error: ") and message in err and err.count("\n") == 1
     assert not out.exists() and not (tmp_path / "c").exists() and not (tmp_path / "m").exists()
+
+
+def test_demo_reconstructs_every_bundled_picture_with_a_model(trained, tmp_path):
+    from difforge.hair.demo import HELD_OUT_PICTURES, reconstruction_section
+
+    pictures = sorted(HELD_OUT_PICTURES.glob("heldout_*.png"))
+    assert len(pictures) >= 3
+    section = reconstruction_section(tmp_path, trained / "model", n_strands=200)
+    assert len(section.images) == len(section.files) == len(pictures)
+    for png, ply in zip(section.images, section.files):
+        points = read_ply(ply)
+        assert points.ndim == 3 and len(points) > 50
+        assert np.isfinite(points).all()
+        with Image.open(png) as sheet:
+            assert sheet.width > 4 * sheet.height  # input picture + four views in one row
+
+
+def test_demo_without_a_shipped_model_shows_only_the_procedural_section(tmp_path, monkeypatch):
+    from difforge.core.gallery import DemoSection
+    from difforge.hair import demo, model
+
+    monkeypatch.setattr(model, "DEFAULT_MODEL_DIR", tmp_path / "missing")
+    monkeypatch.setattr(demo, "procedural_section", lambda out: DemoSection(title="procedural"))
+    sections = demo.run(tmp_path)
+    assert [s.title for s in sections] == ["procedural"]
+    assert "No trained image-to-strands model ships yet" in sections[0].description

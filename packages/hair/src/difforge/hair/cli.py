@@ -14,7 +14,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from difforge.core.cli import add_config_arguments, progress, resolve_device, run_cli
 from difforge.core.errors import UserError
@@ -38,7 +37,7 @@ from difforge.hair.evaluate import (
     results_table,
 )
 from difforge.hair.export import read_strands, write_npz, write_obj, write_ply, write_usd
-from difforge.hair.render import Appearance, render_views, save_png, side_by_side
+from difforge.hair.render import Appearance, contact_sheet, render_views, save_png, side_by_side
 
 Runner = Callable[[argparse.Namespace], None]
 
@@ -111,18 +110,7 @@ def write_groom_outputs(
         write_usd(args.usd, groom.points, up_axis=args.up_axis)
         written.append(args.usd)
     if args.png:
-        views = render_views(
-            groom.points, ("front", "three_quarter", "left", "back"), 256, appearance
-        )
-        tiles = [view.rgb for view in views.values()]
-        if input_image is not None:
-            tiles.insert(
-                0,
-                np.asarray(
-                    Image.fromarray(input_image).resize((256, 256), Image.Resampling.LANCZOS)
-                ),
-            )
-        save_png(args.png, side_by_side(tiles))
+        save_png(args.png, contact_sheet(groom.points, appearance, input_image))
         written.append(args.png)
     return written
 

@@ -309,6 +309,21 @@ def side_by_side(images: list[np.ndarray], gap: int = 4, background: int = 255) 
     return np.concatenate(tiles, axis=1)[:, :-gap]
 
 
+def contact_sheet(
+    points: np.ndarray,
+    appearance: Appearance = Appearance(),
+    input_image: np.ndarray | None = None,
+    size: int = 256,
+) -> np.ndarray:
+    """Front, three-quarter, side and back renders in one row, after the input picture if given."""
+    views = render_views(points, ("front", "three_quarter", "left", "back"), size, appearance)
+    tiles = [view.rgb for view in views.values()]
+    if input_image is not None:
+        picture = Image.fromarray(np.asarray(input_image, dtype=np.uint8))
+        tiles.insert(0, np.asarray(picture.resize((size, size), Image.Resampling.LANCZOS)))
+    return side_by_side(tiles)
+
+
 def save_png(path: str | os.PathLike[str], image: np.ndarray) -> None:
     """Write an (H, W) or (H, W, 3) uint8 image as PNG, atomically."""
     with atomic_path(path) as tmp:
