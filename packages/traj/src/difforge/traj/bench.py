@@ -76,7 +76,7 @@ SAMPLING_ABLATIONS = {
     "trajdlm (no topology constraint)": {"constrained": False},
     "trajdlm (guidance w=0)": {"guidance_scale": 0.0},
     "trajdlm (one token per step)": {"steps_per_block": None, "threshold": None},
-    "trajdlm (4 steps per block)": {"steps_per_block": 4},
+    "trajdlm (8 steps per block)": {"steps_per_block": 8},
 }
 
 
@@ -339,7 +339,7 @@ def run_bench(
     timed_samplers = {
         label: s
         for label, s in samplers.items()
-        if label in ("trajdlm", "trajdlm (4 steps per block)") or label.startswith("ar_decoding")
+        if label in ("trajdlm", "trajdlm (8 steps per block)") or label.startswith("ar_decoding")
     }
     for label, sampler in timed_samplers.items():
         sweep[label] = throughput_sweep(sampler, harness, settings, log)
