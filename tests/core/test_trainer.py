@@ -1,9 +1,11 @@
-"""difforge.core.train.Trainer: exact resume, accumulation, bf16, EMA export, refusals; the sampler."""
+"""difforge.core.train.Trainer: exact resume, time limit, accumulation, bf16, EMA export, refusals;
+the sampler."""
 
 from __future__ import annotations
 
 import itertools
 import math
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +17,7 @@ from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
 from torch import nn
 
-from difforge.core.errors import CheckpointError, UserError
+from difforge.core.errors import CheckpointError, ConfigError, UserError
 from difforge.core.train import ResumableBatchSampler, TrainConfig, Trainer, warmup_cosine
 from difforge.core.train import trainer as trainer_module
 
@@ -107,6 +109,41 @@ def test_resume_matches_uninterrupted_run_exactly(tmp_path: Path, data, num_work
     assert result.step == 12
     assert second.ema.optimization_step == 12
     assert_states_equal(full_state(full), full_state(second))
+
+
+def test_time_limit_stops_early_saves_and_resumes_exactly(tmp_path: Path) -> None:
+    full = make_trainer(tmp_path / "full")
+    assert full.train().stopped_by == "steps"
+
+    # A limit already spent by earlier work (started_at in the past): the run stops after the
+    # step that first sees it (no sleeping: the outcome does not depend on the machine's speed).
+    limited = make_trainer(tmp_path / "limited")
+    result = limited.train(time_limit_s=60, started_at=time.monotonic() - 120)
+    assert (result.step, result.planned_steps, result.stopped_by) == (1, 12, "time_limit")
+    assert result.checkpoint == tmp_path / "limited" / "checkpoints" / "step_00000001"
+    assert result.export_dir == tmp_path / "limited" / "model"
+    assert set(result.logs) >= {"loss", "lr"}  # the stop step's logs are flushed
+    assert result.summary()["stopped_by"] == "time_limit"
+    exported = TinyDenoiser.from_pretrained(tmp_path / "limited" / "model")
+    for p, shadow in zip(exported.parameters(), limited.ema.shadow_params):
+        assert torch.equal(p, shadow.cpu())
+
+    # A generous limit changes nothing; resuming the stopped run matches the uninterrupted one.
+    resumed = make_trainer(tmp_path / "limited", init_seed=123)
+    result = resumed.train(resume="latest", time_limit_s=3600)
+    assert (result.step, result.stopped_by) == (12, "steps")
+    assert_states_equal(full_state(full), full_state(resumed))
+    with pytest.raises(ConfigError, match="time_limit_s"):
+        resumed.train(resume="latest", time_limit_s=-1)
+
+
+def test_load_ema_weights_puts_the_average_in_the_model(tmp_path: Path) -> None:
+    trainer = make_trainer(tmp_path, steps=3)
+    trainer.train()
+    model = trainer.load_ema_weights()
+    assert model is trainer.model and not model.training
+    for p, shadow in zip(model.parameters(), trainer.ema.shadow_params):
+        assert torch.equal(p, shadow)
 
 
 def test_resume_without_rng_restore_would_differ(

@@ -19,6 +19,11 @@ logs under ``out_dir/logs``, a tqdm bar, checkpoints under ``out_dir/checkpoints
 ``ckpt_every`` steps, exact resume (model, optimizer, scheduler, EMA, step, data position and every
 process's RNG states), and at the end a ``save_pretrained`` export of a diffusers ``ModelMixin``.
 
+A wall-clock limit (``train(time_limit_s=...)``, for one-shot runs on borrowed machines) is checked
+after every step: the run stops cleanly at that step, saves its checkpoint and exports the model,
+and a later ``train(resume="latest")`` continues exactly as if it had never stopped (the LR
+schedule still runs to ``config.steps``).
+
 Exact resume holds for a dataset (the sampler's position is part of the state) and for a data
 factory that honours ``start_batch``. With ``num_workers > 0``, randomness inside the dataset's
 ``__getitem__`` should derive from the index, because worker RNG states are not checkpointed.
@@ -131,14 +136,32 @@ class TrainConfig:
         )
 
 
+StopReason = Literal["steps", "stop_at_step", "time_limit"]
+
+
 @dataclass
 class TrainResult:
-    """What :meth:`Trainer.train` did: the step reached, the last logged values, where it wrote."""
+    """What :meth:`Trainer.train` did: the step reached, the last logged values, where it wrote,
+    the planned number of steps, the seconds this call took and why it stopped (``steps``: the run
+    is complete; ``stop_at_step``; ``time_limit``: the wall-clock limit ended it early)."""
 
     step: int
     logs: dict[str, float]
     checkpoint: Path | None
     export_dir: Path | None
+    planned_steps: int
+    seconds: float
+    stopped_by: StopReason
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready record of the run for metrics files."""
+        return {
+            "steps": self.step,
+            "planned_steps": self.planned_steps,
+            "stopped_by": self.stopped_by,
+            "seconds": round(self.seconds, 2),
+            "final_logs": self.logs,
+        }
 
 
 def warmup_cosine(step: int, *, warmup_steps: int, total_steps: int, min_ratio: float) -> float:
@@ -239,14 +262,27 @@ class Trainer:
     # ------------------------------------------------------------------------------------------
 
     def train(
-        self, resume: str | Path | None = None, *, stop_at_step: int | None = None
+        self,
+        resume: str | Path | None = None,
+        *,
+        stop_at_step: int | None = None,
+        time_limit_s: float = 0.0,
+        started_at: float | None = None,
     ) -> TrainResult:
         """Run until ``config.steps`` (or ``stop_at_step``, for a run split in parts).
 
         ``resume``: None starts fresh (refused if ``out_dir`` already holds checkpoints);
         ``"latest"`` continues from the newest checkpoint in ``out_dir`` if there is one;
         a path continues from that checkpoint folder.
+
+        ``time_limit_s`` > 0 stops the run after the first step that ends ``time_limit_s`` seconds
+        or more after ``started_at`` (a ``time.monotonic()`` value; default: now, so pass an
+        earlier one to count preparation work into the limit). At least one step runs. The stop
+        saves a checkpoint and exports the model like the end of the run does.
         """
+        check_config(time_limit_s >= 0, "time_limit_s", ">= 0", time_limit_s)
+        called_at = time.monotonic()
+        deadline = (called_at if started_at is None else started_at) + time_limit_s
         cfg, acc = self.config, self.accelerator
         checkpoint = self._resume_path(resume)
         if checkpoint is not None:
@@ -272,6 +308,7 @@ class Trainer:
         window = _LogWindow(acc.device)
         logs: dict[str, float] = {}
         last_saved: Path | None = None
+        stopped_by: StopReason = "steps" if end == cfg.steps else "stop_at_step"
         while self.step < end:
             for micro in range(cfg.grad_accum):
                 batch = send_to_device(self._next_batch(batches), acc.device, non_blocking=True)
@@ -297,17 +334,54 @@ class Trainer:
                 self.ema.step(self.model.parameters())
             self.step += 1
             bar.update(1)
-            if self.step % cfg.log_every == 0 or self.step == end:
+            out_of_time = time_limit_s > 0 and self.step < end and self._time_is_up(deadline)
+            last = self.step == end or out_of_time
+            if self.step % cfg.log_every == 0 or last:
                 logs = window.flush(acc, self.scheduler.get_last_lr()[0], cfg.batch_size)
                 acc.log(logs, step=self.step)
                 bar.set_postfix(loss=f"{logs['loss']:.4g}", lr=f"{logs['lr']:.3g}", refresh=False)
-            if (cfg.ckpt_every and self.step % cfg.ckpt_every == 0) or self.step == end:
+            if (cfg.ckpt_every and self.step % cfg.ckpt_every == 0) or last:
                 last_saved = self.save_checkpoint()
+            if out_of_time:
+                stopped_by = "time_limit"
+                logger.info(
+                    "time limit of %.0f s reached: stopped at step %d of %d (checkpoint saved)",
+                    time_limit_s,
+                    self.step,
+                    cfg.steps,
+                )
+                break
         bar.close()
-        export_dir = self.export_model() if self.step >= cfg.steps else None
+        finished = self.step >= cfg.steps or stopped_by == "time_limit"
+        export_dir = self.export_model() if finished else None
         for tracker in acc.trackers:  # not end_training(): it would also end the process group
             tracker.finish()
-        return TrainResult(step=self.step, logs=logs, checkpoint=last_saved, export_dir=export_dir)
+        return TrainResult(
+            step=self.step,
+            logs=logs,
+            checkpoint=last_saved,
+            export_dir=export_dir,
+            planned_steps=cfg.steps,
+            seconds=time.monotonic() - called_at,
+            stopped_by=stopped_by,
+        )
+
+    def _time_is_up(self, deadline: float) -> bool:
+        up = time.monotonic() >= deadline
+        acc = self.accelerator
+        if acc.num_processes == 1:
+            return up
+        # Every process must stop at the same step, or the others would wait forever in the next
+        # gradient all-reduce: stop when any process is out of time (one tiny all-reduce a step).
+        flag = torch.tensor([float(up)], device=acc.device)
+        return bool(acc.reduce(flag, reduction="sum").item() > 0)
+
+    def load_ema_weights(self) -> nn.Module:
+        """Put the EMA weights into the model (no-op without EMA) and switch it to eval mode, for
+        using or saving the model once training is over; returns the model."""
+        if self.ema is not None:
+            self.ema.copy_to(self.model.parameters())
+        return self.model.eval()
 
     def _batches(self) -> Iterator[Any]:
         cfg, acc = self.config, self.accelerator
