@@ -232,6 +232,14 @@ def test_bench_compares_every_method_on_the_same_requests(trained, dataset, tmp_
     assert (out / "hoser_model" / "model.safetensors").is_file()
 
 
+def test_bench_without_throughput_sizes_skips_the_sweep(trained, tmp_path):
+    out = tmp_path / "bench"
+    args = ["bench", "--model", str(trained), "--out-dir", str(out), "--n", "5"]
+    assert main([*args, "--methods", "trajdlm", "--throughput-batches", "--device", "cpu"]) == 0
+    results = json.loads((out / "bench.json").read_text())
+    assert results["throughput_sweep"] == {} and "trajdlm" in results["methods"]
+
+
 def test_demo_entry_point_writes_files_and_metrics(trained, tmp_path):
     sections = run_demo(tmp_path, model=trained, n=20)
     assert len(sections) == 2

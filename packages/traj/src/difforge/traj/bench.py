@@ -339,7 +339,8 @@ def run_bench(
     timed_samplers = {
         label: s
         for label, s in samplers.items()
-        if label in ("trajdlm", "trajdlm (8 steps per block)") or label.startswith("ar_decoding")
+        if settings.throughput_batches  # `--throughput-batches` with no sizes: no sweep
+        and (label in ("trajdlm", "trajdlm (8 steps per block)") or label.startswith("ar_decoding"))
     }
     for label, sampler in timed_samplers.items():
         sweep[label] = throughput_sweep(sampler, harness, settings, log)
