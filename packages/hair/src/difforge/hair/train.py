@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -125,7 +124,7 @@ class CodecRunConfig:
     loss: CodecLossWeights = field(default_factory=CodecLossWeights)
     train: TrainConfig = field(default_factory=_codec_train)
     data: DataConfig = field(default_factory=DataConfig)
-    time_limit_s: float = 0.0  # stop training early after this long (0: run every step)
+    time_limit_s: float = 0.0  # stop training after the step passing this (0: no limit)
 
 
 @dataclass(frozen=True)
@@ -177,7 +176,7 @@ class DiffusionRunConfig:
     cond_dropout: float = 0.1
     p_mean: float = -1.2
     p_std: float = 1.2
-    time_limit_s: float = 0.0  # stop training early after this long (0: run every step)
+    time_limit_s: float = 0.0  # stop training after the step passing this (0: no limit)
 
     def __post_init__(self) -> None:
         check_config(0 <= self.cond_dropout < 1, "cond_dropout", "in [0, 1)", self.cond_dropout)
@@ -300,26 +299,6 @@ def _run_dir(out_dir: Path, run_dir: str | Path | None) -> Path:
     return Path(run_dir) if run_dir is not None else out_dir.with_name(out_dir.name + "-run")
 
 
-def _train(trainer: Trainer, time_limit_s: float) -> dict[str, Any]:
-    """Run (or resume) ``trainer`` to its last step, or stop at a chunk boundary (a twentieth of
-    the run) once ``time_limit_s`` has passed, for one-shot runs on borrowed machines; then leave
-    the EMA weights (when EMA is on) in the model. Returns the step reached and the last logs."""
-    started, steps = time.monotonic(), trainer.config.steps
-    chunk = steps if time_limit_s <= 0 else max(1, steps // 20)
-    result = None
-    while trainer.step < steps and (result is None or time.monotonic() - started < time_limit_s):
-        result = trainer.train(resume="latest", stop_at_step=trainer.step + chunk)
-    if trainer.ema is not None:
-        trainer.ema.copy_to(trainer.model.parameters())
-    trainer.model.eval()
-    return {
-        "steps": trainer.step,
-        "planned_steps": steps,
-        "seconds": time.monotonic() - started,
-        "final_logs": result.logs if result is not None else {},
-    }
-
-
 ################################################################################
 #                                 Strand codec                                 #
 ################################################################################
@@ -359,7 +338,8 @@ def train_codec(
         ),
         replace(config.train, out_dir=str(_run_dir(out_dir, run_dir))),
     )
-    run = _train(trainer, config.time_limit_s)
+    run = trainer.train(resume="latest", time_limit_s=config.time_limit_s).summary()
+    trainer.load_ema_weights()
     metrics: dict[str, Any] = {
         "held_out": codec_errors(codec, torch.from_numpy(np.concatenate(eval_parts))),
         "per_family": {
@@ -458,7 +438,8 @@ def train_diffusion(
         ),
         replace(config.train, out_dir=str(_run_dir(out_dir, run_dir))),
     )
-    run = _train(trainer, config.time_limit_s)
+    run = trainer.train(resume="latest", time_limit_s=config.time_limit_s).summary()
+    trainer.load_ema_weights()
     codec_metrics_path = codec_path / "metrics.json"
     info = {
         "training": {
