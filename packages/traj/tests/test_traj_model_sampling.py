@@ -319,3 +319,19 @@ def test_requests_with_unknown_segments_or_no_path_are_user_errors(city, trips):
     unreachable = ODRequests(np.array([0]), np.array([3]), np.array(["NaT"], "datetime64[s]"))
     with pytest.raises(UserError, match="no legal path"):
         sampler.generate(unreachable, show_progress=False)
+
+
+def test_networks_without_the_all_pairs_table_decode_the_same_trips(city, trips):
+    # Above ALL_PAIRS_LIMIT segments hop counts come from one BFS per batch and the requests are
+    # ordered by straight-line distance: the decoded trips must not change.
+    model = random_model(city, 4)
+    requests = requests_of(trips)
+    config = SamplingConfig(batch_size=3, duration_sampling=False)
+    table = TrajectorySampler(model, config).generate(requests, show_progress=False)
+    sampler = TrajectorySampler(model, config)
+    sampler.hops.all_pairs = None
+    per_batch = sampler.generate(requests, show_progress=False)
+    assert len(table.rids) == len(per_batch.rids) == len(requests)
+    for a, b, destination in zip(table.rids, per_batch.rids, requests.destinations):
+        np.testing.assert_array_equal(a, b)
+        assert b[-1] == destination

@@ -543,6 +543,16 @@ class TrajectorySampler:
         seconds = torch.expm1(mean.float()).clamp(min=0).cpu().numpy()
         return [seconds[row, : len(path)] for row, path in enumerate(paths)]
 
+    def _trip_size(self, origins: np.ndarray, destinations: np.ndarray) -> np.ndarray:
+        """The fewest-hop count of each request where the all-pairs table exists; on larger
+        networks the straight-line distance between the two segments' centroids, because a BFS
+        for every request here would double the per-batch BFS that decoding needs anyway."""
+        if self.hops.all_pairs is not None:
+            return self.hops.between(origins, destinations)
+        offset = self.graph.centroid[destinations] - self.graph.centroid[origins]
+        offset[:, 0] *= np.cos(np.radians(self.graph.centroid[origins, 1]))
+        return np.hypot(offset[:, 0], offset[:, 1])
+
     def generate(
         self,
         requests: ODRequests,
@@ -553,7 +563,7 @@ class TrajectorySampler:
         """Trips for every request, in request order; batches of ``batch_size`` (default
         ``config.batch_size``) requests.
 
-        Requests are decoded in order of their origin-destination hop count, so that a batch holds
+        Requests are decoded in order of their size (:meth:`_trip_size`), so that a batch holds
         trips of similar length (fewer blocks spent on finished rows), then put back in order.
         """
         generator = torch.Generator(device=self.device).manual_seed(seed)
@@ -564,8 +574,7 @@ class TrajectorySampler:
             if len(ids) and (ids.min() < 0 or ids.max() >= n):
                 raise UserError(f"an OD request names an unknown {name} segment (network has {n})")
         minutes = departure_minutes(requests.departures)
-        hop_counts = self.hops.between(origins, destinations)
-        order = np.argsort(hop_counts, kind="stable")
+        order = np.argsort(self._trip_size(origins, destinations), kind="stable")
         paths: list[np.ndarray | None] = [None] * len(origins)
         durations: list[np.ndarray | None] = [None] * len(origins)
         size = batch_size or self.config.batch_size
