@@ -19,6 +19,9 @@ block size from the trip lengths, canvas length), and trains with:
 Batches are drawn length-bucketed (pools of 64 batches sorted by length, batch order shuffled;
 a pure function of (seed, epoch), so resume is exact) and padded only to their own longest trip.
 At the end the EMA weights are saved to ``model_dir`` (:meth:`TrajDLM.save_pretrained`).
+``time_limit_s`` > 0 stops training after the step that passes that many seconds of training
+(checked every step by the core Trainer); the model is saved all the same, and ``--resume``
+continues the run exactly.
 """
 
 from __future__ import annotations
@@ -89,6 +92,7 @@ class TrajTrainConfig:
     # sampling.max_detour, when not set, becomes this quantile of the training trips' detours
     # (segments beyond the fewest-hop route between their ends).
     detour_quantile: float = 0.99
+    time_limit_s: float = 0.0  # stop training after the step passing this (0: no limit)
 
     def __post_init__(self) -> None:
         check_config(0 <= self.cond_dropout < 1, "cond_dropout", "in [0, 1)", self.cond_dropout)
@@ -96,6 +100,7 @@ class TrajTrainConfig:
             0 < self.detour_quantile <= 1, "detour_quantile", "in (0, 1]", self.detour_quantile
         )
         check_config(self.duration_weight >= 0, "duration_weight", ">= 0", self.duration_weight)
+        check_config(self.time_limit_s >= 0, "time_limit_s", ">= 0", self.time_limit_s)
 
 
 def preset_path(name: str) -> Path:
@@ -274,6 +279,8 @@ def make_loss(config: TrajTrainConfig, model_config: TrajDLMConfig):
 class TrainSummary:
     model_dir: Path
     steps: int
+    planned_steps: int
+    stopped_by: str
     logs: dict[str, float]
     parameters: int
     train_trips: int
@@ -347,7 +354,7 @@ def train(
         train_cfg,
         model_config=model_config,
     )
-    result = trainer.train(resume="latest" if resume else None)
+    result = trainer.train(resume="latest" if resume else None, time_limit_s=config.time_limit_s)
 
     params = list(model.parameters())
     if trainer.ema is not None:  # export the EMA weights, keep the raw ones in the trainer
@@ -366,9 +373,8 @@ def train(
                 },
                 "sampling": to_dict(config.sampling),
                 "training": {
-                    "steps": result.step,
+                    **result.summary(),
                     "batch_size": train_cfg.batch_size,
-                    "final_logs": result.logs,
                     "ema": trainer.ema is not None,
                     "parameters": num_parameters(model),
                     "config": to_dict(config),
@@ -381,6 +387,8 @@ def train(
     return TrainSummary(
         model_dir=model_dir,
         steps=result.step,
+        planned_steps=result.planned_steps,
+        stopped_by=result.stopped_by,
         logs=result.logs,
         parameters=num_parameters(model),
         train_trips=len(dataset),
@@ -398,6 +406,11 @@ def describe(summary: TrainSummary) -> list[str]:
         f"max length {mc.max_len})",
         f"model saved to {summary.model_dir}",
     ]
+    if summary.stopped_by == "time_limit":
+        lines.append(
+            f"stopped by time_limit_s at step {summary.steps} of {summary.planned_steps}; "
+            "--resume continues the run"
+        )
     if summary.skipped:
         lines.append(
             "skipped trips: " + ", ".join(f"{n} {why}" for why, n in summary.skipped.items())
