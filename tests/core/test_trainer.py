@@ -118,11 +118,15 @@ def test_time_limit_stops_early_saves_and_resumes_exactly(tmp_path: Path) -> Non
     # A limit already spent by earlier work (started_at in the past): the run stops after the
     # step that first sees it (no sleeping: the outcome does not depend on the machine's speed).
     limited = make_trainer(tmp_path / "limited")
-    result = limited.train(time_limit_s=60, started_at=time.monotonic() - 120)
+    logged = []
+    result = limited.train(
+        time_limit_s=60, started_at=time.monotonic() - 120, on_log=lambda *a: logged.append(a)
+    )
     assert (result.step, result.planned_steps, result.stopped_by) == (1, 12, "time_limit")
+    assert logged == [(1, result.logs)]  # the stop step's logs are flushed and reported
     assert result.checkpoint == tmp_path / "limited" / "checkpoints" / "step_00000001"
     assert result.export_dir == tmp_path / "limited" / "model"
-    assert set(result.logs) >= {"loss", "lr"}  # the stop step's logs are flushed
+    assert set(result.logs) >= {"loss", "lr"}
     assert result.summary()["stopped_by"] == "time_limit"
     exported = TinyDenoiser.from_pretrained(tmp_path / "limited" / "model")
     for p, shadow in zip(exported.parameters(), limited.ema.shadow_params):
@@ -200,7 +204,9 @@ def test_logs_export_and_checkpoint_pruning(tmp_path: Path) -> None:
     trainer = make_trainer(
         tmp_path, steps=6, ckpt_every=2, keep_checkpoints=2, log_every=3, tensorboard=True
     )
-    result = trainer.train()
+    logged = []
+    result = trainer.train(on_log=lambda step, logs: logged.append(step))
+    assert logged == [3, 6]
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == [
         "step_00000004",
         "step_00000006",

@@ -268,6 +268,7 @@ class Trainer:
         stop_at_step: int | None = None,
         time_limit_s: float = 0.0,
         started_at: float | None = None,
+        on_log: Callable[[int, dict[str, float]], None] | None = None,
     ) -> TrainResult:
         """Run until ``config.steps`` (or ``stop_at_step``, for a run split in parts).
 
@@ -279,6 +280,9 @@ class Trainer:
         or more after ``started_at`` (a ``time.monotonic()`` value; default: now, so pass an
         earlier one to count preparation work into the limit). At least one step runs. The stop
         saves a checkpoint and exports the model like the end of the run does.
+
+        ``on_log(step, logs)`` is called on the main process at every log step (e.g. to print
+        progress lines where no progress bar shows, such as in a log file).
         """
         check_config(time_limit_s >= 0, "time_limit_s", ">= 0", time_limit_s)
         called_at = time.monotonic()
@@ -339,6 +343,8 @@ class Trainer:
             if self.step % cfg.log_every == 0 or last:
                 logs = window.flush(acc, self.scheduler.get_last_lr()[0], cfg.batch_size)
                 acc.log(logs, step=self.step)
+                if on_log is not None and acc.is_main_process:
+                    on_log(self.step, logs)
                 bar.set_postfix(loss=f"{logs['loss']:.4g}", lr=f"{logs['lr']:.3g}", refresh=False)
             if (cfg.ckpt_every and self.step % cfg.ckpt_every == 0) or last:
                 last_saved = self.save_checkpoint()
