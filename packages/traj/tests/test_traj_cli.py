@@ -269,7 +269,7 @@ def test_bad_input_gives_one_line_errors_and_no_partial_files(
         ),
         (
             ["generate", "--model", str(tmp_path), "--n", "5", "--out", str(out)],
-            "not a model folder",
+            "not a difforge-traj model folder",
         ),
         (["generate", "--model", str(trained), "--n", "0", "--out", str(out)], "--n must be >= 1"),
         (

@@ -142,7 +142,7 @@ def test_loading_bad_model_folders_fails_with_one_line_errors(city, tmp_path):
     out = tiny_model(city).save_pretrained(tmp_path / "model", data_dir=data)
     with pytest.raises(UserError, match=r"no config\.json"):
         TrajDLM.from_pretrained(tmp_path)
-    with pytest.raises(UserError, match="not a model folder"):
+    with pytest.raises(UserError, match="not a difforge-traj model folder"):
         resolve_model_dir(tmp_path / "missing")
 
     (out / "model.safetensors").write_bytes(b"not a safetensors file")

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import copy
 import itertools
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,14 +38,15 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import Tensor, nn
 
+from difforge.core import pretrained
 from difforge.core.config import check_config, from_dict, to_dict
-from difforge.core.errors import CheckpointError, UserError
+from difforge.core.errors import CheckpointError
 from difforge.core.io import atomic_dir, write_json
 from difforge.core.nn.dit import DiTBackbone
+from difforge.core.pretrained import CONFIG_NAME, load_component, read_json_object
 from difforge.scene.classes import NUM_CLASSES
 from difforge.scene.triplane import TriPlaneDecoder
 
-CONFIG_NAME = "config.json"
 MODEL_TYPE = "difforge-scene"
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "weights" / "default"
 XZ_PLANE = 1
@@ -399,43 +399,9 @@ def save_half(model: ModelMixin, folder: Path, keep_float32: bool = False) -> No
     copy_.save_pretrained(folder)
 
 
-def load_component(cls: type[ModelMixin], folder: Path) -> Any:
-    """A ``save_pretrained`` folder (safetensors only, never pickles) as float32, eval mode."""
-    if not (folder / CONFIG_NAME).is_file():
-        raise CheckpointError(f"{folder}: missing ({CONFIG_NAME} not found)")
-    try:
-        model = cls.from_pretrained(
-            folder, use_safetensors=True, local_files_only=True, torch_dtype=torch.float32
-        )
-    except (OSError, ValueError, RuntimeError, TypeError, KeyError) as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{folder}: cannot load ({first_line})") from None
-    return model.float().eval()
-
-
-def read_json_object(path: Path) -> dict[str, Any]:
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{path}: unreadable ({exc})") from None
-    if not isinstance(meta, dict):
-        raise CheckpointError(f"{path}: not a JSON object")
-    return meta
-
-
 def resolve_model_dir(name: str | os.PathLike[str]) -> Path:
     """``"default"`` -> the shipped default model folder; anything else is a folder path."""
-    if str(name) == "default":
-        if not (DEFAULT_MODEL_DIR / CONFIG_NAME).is_file():
-            raise UserError(
-                f"no default model: {DEFAULT_MODEL_DIR} is missing (it ships after the GPU "
-                "training run; train one with `difforge-scene train` and pass --model DIR)"
-            )
-        return DEFAULT_MODEL_DIR
-    path = Path(name)
-    if not (path / CONFIG_NAME).is_file():
-        raise UserError(f"{path}: not a difforge-scene model folder (no {CONFIG_NAME})")
-    return path
+    return pretrained.resolve_model_dir(name, DEFAULT_MODEL_DIR, "difforge-scene")
 
 
 def num_parameters(model: nn.Module | None) -> int:

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import math
 import shutil
 from dataclasses import dataclass
@@ -46,10 +45,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from difforge.core import pretrained
 from difforge.core.config import check_config, from_dict, to_dict
 from difforge.core.errors import CheckpointError, ConfigError, UserError
 from difforge.core.io import atomic_path, write_json
 from difforge.core.nn.dit import DiTBackbone, DiTOutput
+from difforge.core.pretrained import CONFIG_NAME, read_json_object
 from difforge.traj.data.datasets import available_datasets, dataset_dir
 from difforge.traj.data.hoser import read_roadmap
 from difforge.traj.data.segments import SegmentGraph
@@ -57,7 +58,6 @@ from difforge.traj.data.segments import SegmentGraph
 NUM_PREFIX = 3  # origin, destination, departure-time bucket
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "weights" / "default"
 WEIGHTS_NAME = "model.safetensors"
-CONFIG_NAME = "config.json"
 ROADMAP_FILES = ("roadmap.geo", "roadmap.rel")
 MINUTES_PER_DAY = 1440
 
@@ -474,15 +474,10 @@ class TrajDLM(nn.Module):
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        model_dir = Path(model_dir)
+        model_dir = resolve_model_dir(model_dir)
         config_path = model_dir / CONFIG_NAME
-        if not config_path.is_file():
-            raise UserError(f"{model_dir}: not a model folder (no {CONFIG_NAME})")
-        try:
-            meta = json.loads(config_path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise CheckpointError(f"{config_path}: unreadable ({exc})") from None
-        if not isinstance(meta, dict) or meta.get("model_type") != "trajdlm":
+        meta = read_json_object(config_path)
+        if meta.get("model_type") != "trajdlm":
             raise CheckpointError(f"{config_path}: not a TrajDLM model config")
         config = from_dict(TrajDLMConfig, meta.get("model", {}), prefix="model.")
         if roadmap_fingerprint(model_dir) != meta.get("roadmap_sha256"):
@@ -506,17 +501,7 @@ def num_parameters(model: nn.Module) -> int:
 
 def resolve_model_dir(name: str | Path) -> Path:
     """``"default"`` -> the shipped default model folder; anything else is a folder path."""
-    if str(name) == "default":
-        if not (DEFAULT_MODEL_DIR / CONFIG_NAME).is_file():
-            raise UserError(
-                f"the default model is missing: {DEFAULT_MODEL_DIR} holds no {CONFIG_NAME} "
-                "(train one with `difforge-traj train` and pass --model DIR)"
-            )
-        return DEFAULT_MODEL_DIR
-    path = Path(name)
-    if not (path / CONFIG_NAME).is_file():
-        raise UserError(f"{path}: not a model folder (no {CONFIG_NAME})")
-    return path
+    return pretrained.resolve_model_dir(name, DEFAULT_MODEL_DIR, "difforge-traj")
 
 
 def model_data_dir(meta: dict[str, Any], data: str | Path | None = None) -> Path:

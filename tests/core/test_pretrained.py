@@ -1,0 +1,49 @@
+"""Model folders: "default" vs a path, JSON metadata, save_pretrained components."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from difforge.core.errors import CheckpointError, UserError
+from difforge.core.nn.dit import DiTBackbone
+from difforge.core.pretrained import load_component, read_json_object, resolve_model_dir
+
+
+def test_resolve_model_dir_names_the_package_and_the_missing_file(tmp_path):
+    shipped = tmp_path / "weights" / "default"
+    with pytest.raises(UserError, match=r"default model is missing: .*`difforge-x train`"):
+        resolve_model_dir("default", shipped, "difforge-x")
+    shipped.mkdir(parents=True)
+    (shipped / "config.json").write_text("{}")
+    assert resolve_model_dir("default", shipped, "difforge-x") == shipped
+    with pytest.raises(UserError, match="not a difforge-x model folder"):
+        resolve_model_dir(tmp_path, shipped, "difforge-x")
+    assert resolve_model_dir(str(shipped), tmp_path / "nowhere", "difforge-x") == shipped
+
+
+def test_read_json_object_refuses_broken_and_non_object_files(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text('{"a": 1}')
+    assert read_json_object(path) == {"a": 1}
+    path.write_text("[1, 2]")
+    with pytest.raises(CheckpointError, match="not a JSON object"):
+        read_json_object(path)
+    path.write_text("{broken")
+    with pytest.raises(CheckpointError, match="unreadable"):
+        read_json_object(path)
+
+
+def test_load_component_round_trips_safetensors_in_float32_eval_mode(tmp_path):
+    model = DiTBackbone(in_channels=4, hidden_size=32, num_layers=1, num_heads=2)
+    model.to(torch.bfloat16).save_pretrained(tmp_path / "dit")
+    assert (tmp_path / "dit" / "diffusion_pytorch_model.safetensors").is_file()
+    loaded = load_component(DiTBackbone, tmp_path / "dit")
+    assert not loaded.training and next(loaded.parameters()).dtype == torch.float32
+    for a, b in zip(model.parameters(), loaded.parameters()):
+        torch.testing.assert_close(a.float(), b)
+    (tmp_path / "dit" / "diffusion_pytorch_model.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(CheckpointError, match="cannot load"):
+        load_component(DiTBackbone, tmp_path / "dit")
+    with pytest.raises(CheckpointError, match=r"config\.json not found"):
+        load_component(DiTBackbone, tmp_path)
