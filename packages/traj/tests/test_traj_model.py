@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -20,16 +21,9 @@ from difforge.traj.model import (
     resolve_model_dir,
     time_bucket,
 )
+from difforge.traj.train import load_train_config
 
-TINY = {
-    "hidden_size": 32,
-    "num_layers": 2,
-    "num_heads": 2,
-    "id_dim": 16,
-    "feature_dim": 8,
-    "gnn_dim": 24,
-    "duration_hidden": 16,
-}
+TINY = load_train_config("tiny", []).model  # the tiny size preset
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +33,7 @@ def city():
 
 def tiny_model(city, **overrides) -> TrajDLM:
     torch.manual_seed(0)
-    config = resolve_config(TrajDLMConfig(**{**TINY, **overrides}), city, np.array([3, 5, 9]))
+    config = resolve_config(dataclasses.replace(TINY, **overrides), city, np.array([3, 5, 9]))
     return TrajDLM(config).attach_graph(city)
 
 

@@ -12,7 +12,7 @@ import torch
 from difforge.core.errors import UserError
 from difforge.traj.data.synthetic import synthetic_city, synthetic_trips
 from difforge.traj.evaluate import ODRequests
-from difforge.traj.model import TrajDLM, TrajDLMConfig, resolve_config
+from difforge.traj.model import TrajDLM, resolve_config
 from difforge.traj.sample import (
     HopDistances,
     SamplingConfig,
@@ -21,16 +21,9 @@ from difforge.traj.sample import (
     cut_trip,
     successor_table,
 )
+from difforge.traj.train import load_train_config
 
-TINY = {
-    "hidden_size": 32,
-    "num_layers": 2,
-    "num_heads": 2,
-    "id_dim": 16,
-    "feature_dim": 8,
-    "gnn_dim": 24,
-    "duration_hidden": 16,
-}
+TINY = load_train_config("tiny", []).model  # the tiny size preset
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +40,7 @@ def random_model(city, block_size: int, max_len: int = 12) -> TrajDLM:
     """An untrained model with noisy weights (a fresh adaLN-Zero DiT would be too uniform)."""
     torch.manual_seed(block_size)
     config = resolve_config(
-        TrajDLMConfig(**TINY, block_size=block_size, max_len=max_len), city, np.array([max_len])
+        dataclasses.replace(TINY, block_size=block_size, max_len=max_len), city, np.array([max_len])
     )
     model = TrajDLM(config).attach_graph(city)
     with torch.no_grad():
