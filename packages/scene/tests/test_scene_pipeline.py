@@ -160,3 +160,28 @@ def test_demo_generates_with_a_model(trained, tmp_path) -> None:
     assert "generated" in section.title
     assert [f.suffix for f in section.files + section.images] == [".glb", ".png"]
     assert (tmp_path / "scene_generated_2x2" / "scene.json").is_file()
+
+
+def test_time_limit_bounds_the_command_and_still_writes_its_output(trained, tmp_path, capsys):
+    # time_limit_s counts from the process's start and keeps seconds free for the work after
+    # training, so 1 s is spent before training starts: one step, then evaluation and saving.
+    fit = str(trained / "fit")
+    vae = ["train-vae", "--fit", fit, "--out", str(tmp_path / "vae"), "--config", "tiny"]
+    assert main([*vae, "time_limit_s=1"]) == 0
+    metrics = json.loads((tmp_path / "vae" / "metrics.json").read_text())
+    assert (metrics["steps"], metrics["planned_steps"], metrics["stopped_by"]) == (
+        1,
+        30,
+        "time_limit",
+    )
+    assert metrics["held_out_reconstruction_blocks"] == 1
+    assert {"held_out_reconstruction_vae", "held_out_reconstruction_raw_triplanes"} <= set(metrics)
+    log = capsys.readouterr().out
+    assert "raw tri-plane reconstruction of 1 held-out blocks" in log
+    assert "trained 1/30 steps" in log and "(stopped by time limit)" in log
+
+    train = ["train", "--fit", fit, "--vae", str(tmp_path / "vae"), "--config", "tiny"]
+    assert main([*train, "--out", str(tmp_path / "model"), "time_limit_s=1"]) == 0
+    run = SceneModel.load(tmp_path / "model").info["training"]["diffusion"]
+    assert (run["steps"], run["stopped_by"]) == (1, "time_limit")
+    assert "10 blocks x 4 mirror images through the VAE" in capsys.readouterr().out

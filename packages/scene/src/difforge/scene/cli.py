@@ -179,11 +179,21 @@ def cmd_render(args: argparse.Namespace) -> None:
     print(f"wrote {args.png}")
 
 
+def _process_started_at() -> float:
+    """``time.monotonic()`` at this process's start, so that a command's ``time_limit_s`` also
+    covers python start-up and imports (~15 s on the GPU machine)."""
+    import time
+
+    import psutil
+
+    return time.monotonic() - max(0.0, time.time() - psutil.Process().create_time())
+
+
 def cmd_train_vae(args: argparse.Namespace) -> None:
     from difforge.scene.train import load_run_config, train_vae
 
     config = load_run_config("vae", args.config, args.overrides)
-    metrics = train_vae(args.fit, args.out, config, args.run_dir)
+    metrics = train_vae(args.fit, args.out, config, args.run_dir, _process_started_at())
     print(json.dumps({k: v for k, v in metrics.items() if k != "final_logs"}, indent=1))
 
 
@@ -192,7 +202,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     config = load_run_config("diffusion", args.config, args.overrides)
     vae = None if args.vae == "raw" else args.vae
-    model = train_diffusion(args.fit, vae, args.out, config, args.run_dir)
+    model = train_diffusion(args.fit, vae, args.out, config, args.run_dir, _process_started_at())
     print(json.dumps(model.info["training"]["diffusion"], indent=1))
     print(f"wrote the model folder {args.out}")
 

@@ -16,6 +16,12 @@ Stage-1 and stage-2 fit folders may be given together; they must share one decod
   instead (the paper's raw tri-plane ablation). Output: the model folder.
 
 Checkpoints go to ``<out>-run`` beside the output; a rerun with the same output resumes.
+
+``time_limit_s`` > 0 bounds the whole call, counted from ``started_at`` (the command line passes
+its process's start, so python start-up and imports count too): the work before training (loading,
+encoding, for the VAE the raw planes' held-out reconstruction) is spent first, training stops
+(checked every step by the core Trainer) early enough to leave the measured or reserved time for
+what follows it, and each phase prints a line stamped with the seconds since the start.
 """
 
 from __future__ import annotations
@@ -62,6 +68,9 @@ from difforge.scene.triplane import TriPlaneDecoder, load_decoder
 CONFIGS_DIR = Path(__file__).resolve().parent / "configs"
 VAE_EVAL_EVERY = 10  # every 10th fitted block is held out of VAE training
 ENCODE_BATCH = 64
+# Seconds a time limit keeps free after training for the stop's checkpoint, writing the output
+# folder and the interpreter's exit (a few seconds on the H200 for the default sizes; see RESULTS).
+SAVE_RESERVE_S = 8.0
 
 
 ################################################################################
@@ -105,12 +114,13 @@ class VAERunConfig:
     points_per_block: int = 2048  # SDF-loss points per block per step (half near the surface)
     eval_blocks: int = 16  # held-out blocks meshed for the reconstruction metrics
     eval_points: int = 100_000  # points per side for those metrics
-    time_limit_s: float = 0.0  # stop early after this long (0: run every step)
+    time_limit_s: float = 0.0  # seconds for the whole command (module docstring); 0: no limit
 
     def __post_init__(self) -> None:
         check_config(self.points_per_block >= 2, "points_per_block", ">= 2", self.points_per_block)
         check_config(self.eval_blocks >= 0, "eval_blocks", ">= 0", self.eval_blocks)
         check_config(self.eval_points >= 100, "eval_points", ">= 100", self.eval_points)
+        check_config(self.time_limit_s >= 0, "time_limit_s", ">= 0", self.time_limit_s)
 
 
 @dataclass(frozen=True)
@@ -146,10 +156,11 @@ class DiffusionRunConfig:
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     cond_dropout: float = 0.1
     flips: bool = True  # also train on the x / z mirror images of every block
-    time_limit_s: float = 0.0
+    time_limit_s: float = 0.0  # seconds for the whole command (module docstring); 0: no limit
 
     def __post_init__(self) -> None:
         check_config(0 <= self.cond_dropout < 1, "cond_dropout", "in [0, 1)", self.cond_dropout)
+        check_config(self.time_limit_s >= 0, "time_limit_s", ">= 0", self.time_limit_s)
 
 
 def load_run_config(kind: str, config: str | Path | None, overrides: Sequence[str]) -> Any:
@@ -261,23 +272,44 @@ def _run_dir(out_dir: Path, run_dir: str | Path | None) -> Path:
     return Path(run_dir) if run_dir is not None else out_dir.with_name(out_dir.name + "-run")
 
 
-def run_trainer(trainer: Trainer, time_limit_s: float) -> dict[str, Any]:
-    """Run (or resume) ``trainer`` to its last step, or stop at a chunk boundary (a twentieth of
-    the run) once ``time_limit_s`` has passed; then leave the EMA weights in the model."""
-    started, steps = time.monotonic(), trainer.config.steps
-    chunk = steps if time_limit_s <= 0 else max(1, steps // 20)
-    result = None
-    while trainer.step < steps and (result is None or time.monotonic() - started < time_limit_s):
-        result = trainer.train(resume="latest", stop_at_step=trainer.step + chunk)
-    if trainer.ema is not None:
-        trainer.ema.copy_to(trainer.model.parameters())
-    trainer.model.eval()
-    return {
-        "steps": trainer.step,
-        "planned_steps": steps,
-        "seconds": time.monotonic() - started,
-        "final_logs": result.logs if result is not None else {},
-    }
+class Clock:
+    """Seconds since ``started_at`` (a ``time.monotonic()`` value; default: now). :meth:`say`
+    prints a progress line stamped with them, so a log shows where the time went."""
+
+    def __init__(self, started_at: float | None = None) -> None:
+        self.started_at = time.monotonic() if started_at is None else started_at
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started_at
+
+    def say(self, message: str) -> None:
+        print(f"[{self.elapsed():7.1f} s] {message}", flush=True)
+
+
+def _train(trainer: Trainer, time_limit_s: float, reserve_s: float, clock: Clock) -> dict[str, Any]:
+    """Run (or resume) ``trainer``; with a limit, stop after the step that leaves less than
+    ``reserve_s`` of ``time_limit_s`` (counted from the clock's start). Leaves the EMA weights in
+    the model; returns the run record."""
+    steps = trainer.config.steps
+    limit = 0.0
+    if time_limit_s > 0:
+        # Never 0 (no limit): with the budget already spent, the Trainer still runs one step.
+        limit = max(time_limit_s - reserve_s, 1e-9)
+        clock.say(f"training: {steps} steps planned, stopping by {limit:.0f} s")
+    else:
+        clock.say(f"training: {steps} steps, no time limit")
+    result = trainer.train(
+        resume="latest",
+        time_limit_s=limit,
+        started_at=clock.started_at,
+        on_log=lambda step, logs: clock.say(f"step {step}/{steps}: loss {logs['loss']:.4g}"),
+    )
+    trainer.load_ema_weights()
+    clock.say(
+        f"trained {result.step}/{steps} steps in {result.seconds:.1f} s (stopped by "
+        f"{result.stopped_by.replace('_', ' ')})"
+    )
+    return result.summary()
 
 
 def _device() -> torch.device:
@@ -340,14 +372,32 @@ def train_vae(
     out_dir: str | Path,
     config: VAERunConfig,
     run_dir: str | Path | None = None,
+    started_at: float | None = None,
 ) -> dict[str, Any]:
-    """Train the VAE; write ``out_dir`` (VAE folder + ``metrics.json``); return the metrics."""
+    """Train the VAE; write ``out_dir`` (VAE folder + ``metrics.json``); return the metrics.
+    ``started_at``: where ``config.time_limit_s`` counts from (module docstring)."""
+    clock = Clock(started_at)
     out_dir = Path(out_dir)
+    clock.say(f"loading {len(fit_dirs)} fit folder(s)")
     fits = load_fits(fit_dirs)
     decoder = load_decoder(fits.decoder_dir).eval().requires_grad_(False)
     n = len(fits.planes)
     held_out = [i for i in range(n) if i % VAE_EVAL_EVERY == VAE_EVAL_EVERY - 1] if n >= 10 else []
     train_rows = [i for i in range(n) if i not in set(held_out)]
+    clock.say(f"{n} blocks: {len(train_rows)} to train on, {len(held_out)} held out")
+    # The raw planes' reconstruction (the ceiling) does not depend on the VAE: measured before
+    # training, it also tells how long the VAE's own held-out reconstruction will take after it.
+    evaluation = HeldOutEvaluation(decoder, fits, held_out, config)
+    reports: dict[str, Any] = {}
+    if evaluation.rows:
+        clock.say(f"raw tri-plane reconstruction of {len(evaluation.rows)} held-out blocks")
+        started = time.monotonic()
+        reports["held_out_reconstruction_raw_triplanes"] = evaluation.report(
+            fits.planes[evaluation.rows]
+        )
+        evaluation_s = time.monotonic() - started
+    else:
+        evaluation_s = 0.0
     _, _, channels, resolution, _ = fits.planes.shape
     vae = TriPlaneVAE(channels=channels, resolution=resolution, **to_dict(config.model))
     vae.set_normalisation(fits.planes[train_rows])
@@ -358,9 +408,10 @@ def train_vae(
         lambda start: _random_batches(data, config.train.batch_size, config.train.seed, start),
         replace(config.train, out_dir=str(_run_dir(out_dir, run_dir))),
     )
-    run = run_trainer(trainer, config.time_limit_s)
+    # 1.5x: the VAE round trip adds its encode/decode to the same meshing and scoring.
+    run = _train(trainer, config.time_limit_s, SAVE_RESERVE_S + 1.5 * evaluation_s, clock)
     vae.cpu().eval()
-    metrics: dict[str, Any] = {
+    metrics = {
         "blocks": n,
         "train_blocks": len(train_rows),
         "held_out_blocks": len(held_out),
@@ -374,40 +425,44 @@ def train_vae(
         "compression": float(fits.planes[0].numel())
         / (3 * config.model.latent_channels * vae.latent_resolution**2),
         **run,
+        **reports,
     }
-    metrics.update(vae_reconstruction(vae, decoder, fits, held_out, config))
+    if evaluation.rows:
+        clock.say(f"VAE reconstruction of {len(evaluation.rows)} held-out blocks")
+        device = _device()
+        planes = fits.planes[evaluation.rows]
+        recon = decode_latents(vae, encode_planes(vae, planes, device), device)
+        vae.cpu()
+        metrics["held_out_reconstruction_vae"] = evaluation.report(recon)
+        metrics["held_out_reconstruction_blocks"] = len(evaluation.rows)
     with atomic_dir(out_dir) as tmp:
         save_half(vae, tmp)
         write_json(tmp / "metrics.json", metrics)
+    clock.say(f"wrote {out_dir}")
     return metrics
 
 
-def vae_reconstruction(
-    vae: TriPlaneVAE,
-    decoder: TriPlaneDecoder,
-    fits: FitSet,
-    rows: Sequence[int],
-    config: VAERunConfig,
-) -> dict[str, Any]:
-    """Held-out reconstruction through the decoder vs the exact surface, VAE and raw planes."""
-    rows = [r for r in rows if fits.indices[r] >= 0][: config.eval_blocks]
-    if not rows:
-        return {}
-    device = _device()
-    planes = fits.planes[rows]
-    recon = decode_latents(vae, encode_planes(vae, planes, device), device)
-    ds = fits.dataset
-    blocks = [ds.block(fits.indices[r]) for r in rows]
-    sources = [block_source(ds, fits.indices[r], b) for r, b in zip(rows, blocks)]
-    res = ds.resolution
-    out = {}
-    for name, p in (("vae", recon), ("raw_triplanes", planes)):
-        grids = decode_grids(decoder, p, res, device)
-        out[f"held_out_reconstruction_{name}"] = reconstruction_report(
-            grids, blocks, sources, config.eval_points
-        )
-    out["held_out_reconstruction_blocks"] = len(rows)
-    return out
+class HeldOutEvaluation:
+    """Reconstruction of held-out blocks through the decoder vs their exact surfaces: the first
+    ``config.eval_blocks`` of ``rows`` that come from the last fit folder's dataset."""
+
+    def __init__(
+        self, decoder: TriPlaneDecoder, fits: FitSet, rows: Sequence[int], config: VAERunConfig
+    ) -> None:
+        self.decoder = decoder
+        self.rows = [r for r in rows if fits.indices[r] >= 0][: config.eval_blocks]
+        self.eval_points = config.eval_points
+        self.resolution = fits.dataset.resolution
+        ds = fits.dataset
+        self.blocks = [ds.block(fits.indices[r]) for r in self.rows]
+        self.sources = [
+            block_source(ds, fits.indices[r], b) for r, b in zip(self.rows, self.blocks)
+        ]
+
+    def report(self, planes: torch.Tensor) -> dict[str, float]:
+        """Mean metrics of ``planes`` (one per row, raw or VAE-reconstructed)."""
+        grids = decode_grids(self.decoder, planes, self.resolution, _device())
+        return reconstruction_report(grids, self.blocks, self.sources, self.eval_points)
 
 
 ################################################################################
@@ -426,10 +481,13 @@ def train_diffusion(
     out_dir: str | Path,
     config: DiffusionRunConfig,
     run_dir: str | Path | None = None,
+    started_at: float | None = None,
 ) -> SceneModel:
     """Train the layout-conditioned DiT on latent (``vae_dir``) or raw (None) tri-planes and write
-    the model folder ``out_dir``."""
+    the model folder ``out_dir``. ``started_at``: where ``config.time_limit_s`` counts from."""
+    clock = Clock(started_at)
     out_dir = Path(out_dir)
+    clock.say(f"loading {len(fit_dirs)} fit folder(s)")
     fits = load_fits(fit_dirs)
     decoder = load_decoder(fits.decoder_dir).eval()
     device = _device()
@@ -441,12 +499,17 @@ def train_diffusion(
         vae = load_component(TriPlaneVAE, vae_path)
     flips = [(False, False), (True, False), (False, True), (True, True)] if config.flips else []
     flips = flips or [(False, False)]
+    clock.say(
+        f"{len(fits.planes)} blocks x {len(flips)} mirror images"
+        + (" through the VAE" if vae is not None else " (raw tri-planes)")
+    )
     latents, rasters = [], []
     for fx, fz in flips:
         planes = flip_planes(fits.planes, fx, fz)
         latents.append(planes if vae is None else encode_planes(vae, planes, device))
         rasters.append(flip_rasters(fits.rasters, fx, fz))
     latent = torch.cat(latents)
+    del latents, planes  # the raw copies: hundreds of MB at the default plane size
     _, _, z_channels, z_res, _ = latent.shape
     if vae is not None:
         vae.cpu()
@@ -471,7 +534,7 @@ def train_diffusion(
         ),
         replace(config.train, out_dir=str(_run_dir(out_dir, run_dir))),
     )
-    run = run_trainer(trainer, config.time_limit_s)
+    run = _train(trainer, config.time_limit_s, SAVE_RESERVE_S, clock)
     vae_metrics = Path(vae_dir) / "metrics.json" if vae_dir is not None else None
     info: dict[str, Any] = {
         "representation": "latent tri-planes" if vae is not None else "raw tri-planes",
@@ -495,4 +558,5 @@ def train_diffusion(
         }
     model = SceneModel(decoder, vae, diffusion.cpu().eval(), config.sampling, info)
     model.save(out_dir)
+    clock.say(f"wrote {out_dir}")
     return model
