@@ -1,7 +1,7 @@
 """Block-diffusion sampler benchmarks: the exact KV cache, and threshold vs fixed-count commits.
 
-1. KV cache vs recomputing the whole prefix at every step (``sample_block_diffusion`` vs
-   ``sample_block_diffusion_uncached``): tokens/s at sequence length 256, block 16, one token per
+1. KV cache vs recomputing the whole prefix at every step (``sample_block_diffusion`` with
+   ``use_cache`` True vs False): tokens/s at sequence length 256, block 16, one token per
    step (16 steps per block), on a DiT with random weights (speed only; the two paths must also give
    the same tokens, which is reported).
 2. Confidence-threshold commits (Fast-dLLM: every masked token above the threshold, at least one)
@@ -29,11 +29,7 @@ import torch
 from _report import RESULTS_DIR, environment, header_lines, write_report
 
 from difforge.core.cli import resolve_device
-from difforge.core.diffusion.block import (
-    BlockDiffusionLoss,
-    sample_block_diffusion,
-    sample_block_diffusion_uncached,
-)
+from difforge.core.diffusion.block import BlockDiffusionLoss, sample_block_diffusion
 from difforge.core.nn.dit import DiTBackbone
 from difforge.core.toy import MarkovChain, fit_toy_model, legal_transition_rate, transition_jsd
 
@@ -91,15 +87,12 @@ def bench_kv_cache(args: argparse.Namespace, device: torch.device) -> dict:
     for batch_size in args.batch_size:
         canvas = torch.full((batch_size, args.seq_len), mask, device=device)
         row, outputs = {"batch_size": batch_size}, {}
-        for name, sampler in [
-            ("cached", sample_block_diffusion),
-            ("uncached", sample_block_diffusion_uncached),
-        ]:
+        for name, use_cache in [("cached", True), ("uncached", False)]:
             counter = CallCounter(model)
 
-            def run(sampler=sampler, counter=counter, canvas=canvas):
+            def run(use_cache=use_cache, counter=counter, canvas=canvas):
                 counter.calls = 0
-                return sampler(counter, canvas, **options)
+                return sample_block_diffusion(counter, canvas, use_cache=use_cache, **options)
 
             times, outputs[name] = timed(run, device, args.repeats)
             seconds = statistics.median(times)

@@ -14,7 +14,6 @@ from difforge.core.diffusion.block import (
     commit_counts,
     sample_autoregressive,
     sample_block_diffusion,
-    sample_block_diffusion_uncached,
     stop_at_token,
 )
 from difforge.core.diffusion.masked import MaskSchedule
@@ -226,12 +225,13 @@ def test_kv_cached_sampling_equals_uncached(block_size, options):
         generator=torch.Generator().manual_seed(1),
         **options,
     )
-    uncached = sample_block_diffusion_uncached(
+    uncached = sample_block_diffusion(
         model,
         canvas,
         block_size=block_size,
         mask_token_id=MASK,
         generator=torch.Generator().manual_seed(1),
+        use_cache=False,
         **options,
     )
     assert torch.equal(cached, uncached)
@@ -254,8 +254,8 @@ def test_autoregressive_is_block_size_one_with_one_call_per_token():
     canvas = canvas_with_prompt(2, 10, prompt=3)
     out = sample_autoregressive(model, canvas, mask_token_id=MASK)
     assert model.calls == 7
-    reference = sample_block_diffusion_uncached(
-        model.model, canvas, block_size=1, mask_token_id=MASK
+    reference = sample_block_diffusion(
+        model.model, canvas, block_size=1, mask_token_id=MASK, use_cache=False
     )
     assert torch.equal(out, reference)
 
@@ -351,7 +351,7 @@ def test_cached_equals_uncached_with_guidance_prefix_tokens_and_per_token_cond()
     }
     canvas = canvas_with_prompt(2, 12, prompt=2)
     cached = sample_block_diffusion(model, canvas, **options)
-    assert torch.equal(cached, sample_block_diffusion_uncached(model, canvas, **options))
+    assert torch.equal(cached, sample_block_diffusion(model, canvas, use_cache=False, **options))
     unguided = sample_block_diffusion(
         model, canvas, **{**options, "guidance_scale": 0.0, "uncond_args": None}
     )
@@ -409,8 +409,15 @@ def test_sampler_conditionals_equal_training_conditionals(use_cache):
         captured.append(logits.clone())
         return logits
 
-    sampler = sample_block_diffusion if use_cache else sample_block_diffusion_uncached
-    sampler(model, canvas, block_size=4, mask_token_id=MASK, constraint=capture, extra_args=extra)
+    sample_block_diffusion(
+        model,
+        canvas,
+        block_size=4,
+        mask_token_id=MASK,
+        constraint=capture,
+        extra_args=extra,
+        use_cache=use_cache,
+    )
     x0 = canvas.clone()
     x0[:, 8:] = 0
     trained = BlockDiffusionLoss(MASK, block_size=4).denoise(model, canvas, x0, **extra)[:, 8:]

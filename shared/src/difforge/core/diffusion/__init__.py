@@ -9,7 +9,6 @@ from difforge.core.diffusion.block import (
     commit_counts,
     sample_autoregressive,
     sample_block_diffusion,
-    sample_block_diffusion_uncached,
     stop_at_token,
 )
 from difforge.core.diffusion.masked import (
@@ -37,7 +36,6 @@ __all__ = [
     "masked_token_loss",
     "sample_autoregressive",
     "sample_block_diffusion",
-    "sample_block_diffusion_uncached",
     "sample_noise_levels",
     "stop_at_token",
     "subs_logits",

@@ -15,8 +15,8 @@ prefix never changes, so its keys/values are computed once. Each denoising step 
 the current block only; the pass that stores a finished block's keys/values is fused with the first
 denoising step of the next block (one call, block-causal mask, the new block's entries cropped off
 the cache), so block size 1 costs one model call per token, like an autoregressive model.
-``sample_block_diffusion_uncached`` recomputes the whole prefix at every step: the reference the
-tests and benchmarks compare against.
+With ``use_cache=False`` it recomputes the whole prefix at every step: the reference the tests
+and benchmarks compare against.
 
 Tokens are committed by confidence (Fast-dLLM ``get_transfer_index``): a fixed count per step spread
 evenly over ``steps_per_block`` steps, and/or every masked token whose confidence exceeds
@@ -48,7 +48,6 @@ __all__ = [
     "commit_counts",
     "sample_autoregressive",
     "sample_block_diffusion",
-    "sample_block_diffusion_uncached",
     "stop_at_token",
 ]
 
@@ -290,24 +289,43 @@ class _Denoiser:
 
 
 @torch.no_grad()
-def _sample(
+def sample_block_diffusion(
     model: Callable[..., Any],
     x: Tensor,
     *,
     block_size: int,
     mask_token_id: int,
-    steps_per_block: int | None,
-    threshold: float | None,
-    temperature: float,
-    constraint: LogitsConstraint | None,
-    stop: StopCondition | None,
-    generator: torch.Generator | None,
-    extra_args: dict[str, Any] | None,
-    guidance_scale: float,
-    uncond_args: dict[str, Any] | None,
-    callback: Callable[[dict[str, Any]], None] | None,
-    use_cache: bool,
+    steps_per_block: int | None = None,
+    threshold: float | None = None,
+    temperature: float = 0.0,
+    constraint: LogitsConstraint | None = None,
+    stop: StopCondition | None = None,
+    generator: torch.Generator | None = None,
+    extra_args: dict[str, Any] | None = None,
+    guidance_scale: float = 0.0,
+    uncond_args: dict[str, Any] | None = None,
+    callback: Callable[[dict[str, Any]], None] | None = None,
+    use_cache: bool = True,
 ) -> Tensor:
+    """Block-by-block masked-diffusion decoding with an exact KV cache of the committed blocks.
+
+    ``x`` ``(B, L)`` is the canvas: known tokens (a prompt, fixed tokens) and ``mask_token_id`` at
+    the positions to generate; blocks are ``[k * block_size, (k + 1) * block_size)``. Returns the
+    filled canvas, cut after the first block at which ``stop`` holds for every row.
+
+    Commit rule per step (``commit_by_confidence``): ``steps_per_block`` spreads each block's masked
+    tokens evenly over that many steps (the fixed count); ``threshold`` also commits every token
+    whose confidence exceeds it (alone: at least one per step, Fast-dLLM). Neither: one per step.
+    ``constraint`` edits the logits of the current block before every commit (set forbidden tokens to
+    -inf). ``extra_args`` go to the model (``class_labels``, ``cond``, ``prefix_embeds``,
+    ``encoder_hidden_states``, ``embedding_weight``; per-token ``cond``/``timestep`` ``(B, L, ...)``
+    are sliced to the positions of each call). With ``uncond_args`` (replacing entries of
+    ``extra_args``), classifier-free guidance mixes the logits as ``u + (w + 1)(c - u)``,
+    ``w = guidance_scale``. ``callback`` receives a dict after every step.
+
+    ``use_cache=False`` recomputes the whole prefix at every step: the reference path (same tokens
+    for the same seed, ``O(prefix)`` more work per step) that tests and benchmarks compare against.
+    """
     if x.ndim != 2 or x.dtype != torch.long:
         raise ConfigError(
             f"the canvas must be a (batch, length) LongTensor, got {tuple(x.shape)} {x.dtype}"
@@ -382,98 +400,6 @@ def _sample(
     return canvas
 
 
-def sample_block_diffusion(
-    model: Callable[..., Any],
-    x: Tensor,
-    *,
-    block_size: int,
-    mask_token_id: int,
-    steps_per_block: int | None = None,
-    threshold: float | None = None,
-    temperature: float = 0.0,
-    constraint: LogitsConstraint | None = None,
-    stop: StopCondition | None = None,
-    generator: torch.Generator | None = None,
-    extra_args: dict[str, Any] | None = None,
-    guidance_scale: float = 0.0,
-    uncond_args: dict[str, Any] | None = None,
-    callback: Callable[[dict[str, Any]], None] | None = None,
-) -> Tensor:
-    """Block-by-block masked-diffusion decoding with an exact KV cache of the committed blocks.
-
-    ``x`` ``(B, L)`` is the canvas: known tokens (a prompt, fixed tokens) and ``mask_token_id`` at
-    the positions to generate; blocks are ``[k * block_size, (k + 1) * block_size)``. Returns the
-    filled canvas, cut after the first block at which ``stop`` holds for every row.
-
-    Commit rule per step (``commit_by_confidence``): ``steps_per_block`` spreads each block's masked
-    tokens evenly over that many steps (the fixed count); ``threshold`` also commits every token
-    whose confidence exceeds it (alone: at least one per step, Fast-dLLM). Neither: one per step.
-    ``constraint`` edits the logits of the current block before every commit (set forbidden tokens to
-    -inf). ``extra_args`` go to the model (``class_labels``, ``cond``, ``prefix_embeds``,
-    ``encoder_hidden_states``, ``embedding_weight``; per-token ``cond``/``timestep`` ``(B, L, ...)``
-    are sliced to the positions of each call). With ``uncond_args`` (replacing entries of
-    ``extra_args``), classifier-free guidance mixes the logits as ``u + (w + 1)(c - u)``,
-    ``w = guidance_scale``. ``callback`` receives a dict after every step.
-    """
-    return _sample(
-        model,
-        x,
-        block_size=block_size,
-        mask_token_id=mask_token_id,
-        steps_per_block=steps_per_block,
-        threshold=threshold,
-        temperature=temperature,
-        constraint=constraint,
-        stop=stop,
-        generator=generator,
-        extra_args=extra_args,
-        guidance_scale=guidance_scale,
-        uncond_args=uncond_args,
-        callback=callback,
-        use_cache=True,
-    )
-
-
-def sample_block_diffusion_uncached(
-    model: Callable[..., Any],
-    x: Tensor,
-    *,
-    block_size: int,
-    mask_token_id: int,
-    steps_per_block: int | None = None,
-    threshold: float | None = None,
-    temperature: float = 0.0,
-    constraint: LogitsConstraint | None = None,
-    stop: StopCondition | None = None,
-    generator: torch.Generator | None = None,
-    extra_args: dict[str, Any] | None = None,
-    guidance_scale: float = 0.0,
-    uncond_args: dict[str, Any] | None = None,
-    callback: Callable[[dict[str, Any]], None] | None = None,
-) -> Tensor:
-    """``sample_block_diffusion`` recomputing the whole prefix at every step (no KV cache).
-
-    The reference path: same tokens for the same seed, ``O(prefix)`` more work per step.
-    """
-    return _sample(
-        model,
-        x,
-        block_size=block_size,
-        mask_token_id=mask_token_id,
-        steps_per_block=steps_per_block,
-        threshold=threshold,
-        temperature=temperature,
-        constraint=constraint,
-        stop=stop,
-        generator=generator,
-        extra_args=extra_args,
-        guidance_scale=guidance_scale,
-        uncond_args=uncond_args,
-        callback=callback,
-        use_cache=False,
-    )
-
-
 def sample_autoregressive(
     model: Callable[..., Any],
     x: Tensor,
@@ -495,7 +421,7 @@ def sample_autoregressive(
     cross-entropy. One model call per token (the previous token's cache pass is fused with the next
     prediction).
     """
-    return _sample(
+    return sample_block_diffusion(
         model,
         x,
         block_size=1,
