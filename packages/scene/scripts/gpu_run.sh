@@ -16,6 +16,12 @@
 # use REUSE=1: stages whose outputs exist in $WORK are skipped.
 # Run from the repository root with .whl (diffusers, trimesh wheels) carried:
 #   bash packages/scene/scripts/gpu_run.sh
+# Default limits, from the H200 runs of 2026-11-27 (python start-up ~15 s per command; fit stage 1
+# of 64 blocks 52 s; stage 2 of 160 blocks 68 s, 27 s of it targets, 20 s fitting; VAE 54 s with
+# 30 s of training): expected ~20 s set-up, ~20 s datasets (both at once), ~52 s fit 1, ~95 s fit 2
+# (256 blocks), 60 s VAE, 125 s diffusion, then evaluation and the demo scene under their caps:
+# at most TOTAL_S=500 s (8 min 20 s). VAE_LIMIT_S / DIF_LIMIT_S bound those whole commands
+# (start-up included): training stops itself in time to evaluate and save.
 # CPU dry run (tiny presets, no install), about 2 minutes on 2 cores:
 #   PRESET=tiny DEVICE=cpu PY=.venv/bin/python OUT=/tmp/scene_out bash packages/scene/scripts/gpu_run.sh
 set -uo pipefail
@@ -38,17 +44,18 @@ if [ "$PRESET" = tiny ]; then
   VAE_OVR=${VAE_OVR:-"eval_blocks=2"}; DIF_OVR=${DIF_OVR:-""}
   VAE_LIMIT_S=${VAE_LIMIT_S:-60}; DIF_LIMIT_S=${DIF_LIMIT_S:-60}
 else
-  N_TRAIN=${N_TRAIN:-512}; N_TEST=${N_TEST:-200}; FIT1_N=${FIT1_N:-64}; RES=${RES:-64}
+  N_TRAIN=${N_TRAIN:-256}; N_TEST=${N_TEST:-200}; FIT1_N=${FIT1_N:-64}; RES=${RES:-64}
   FIT_ARGS=${FIT_ARGS:-"--points-per-step 2048 --surface-points 30000 --space-points 30000 --eval-blocks 4 --eval-points 30000"}
   FIT1_ITERS=${FIT1_ITERS:-500}; FIT2_ITERS=${FIT2_ITERS:-300}
   CONFIG=default; EVAL_N=${EVAL_N:-50}; SEAMS=${SEAMS:-16}; GEN_ARGS=${GEN_ARGS:-""}
-  VAE_OVR=${VAE_OVR:-"eval_blocks=8 eval_points=30000"}; DIF_OVR=${DIF_OVR:-""}
-  VAE_LIMIT_S=${VAE_LIMIT_S:-40}; DIF_LIMIT_S=${DIF_LIMIT_S:-90}
+  VAE_OVR=${VAE_OVR:-"eval_blocks=4 eval_points=20000"}; DIF_OVR=${DIF_OVR:-""}
+  VAE_LIMIT_S=${VAE_LIMIT_S:-60}; DIF_LIMIT_S=${DIF_LIMIT_S:-125}
 fi
 # Hard limits (seconds) per stage; a stage that hits one is reported and the run goes on. No
 # stage runs past TOTAL_S after the start (stages are cut short, or skipped, to end in time).
-T_DATA=${T_DATA:-30}; T_FIT1=${T_FIT1:-50}; T_FIT2=${T_FIT2:-140}; T_EVAL=${T_EVAL:-80}
-T_DEMO=${T_DEMO:-45}; TOTAL_S=${TOTAL_S:-525}
+# The two training stages get MARGIN_S beyond their own time limit before they are killed.
+T_DATA=${T_DATA:-40}; T_FIT1=${T_FIT1:-75}; T_FIT2=${T_FIT2:-120}; T_EVAL=${T_EVAL:-80}
+T_DEMO=${T_DEMO:-50}; TOTAL_S=${TOTAL_S:-500}; MARGIN_S=${MARGIN_S:-15}
 
 mkdir -p "$OUT" "$WORK"
 exec > >(tee "$OUT/log.txt") 2>&1
@@ -61,7 +68,8 @@ fi
 export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1
 SCENE="$PY -m difforge.scene.cli"
 REPORT="$PY packages/scene/scripts/gpu_results.py --work $WORK --out $OUT"
-$PY -c "import torch, diffusers, trimesh, skimage; print('torch', torch.__version__, 'diffusers', diffusers.__version__, 'trimesh', trimesh.__version__)"
+# In the background: one python start-up (~15 s on the GPU machine) less on the critical path.
+$PY -c "import torch, diffusers, trimesh, skimage; print('torch', torch.__version__, 'diffusers', diffusers.__version__, 'trimesh', trimesh.__version__)" &
 
 # stage NAME LIMIT CMD...: run under a hard time limit, record status and seconds, refresh results.
 stage() {
@@ -87,11 +95,12 @@ stage() {
   return $rc
 }
 
-# budget WANT RESERVE: training seconds, at most WANT, leaving RESERVE seconds for what follows.
+# budget WANT RESERVE: seconds for a training command, at most WANT, leaving RESERVE seconds for
+# what follows; at least 30 (start-up, loading and one step: less could not write a model).
 budget() {
   local left=$(( TOTAL_S - SECONDS - $2 ))
   local t=$(( $1 < left ? $1 : left ))
-  echo $(( t > 5 ? t : 5 ))
+  echo $(( t > 30 ? t : 30 ))
 }
 
 # What each stage leaves behind (REUSE=1 skips a stage whose output exists).
@@ -103,7 +112,10 @@ if [ "$REUSE" != 1 ]; then
     "$WORK"/*.json "$WORK"/demo.glb
   : > "$WORK/stages.tsv"
 fi
-stage datasets "$T_DATA" bash -c "$SCENE dataset --n $N_TRAIN --seed 1000 --out $WORK/train --resolution $RES --no-sdf && $SCENE dataset --n $N_TEST --seed 2000 --out $WORK/test --resolution $RES --no-sdf"
+# Both datasets at once: each command is mostly python start-up.
+stage datasets "$T_DATA" bash -c "$SCENE dataset --n $N_TRAIN --seed 1000 --out $WORK/train \
+  --resolution $RES --no-sdf & train=\$!; $SCENE dataset --n $N_TEST --seed 2000 \
+  --out $WORK/test --resolution $RES --no-sdf; test=\$?; wait \$train && exit \$test"
 
 stage fit1 "$T_FIT1" $SCENE fit --data "$WORK/train" --first "$FIT1_N" --out "$WORK/fit1" \
   --iterations "$FIT1_ITERS" $FIT_ARGS --device "$DEVICE" --workers "$WORKERS"
@@ -113,14 +125,15 @@ stage fit2 "$T_FIT2" $SCENE fit --data "$WORK/train" --decoder "$WORK/fit1/decod
 FITS="$WORK/fit2"
 [ -f "$WORK/fit2/fit.json" ] || { echo "   stage 2 missing: training on the stage-1 fit"; FITS="$WORK/fit1"; }
 
-# Training stops itself at its time limit (then evaluates and saves: the +40 / +30 s below);
-# the later stages' hard limits are reserved out of TOTAL_S.
-VAE_T=$(budget "$VAE_LIMIT_S" $(( 40 + DIF_LIMIT_S + 30 + T_EVAL + T_DEMO )))
-stage vae $(( VAE_T + 40 )) $SCENE train-vae --fit $FITS --out "$WORK/vae" \
+# time_limit_s bounds each training command from its start (training stops itself in time to
+# evaluate and save; each phase prints a stamped line); the later stages' limits are reserved out
+# of TOTAL_S.
+VAE_T=$(budget "$VAE_LIMIT_S" $(( MARGIN_S + DIF_LIMIT_S + MARGIN_S + T_EVAL + T_DEMO )))
+stage vae $(( VAE_T + MARGIN_S )) $SCENE train-vae --fit $FITS --out "$WORK/vae" \
   --config "$CONFIG" time_limit_s="$VAE_T" $VAE_OVR
 
-DIF_T=$(budget "$DIF_LIMIT_S" $(( 30 + T_EVAL + T_DEMO )))
-stage diffusion $(( DIF_T + 30 )) $SCENE train --fit $FITS --vae "$WORK/vae" \
+DIF_T=$(budget "$DIF_LIMIT_S" $(( MARGIN_S + T_EVAL + T_DEMO )))
+stage diffusion $(( DIF_T + MARGIN_S )) $SCENE train --fit $FITS --vae "$WORK/vae" \
   --out "$WORK/model" --config "$CONFIG" time_limit_s="$DIF_T" $DIF_OVR
 [ -f "$WORK/model/config.json" ] && rm -rf "$OUT/default" && cp -r "$WORK/model" "$OUT/default" \
   && du -sh "$OUT/default"
@@ -135,9 +148,9 @@ stage demo "$T_DEMO" bash -c "$SCENE generate --model $WORK/model --blocks 2x2 -
   && cp $WORK/demo_x/scene.png $OUT/scene.png"
 
 if [ "$ABLATIONS" = 1 ]; then
-  stage vae_vector $(( VAE_LIMIT_S + 60 )) $SCENE train-vae --fit $FITS --out "$WORK/vae_vector" \
+  stage vae_vector $(( VAE_LIMIT_S + MARGIN_S )) $SCENE train-vae --fit $FITS --out "$WORK/vae_vector" \
     --config "$CONFIG" time_limit_s="$VAE_LIMIT_S" model.vector_latent=true $VAE_OVR
-  stage raw_diffusion $(( DIF_LIMIT_S + 40 )) $SCENE train --fit $FITS --vae raw \
+  stage raw_diffusion $(( DIF_LIMIT_S + MARGIN_S )) $SCENE train --fit $FITS --vae raw \
     --out "$WORK/raw" --config "$CONFIG" time_limit_s="$DIF_LIMIT_S" model.patch_size=8 $DIF_OVR
   stage raw_evaluate "$T_EVAL" $SCENE evaluate --model "$WORK/raw" --train "$WORK/train" \
     --test "$WORK/test" --out "$WORK/eval_raw.json" --n-eval "$EVAL_N" --seams 0 \
