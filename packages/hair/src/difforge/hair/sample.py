@@ -149,6 +149,86 @@ def decode_texture(
     return Groom(points=points.astype(np.float32), root_uv=uv.astype(np.float32))
 
 
+CHECK_SIGMAS = (0.2, 1.0, 5.0, 20.0, 80.0)
+
+
+@torch.no_grad()
+def conditioning_check(
+    generator: HairGenerator,
+    textures: Tensor,
+    images: np.ndarray,
+    sigmas: tuple[float, ...] = CHECK_SIGMAS,
+    seed: int = 0,
+) -> dict:
+    """How much the model uses its picture, measured against ground-truth scalp textures.
+
+    ``textures`` ``(B, C, R, R)`` (as :func:`~difforge.hair.train.encode_styles` makes them) belong
+    to the uint8 ``images`` ``(B, S, S, 3)``, B >= 2. Returns:
+
+    - ``denoising``: per noise level, the denoiser's error (mean squared, whitened texture units)
+      on one shared noise draw, given the right picture, the null (blank) picture, and another
+      style's picture (the batch rolled by one). A model that uses the picture has
+      ``right < null < other`` wherever the noisy texture alone cannot tell the style.
+    - ``sampled``: textures sampled with the model's sampling settings: the mean squared error
+      to their own ground truth, to the other styles' (mean), and the fraction of pictures whose
+      sample is nearest to their own style's texture.
+    """
+    diffusion, scheduler = generator.diffusion, generator.scheduler
+    device = generator.device
+    x0 = diffusion.textures_to_tokens(textures.to(device))
+    pictures = images_to_tensor(images).to(device)
+    right = diffusion.encode_image(pictures)
+    null = diffusion.encode_image(torch.zeros_like(pictures))
+    other = tuple(part.roll(1, dims=0) for part in right)
+    noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed)).to(device)
+    rows = []
+    for sigma in sigmas:
+        sigma_t = torch.full((len(x0), 1, 1), float(sigma), device=device)
+        noisy = x0 + sigma_t * noise
+        model_in = scheduler.precondition_inputs(noisy, sigma_t)
+        c_noise = scheduler.precondition_noise(sigma_t.flatten())
+        row = {"sigma": float(sigma)}
+        for name, (tokens, vector) in (("right", right), ("null", null), ("other", other)):
+            out = diffusion(model_in, c_noise, image_tokens=tokens, image_vector=vector)
+            denoised = scheduler.precondition_outputs(noisy, out, sigma_t)
+            row[f"mse_{name}_picture"] = float((denoised - x0).square().mean())
+        rows.append(row)
+    sampled = diffusion.textures_to_tokens(generator.textures(images, seed))
+    distance = torch.cdist(sampled.flatten(1).double(), x0.flatten(1).double()).square()
+    distance = distance / x0[0].numel()
+    own = distance.diagonal()
+    return {
+        "denoising": rows,
+        "sampled": {
+            "mse_own": float(own.mean()),
+            "mse_other_styles": float((distance.sum(1) - own).mean() / (len(own) - 1)),
+            "nearest_is_own": float(
+                (distance.argmin(1).cpu() == torch.arange(len(own))).float().mean()
+            ),
+        },
+    }
+
+
+def conditioning_table(report: dict) -> str:
+    """Markdown of :func:`conditioning_check`'s report."""
+    lines = [
+        "| sigma | denoising MSE, right picture | null picture | other style's picture |",
+        "|---|---|---|---|",
+    ]
+    for row in report["denoising"]:
+        lines.append(
+            f"| {row['sigma']:g} | {row['mse_right_picture']:.3f} | {row['mse_null_picture']:.3f} "
+            f"| {row['mse_other_picture']:.3f} |"
+        )
+    sampled = report["sampled"]
+    lines.append(
+        f"\nSampled textures: MSE to their own style {sampled['mse_own']:.3f}, to the other "
+        f"styles {sampled['mse_other_styles']:.3f}; nearest to their own style for "
+        f"{100 * sampled['nearest_is_own']:.0f} % of the pictures.\n"
+    )
+    return "\n".join(lines)
+
+
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
