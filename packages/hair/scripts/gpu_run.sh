@@ -1,37 +1,62 @@
 #!/usr/bin/env bash
-# One call on the GPU machine (one H100/H200, Python 3.12, torch 2.11): train the default hair
-# model (strand codec, then the scalp-texture DiT) on procedural styles generated from seeds,
-# evaluate it beside the mean-groom and retrieval baselines on held-out styles, time generation,
-# and write 8 files to $OUT:
-#   default/config.json, default/{codec,diffusion}/{config.json,diffusion_pytorch_model.safetensors}
-#     (the model folder: copy it to packages/hair/src/difforge/hair/weights/default)
-#   results.json, results.md (evaluation table + generation speed), log.txt
+# The default hair model on the GPU machine (one H100/H200, Python 3.12, torch 2.11, no network),
+# in calls that each fit the device tool's 10-minute limit, on one warm machine:
+#
+#   STAGE=train (default)  styles -> strand codec -> scalp-texture DiT -> conditioning check.
+#       The training styles are generated once, in parallel, into $WORK/styles (style folders:
+#       strands, picture, density map); the codec trains on its share of them while the rest are
+#       generated. The diffusion model gets what is left of TOTAL_S.
+#   STAGE=train REUSE=1    the same machine, a later call: styles and codec are reused and the
+#       diffusion training resumes from its last checkpoint for another TOTAL_S (exact resume;
+#       the cosine schedule runs over DIFFUSION_STEPS in all).
+#   STAGE=eval REUSE=1     evaluation of $WORK/model beside the mean-groom and retrieval baselines,
+#       which are fitted on the same cached styles (read, not generated again), then the
+#       generation speed.
+#   STAGE=all              everything in one call (the CPU dry run below).
+#
+# Writes to $OUT (each call):
+#   default/      the model folder (config.json, codec/, diffusion/): copy it to
+#                 packages/hair/src/difforge/hair/weights/default after a good evaluation
+#   results.md    conditioning check (train), evaluation table and generation speed (eval)
+#   conditioning.json, results.json, log.txt
 # Run from the repository root with .whl (the diffusers wheel) carried:
-#   bash packages/hair/scripts/gpu_run.sh
-# Sizes can be changed through the environment (STYLES, CODEC_STYLES, EVAL_N, WORKERS, ...).
-# Budget ~9 minutes on an H100: training stops early at CODEC_LIMIT_S / DIFFUSION_LIMIT_S.
-# CPU dry run of the Python parts (tiny presets, no install):
-#   PY=.venv/bin/python CONFIG=tiny DEVICE=cpu STYLES=4 CODEC_STYLES=3 EVAL_N=1 WORKERS=2 \
-#   EVAL_ARGS="--strands 300 --points 16 --image-size 64 --eval-points 2000" OUT=/tmp/o \
-#   bash packages/hair/scripts/gpu_run.sh
+#   bash packages/hair/scripts/gpu_run.sh                      # call 1
+#   REUSE=1 bash packages/hair/scripts/gpu_run.sh              # optional: more diffusion steps
+#   STAGE=eval REUSE=1 bash packages/hair/scripts/gpu_run.sh   # the evaluation
+# CPU dry run of the whole pipeline (tiny presets, no install), about 3 minutes on 2 cores:
+#   PRESET=tiny STAGE=all DEVICE=cpu PY=.venv/bin/python OUT=/tmp/hair_out \
+#   WORK=/tmp/hair_work bash packages/hair/scripts/gpu_run.sh
 set -euo pipefail
 
 OUT=${OUT:-/tmp/hair_out}
 WORK=${WORK:-/tmp/hair_work}
-STYLES=${STYLES:-980}              # diffusion training styles (70 per family), seeds 0..STYLES-1
-CODEC_STYLES=${CODEC_STYLES:-280}  # codec training styles (seeds 0..), every 10th held out
-EVAL_N=${EVAL_N:-56}               # held-out styles (4 per family)
+STAGE=${STAGE:-train}
+REUSE=${REUSE:-0}
+PRESET=${PRESET:-default}
+PY=${PY:-python3}
+DEVICE=${DEVICE:-cuda}
+TOTAL_S=${TOTAL_S:-540}            # each call ends its work by then (the tool stops it at 600 s)
 CORES=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)  # nproc obeys OMP_NUM_THREADS
 CORES=$(( CORES > 32 ? 32 : CORES ))
-WORKERS=${WORKERS:-$(( CORES - 1 ))}
-CODEC_STEPS=${CODEC_STEPS:-6000}
-DIFFUSION_STEPS=${DIFFUSION_STEPS:-8000}
+WORKERS=${WORKERS:-$(( CORES > 1 ? CORES - 1 : 1 ))}
+if [ "$PRESET" = tiny ]; then
+  STYLES=${STYLES:-12}; CODEC_STYLES=${CODEC_STYLES:-6}; EVAL_N=${EVAL_N:-2}; CHECK_N=${CHECK_N:-3}
+  CONFIG=tiny; CODEC_STEPS=${CODEC_STEPS:-30}; DIFFUSION_STEPS=${DIFFUSION_STEPS:-40}
+  SAMPLE_ARGS=${SAMPLE_ARGS:-"--strands 300 --points 16 --image-size 64"}
+  EVAL_ARGS=${EVAL_ARGS:-"--eval-points 2000"}
+else
+  STYLES=${STYLES:-980}              # diffusion training styles (70 per family), seeds 0..STYLES-1
+  CODEC_STYLES=${CODEC_STYLES:-280}  # the codec's share: seeds 0..CODEC_STYLES-1, every 10th held out
+  EVAL_N=${EVAL_N:-56}               # held-out styles (4 per family)
+  CHECK_N=${CHECK_N:-14}             # held-out styles of the conditioning check (1 per family)
+  CONFIG=default; CODEC_STEPS=${CODEC_STEPS:-6000}; DIFFUSION_STEPS=${DIFFUSION_STEPS:-8000}
+  SAMPLE_ARGS=${SAMPLE_ARGS:-}       # dataset/evaluation sample settings (defaults: 10,000 / 64 / 128)
+  EVAL_ARGS=${EVAL_ARGS:-}
+fi
 CODEC_LIMIT_S=${CODEC_LIMIT_S:-75}
-DIFFUSION_LIMIT_S=${DIFFUSION_LIMIT_S:-180}
-PY=${PY:-python3}
-CONFIG=${CONFIG:-default}
-DEVICE=${DEVICE:-cuda}
-EVAL_ARGS=${EVAL_ARGS:-}
+PREP_S=${PREP_S:-$(( STYLES / 8 + 10 ))}  # diffusion preamble: read and encode every style (serial)
+CHECK_S=${CHECK_S:-60}                    # conditioning check (held-out styles + sampling)
+[ "$CODEC_STYLES" -lt "$STYLES" ] || { echo "CODEC_STYLES must be < STYLES"; exit 2; }
 
 mkdir -p "$OUT" "$WORK"
 exec > >(tee "$OUT/log.txt") 2>&1
@@ -45,29 +70,79 @@ export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1  # data workers are processes: one t
 HAIR="$PY -m difforge.hair.cli"
 $PY -c "import torch, diffusers; print('torch', torch.__version__, 'diffusers', diffusers.__version__)"
 SECONDS=0
+if [ "$REUSE" != 1 ]; then
+  rm -rf "$WORK"/styles "$WORK"/codec "$WORK"/codec-run "$WORK"/model "$WORK"/model-run
+fi
+rm -f "$OUT/results.md"
 
-echo "== strand codec: $CODEC_STYLES styles, $CODEC_STEPS steps (limit ${CODEC_LIMIT_S}s)"
-$HAIR train-codec --out "$WORK/codec" --config "$CONFIG" \
-  data.styles="$CODEC_STYLES" data.workers="$WORKERS" \
-  train.steps="$CODEC_STEPS" time_limit_s="$CODEC_LIMIT_S" train.tensorboard=false
-echo "   done at ${SECONDS}s"
+left() { echo $(( TOTAL_S - SECONDS )); }
 
-echo "== scalp diffusion: $STYLES styles, $DIFFUSION_STEPS steps (limit ${DIFFUSION_LIMIT_S}s)"
-$HAIR train --codec "$WORK/codec" --out "$WORK/model" --config "$CONFIG" \
-  data.styles="$STYLES" data.workers="$WORKERS" \
-  train.steps="$DIFFUSION_STEPS" time_limit_s="$DIFFUSION_LIMIT_S" train.tensorboard=false
-cp -r "$WORK/model" "$OUT/default"
-du -sh "$OUT/default"
-echo "   done at ${SECONDS}s"
+conditioning_check() {
+  echo "== conditioning check: $CHECK_N held-out styles (at ${SECONDS}s)"
+  timeout "$CHECK_S" $PY packages/hair/benchmarks/conditioning.py --model "$WORK/model" \
+    --n "$CHECK_N" --workers "$WORKERS" --device "$DEVICE" $SAMPLE_ARGS \
+    --out "$OUT/conditioning.json" --md "$OUT/results.md" || echo "   conditioning check failed"
+}
 
-echo "== evaluation: $EVAL_N held-out styles, baselines fitted on the same $STYLES training styles"
-$HAIR evaluate --model "$WORK/model" --n "$EVAL_N" --train "$STYLES" --workers "$WORKERS" \
-  --device "$DEVICE" $EVAL_ARGS --out "$OUT/results.json" --md "$OUT/results.md"
-echo "   done at ${SECONDS}s"
+train_stage() {
+  if [ -f "$WORK/styles/codec/index.json" ] && [ -f "$WORK/styles/rest/index.json" ]; then
+    echo "== styles: reusing $WORK/styles"
+  else
+    rm -rf "$WORK/styles"
+    echo "== styles 0..$(( CODEC_STYLES - 1 )) (the codec's) with $WORKERS workers"
+    $HAIR dataset --n "$CODEC_STYLES" --seed 0 --out "$WORK/styles/codec" --workers "$WORKERS" \
+      $SAMPLE_ARGS
+    echo "   done at ${SECONDS}s; styles $CODEC_STYLES..$(( STYLES - 1 )) go on beside the codec"
+    $HAIR dataset --n $(( STYLES - CODEC_STYLES )) --seed "$CODEC_STYLES" --out "$WORK/styles/rest" \
+      --workers $(( WORKERS > 2 ? WORKERS - 1 : 1 )) $SAMPLE_ARGS > "$WORK/styles_rest.log" 2>&1 &
+    REST_PID=$!
+  fi
+  if [ -f "$WORK/codec/metrics.json" ]; then
+    echo "== strand codec: reusing $WORK/codec"
+  else
+    echo "== strand codec: $CODEC_STYLES styles, $CODEC_STEPS steps (limit ${CODEC_LIMIT_S}s)"
+    $HAIR train-codec --data "$WORK/styles/codec" --out "$WORK/codec" --config "$CONFIG" \
+      train.steps="$CODEC_STEPS" time_limit_s="$CODEC_LIMIT_S" train.tensorboard=false
+  fi
+  if [ -n "${REST_PID:-}" ]; then
+    wait "$REST_PID" || { cat "$WORK/styles_rest.log"; exit 1; }
+  fi
+  echo "   styles and codec done at ${SECONDS}s"
 
-echo "== generation speed (10,000 strands)"
-$PY packages/hair/benchmarks/generate_speed.py --model "$WORK/model" --device "$DEVICE" \
-  --md "$OUT/results.md"
-OMP_NUM_THREADS=$CORES $PY packages/hair/benchmarks/generate_speed.py --model "$WORK/model" \
-  --device cpu --repeats 1 --md "$OUT/results.md"
+  local limit=$(( $(left) - PREP_S - CHECK_S - 30 ))  # 30: start-up, saving, copying
+  [ "$limit" -ge 20 ] || { echo "no time left for the diffusion model (${limit}s)"; exit 1; }
+  echo "== scalp diffusion: $STYLES styles, $DIFFUSION_STEPS steps planned, ${limit}s in this call"
+  $HAIR train --data "$WORK/styles" --codec "$WORK/codec" --out "$WORK/model" \
+    --config "$CONFIG" train.steps="$DIFFUSION_STEPS" time_limit_s="$limit" train.tensorboard=false
+  rm -rf "$OUT/default" && cp -r "$WORK/model" "$OUT/default" && du -sh "$OUT/default"
+  $PY -c "import json, sys; d = json.load(open(sys.argv[1]))['training']['diffusion']; \
+print(f\"   step {d['steps']} of {d['planned_steps']}, last logs {d['final_logs']}\")" \
+    "$WORK/model/config.json"
+  echo "   done at ${SECONDS}s"
+  conditioning_check
+}
+
+eval_stage() {
+  [ -f "$WORK/model/config.json" ] || { echo "no $WORK/model: run STAGE=train first"; exit 1; }
+  echo "== evaluation: $EVAL_N held-out styles, baselines fitted on the cached styles"
+  timeout $(( $(left) - 40 )) $HAIR evaluate --model "$WORK/model" --n "$EVAL_N" \
+    --train-data "$WORK/styles" --workers "$WORKERS" --device "$DEVICE" $SAMPLE_ARGS $EVAL_ARGS \
+    --out "$OUT/results.json" --md "$OUT/results.md.new"
+  cat "$OUT/results.md.new" >> "$OUT/results.md" && rm "$OUT/results.md.new"
+  echo "   done at ${SECONDS}s"
+  echo "== generation speed (10,000 strands)"
+  $PY packages/hair/benchmarks/generate_speed.py --model "$WORK/model" --device "$DEVICE" \
+    --md "$OUT/results.md"
+  if [ "$DEVICE" = cuda ]; then
+    OMP_NUM_THREADS=$CORES $PY packages/hair/benchmarks/generate_speed.py \
+      --model "$WORK/model" --device cpu --repeats 1 --md "$OUT/results.md"
+  fi
+}
+
+case "$STAGE" in
+  train) train_stage ;;
+  eval) eval_stage ;;
+  all) train_stage; eval_stage ;;
+  *) echo "STAGE must be train, eval or all"; exit 2 ;;
+esac
 echo "== all done at ${SECONDS}s"

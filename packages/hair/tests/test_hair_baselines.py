@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from difforge.hair.data.dataset import SampleConfig, make_sample, training_seeds
+from difforge.core.errors import UserError
+from difforge.hair.data.dataset import SampleConfig, build_dataset, make_sample, training_seeds
 from difforge.hair.data.head import DEFAULT_HEAD
 from difforge.hair.evaluate import (
     EvalConfig,
@@ -77,7 +78,9 @@ def test_harness_scores_a_perfect_and_a_poor_reconstructor():
     assert offset["summary"]["mask_iou"] < 1.0
 
 
-def test_baselines_run_in_the_harness_and_workers_do_not_change_results():
+def test_baselines_run_in_the_harness_and_neither_workers_nor_cached_styles_change_results(
+    tmp_path,
+):
     one = evaluate_baselines(n_train=14, n_test=2, config=CONFIG)
     assert set(one) == {"mean_groom", "retrieval"}
     for report in one.values():
@@ -88,10 +91,21 @@ def test_baselines_run_in_the_harness_and_workers_do_not_change_results():
     # the retrieval baseline sees the picture, the mean groom does not
     assert one["retrieval"]["summary"]["mask_iou"] > one["mean_groom"]["summary"]["mask_iou"]
     two = evaluate_baselines(n_train=14, n_test=2, config=CONFIG, workers=2)
-    for name in one:
-        for key, value in one[name]["summary"].items():
-            if key != "seconds":
-                assert two[name]["summary"][key] == pytest.approx(value), (name, key)
+    # the same 14 styles written once (in two parts, one of them by 2 processes) and read back
+    build_dataset(tmp_path / "styles" / "a", range(9), CONFIG.sample, workers=2)
+    build_dataset(tmp_path / "styles" / "b", range(9, 14), CONFIG.sample)
+    cached = evaluate_baselines(
+        n_train=1, n_test=2, config=CONFIG, train_data=tmp_path / "styles", workers=2
+    )
+    assert cached["retrieval"]["protocol"]["n_train"] == 14
+    for other in (two, cached):
+        for name in one:
+            for key, value in one[name]["summary"].items():
+                if key != "seconds":
+                    assert other[name]["summary"][key] == pytest.approx(value), (name, key)
+    other_settings = EvalConfig(sample=SampleConfig(n_strands=400, n_points=16, image_size=64))
+    with pytest.raises(UserError, match="styles made with"):
+        evaluate_baselines(1, 1, config=other_settings, train_data=tmp_path / "styles")
     table = results_table(one)
     assert table.count("\n") == 4 and "| retrieval |" in table
 

@@ -127,6 +127,12 @@ def add_dataset(subparsers: argparse._SubParsersAction) -> Runner:
         "--seed", type=_seed, default=0, help="first seed (styles use seed .. seed+n-1)"
     )
     parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=1,
+        help="processes (the styles do not depend on it)",
+    )
     _add_sample_arguments(parser)
     return _run_dataset
 
@@ -136,7 +142,11 @@ def _run_dataset(args: argparse.Namespace) -> None:
     seeds = training_seeds(args.n, args.seed)
     with progress(total=len(seeds), desc="styles") as bar:
         folders = build_dataset(
-            args.out, seeds, config, progress=lambda _count, _sample: bar.update()
+            args.out,
+            seeds,
+            config,
+            progress=lambda _count, _folder: bar.update(),
+            workers=args.workers,
         )
     print(f"wrote {len(folders)} styles to {args.out}")
 
@@ -235,6 +245,15 @@ def _run_baseline(args: argparse.Namespace) -> None:
     print(f"{args.method}: {groom.n_strands} strands -> {', '.join(map(str, written))}")
 
 
+def _add_train_data_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--train-data",
+        type=Path,
+        help="fit the baselines on this `difforge-hair dataset` folder (all its styles, read from "
+        "disk) instead of generating --train styles",
+    )
+
+
 # ---- evaluate-baselines ----------------------------------------------------------------------
 
 
@@ -246,6 +265,7 @@ def add_evaluate_baselines(subparsers: argparse._SubParsersAction) -> Runner:
     parser.add_argument("--train", type=_positive_int, default=280, help="training styles")
     parser.add_argument("--test", type=_positive_int, default=56, help="held-out styles")
     parser.add_argument("--seed", type=_seed, default=0, help="first training seed")
+    _add_train_data_argument(parser)
     parser.add_argument(
         "--eval-points", type=_positive_int, default=DEFAULT_EVAL_POINTS, help="points per groom"
     )
@@ -269,7 +289,7 @@ def _run_evaluate_baselines(args: argparse.Namespace) -> None:
         bars[stage].update(count - bars[stage].n)
 
     reports = evaluate_baselines(
-        args.train, args.test, args.seed, config, args.workers, progress=report
+        args.train, args.test, args.seed, config, args.workers, report, args.train_data
     )
     for bar in bars.values():
         bar.close()
@@ -410,6 +430,7 @@ def add_evaluate(subparsers: argparse._SubParsersAction) -> Runner:
         type=_positive_int,
         help="baselines' training styles, seeds 0.. (default: as many as the model's)",
     )
+    _add_train_data_argument(parser)
     parser.add_argument("--no-baselines", action="store_true", help="score the model only")
     parser.add_argument(
         "--eval-points", type=_positive_int, default=DEFAULT_EVAL_POINTS, help="points per groom"
@@ -445,7 +466,7 @@ def _run_evaluate(args: argparse.Namespace) -> None:
     reports = (
         {}
         if args.no_baselines
-        else evaluate_baselines(n_train, args.n, 0, config, args.workers, progress=report)
+        else evaluate_baselines(n_train, args.n, 0, config, args.workers, report, args.train_data)
     )
     generator = _generator(args, model=model)
     model_report = evaluate_generator(generator, args.n, config, args.workers, report)

@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 from scipy.spatial import cKDTree
@@ -35,7 +36,9 @@ from scipy.spatial import cKDTree
 from difforge.hair.data.dataset import (
     HairSample,
     SampleConfig,
+    dataset_folders,
     held_out_seeds,
+    load_sample,
     make_sample,
     training_seeds,
 )
@@ -400,10 +403,16 @@ def fit_baselines(
     config: SampleConfig = SampleConfig(),  # noqa: B008
 ) -> tuple[MeanGroomBaseline, RetrievalBaseline]:
     """Both baselines from one pass over the training samples."""
+    return _fit(((s.style.seed, s.groom, s.render.rgb) for s in samples), config)
+
+
+def _fit(
+    styles: Iterable[tuple[int, Groom, np.ndarray]], config: SampleConfig
+) -> tuple[MeanGroomBaseline, RetrievalBaseline]:
     mean, retrieval = MeanGroomBaseline(n_strands=config.n_strands), RetrievalBaseline(config)
-    for sample in samples:
-        mean.add(sample.groom)
-        retrieval.add(sample.style.seed, sample.render.rgb)
+    for seed, groom, image in styles:
+        mean.add(groom)
+        retrieval.add(seed, image)
     return mean, retrieval
 
 
@@ -495,9 +504,22 @@ _FIT_CHUNK = 10  # training styles per task: fixed, so the fit is identical for 
 _worker_state: dict[str, object] = {}
 
 
-def _fit_chunk(task: tuple[list[int], SampleConfig]) -> tuple[MeanGroomBaseline, RetrievalBaseline]:
-    seeds, config = task
-    return fit_baselines((make_sample(seed, config) for seed in seeds), config)
+def _fit_chunk(
+    task: tuple[list[int] | list[str], SampleConfig],
+) -> tuple[MeanGroomBaseline, RetrievalBaseline]:
+    """Fit on a chunk of training seeds (generated here) or style folders (read from disk)."""
+    items, config = task
+
+    def styles() -> Iterable[tuple[int, Groom, np.ndarray]]:
+        for item in items:
+            if isinstance(item, str):
+                style, groom, image = load_sample(item)
+                yield style.seed, groom, image
+            else:
+                sample = make_sample(item, config)
+                yield item, sample.groom, sample.render.rgb
+
+    return _fit(styles(), config)
 
 
 def _init_scoring(methods: dict[str, Reconstructor], config: EvalConfig) -> None:
@@ -518,13 +540,22 @@ def evaluate_baselines(
     config: EvalConfig = EvalConfig(),
     workers: int = 1,
     progress: Callable[[str, int], None] | None = None,
+    train_data: str | Path | None = None,
 ) -> dict[str, dict]:
     """Fit both baselines on ``n_train`` training styles and score them on ``n_test`` held-out ones.
 
-    ``workers`` > 1 spreads styles over processes; the numbers do not depend on it.
+    ``train_data``: a folder written by ``difforge-hair dataset`` with ``config.sample``'s settings;
+    its styles are read instead of generating seeds ``seed .. seed + n_train - 1`` (the same
+    styles when it holds those seeds, without generating them again). ``workers`` > 1 spreads
+    styles over processes; the numbers do not depend on it.
     """
-    seeds = list(training_seeds(n_train, seed))
-    chunks = [(seeds[i : i + _FIT_CHUNK], config.sample) for i in range(0, len(seeds), _FIT_CHUNK)]
+    items: list[int] | list[str]
+    if train_data is not None:
+        items = [str(folder) for folder in dataset_folders(train_data, config.sample)]
+    else:
+        items = list(training_seeds(n_train, seed))
+    n_train = len(items)
+    chunks = [(items[i : i + _FIT_CHUNK], config.sample) for i in range(0, n_train, _FIT_CHUNK)]
     with _pool(workers) as pool:
         mean, retrieval = (
             MeanGroomBaseline(n_strands=config.sample.n_strands),
@@ -547,7 +578,11 @@ def evaluate_baselines(
                 progress("test", done)
     reports = {name: summarise(method_rows, config) for name, method_rows in rows.items()}
     for report in reports.values():
-        report["protocol"].update(n_train=n_train, workers=workers)
+        report["protocol"].update(
+            n_train=n_train,
+            workers=workers,
+            train_data=None if train_data is None else str(train_data),
+        )
     return reports
 
 

@@ -12,7 +12,9 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
+from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -102,23 +104,60 @@ def write_sample(
     return folder
 
 
+def _make_and_write(task: tuple[int, SampleConfig, str]) -> Path:
+    seed, config, out_dir = task
+    return write_sample(make_sample(seed, config), out_dir, config)
+
+
 def build_dataset(
     out_dir: str | os.PathLike[str],
     seeds: Iterable[int],
     config: SampleConfig = SampleConfig(),
-    progress: Callable[[int, HairSample], None] | None = None,
+    progress: Callable[[int, Path], None] | None = None,
+    workers: int = 1,
 ) -> list[Path]:
-    """Generate and write every seed's sample, then ``index.json``; returns the style folders."""
+    """Generate and write every seed's sample (in ``workers`` processes), then ``index.json``
+    (so a folder with ``index.json`` is complete); returns the style folders."""
+    tasks = [(seed, config, str(out_dir)) for seed in seeds]
+    pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn")) if workers > 1 else None
     folders = []
-    for count, seed in enumerate(seeds, start=1):
-        sample = make_sample(seed, config)
-        folders.append(write_sample(sample, out_dir, config))
-        if progress is not None:
-            progress(count, sample)
+    try:
+        mapper = (
+            pool.map(_make_and_write, tasks, chunksize=2) if pool else map(_make_and_write, tasks)
+        )
+        for count, folder in enumerate(mapper, start=1):
+            folders.append(folder)
+            if progress is not None:
+                progress(count, folder)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     write_json(
         Path(out_dir) / "index.json",
         {"sample": asdict(config), "styles": [folder.name for folder in folders]},
     )
+    return folders
+
+
+def dataset_folders(root: str | os.PathLike[str], config: SampleConfig | None = None) -> list[Path]:
+    """Every finished ``style_*`` folder under ``root`` (searched recursively, sorted). With
+    ``config``, every ``index.json`` found must record the same sample settings."""
+    root = Path(root)
+    indexes = sorted(root.glob("**/index.json")) if root.is_dir() else []
+    if not indexes:
+        raise UserError(f"{root}: no finished dataset (build one with `difforge-hair dataset`)")
+    for index in indexes:
+        try:
+            recorded = json.loads(index.read_text(encoding="utf-8"))["sample"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise UserError(f"{index}: unreadable dataset index ({exc})") from None
+        if config is not None and recorded != asdict(config):
+            raise UserError(
+                f"{index.parent}: styles made with {recorded}, but this run needs {asdict(config)}"
+            )
+    folders = sorted(p.parent for p in root.glob("**/style_*/strands.npz"))
+    if not folders:
+        raise UserError(f"{root}: no style folders")
     return folders
 
 
