@@ -54,7 +54,8 @@ else
   EVAL_ARGS=${EVAL_ARGS:-}
 fi
 CODEC_LIMIT_S=${CODEC_LIMIT_S:-75}
-PREP_S=${PREP_S:-$(( STYLES / 8 + 10 ))}  # diffusion preamble: read and encode every style (serial)
+PREP_S=${PREP_S:-$(( STYLES / 8 + 10 ))}  # train preamble: reads and encodes each style serially
+# (0.1-0.2 s a style on the loaded dev CPU); each call logs the real figure: set PREP_S from it.
 CHECK_S=${CHECK_S:-60}                    # conditioning check (held-out styles + sampling)
 [ "$CODEC_STYLES" -lt "$STYLES" ] || { echo "CODEC_STYLES must be < STYLES"; exit 2; }
 
@@ -112,12 +113,15 @@ train_stage() {
   local limit=$(( $(left) - PREP_S - CHECK_S - 30 ))  # 30: start-up, saving, copying
   [ "$limit" -ge 20 ] || { echo "no time left for the diffusion model (${limit}s)"; exit 1; }
   echo "== scalp diffusion: $STYLES styles, $DIFFUSION_STEPS steps planned, ${limit}s in this call"
+  local start=$SECONDS
   $HAIR train --data "$WORK/styles" --codec "$WORK/codec" --out "$WORK/model" \
     --config "$CONFIG" train.steps="$DIFFUSION_STEPS" time_limit_s="$limit" train.tensorboard=false
   rm -rf "$OUT/default" && cp -r "$WORK/model" "$OUT/default" && du -sh "$OUT/default"
   $PY -c "import json, sys; d = json.load(open(sys.argv[1]))['training']['diffusion']; \
-print(f\"   step {d['steps']} of {d['planned_steps']}, last logs {d['final_logs']}\")" \
-    "$WORK/model/config.json"
+print(f\"   step {d['steps']} of {d['planned_steps']}, last logs {d['final_logs']}\"); \
+print(f\"   command {sys.argv[2]}s, training {d['seconds']:.0f}s: reading + encoding the styles \
+and saving took {int(sys.argv[2]) - d['seconds']:.0f}s (PREP_S=$PREP_S)\")" \
+    "$WORK/model/config.json" $(( SECONDS - start ))
   echo "   done at ${SECONDS}s"
   conditioning_check
 }
