@@ -17,7 +17,13 @@ from difforge.core.io import atomic_open, write_json
 from difforge.traj.data.demand import ActivityCentre, generate_demand
 from difforge.traj.data.hoser import SPLITS, write_roadmap, write_trajectories
 from difforge.traj.data.segments import SegmentGraph
-from difforge.traj.data.sumo import SimulatedTrips, simulate_trips, sumo_edge_ids, sumo_version
+from difforge.traj.data.sumo import (
+    RouteCosts,
+    SimulatedTrips,
+    simulate_trips,
+    sumo_edge_ids,
+    sumo_version,
+)
 
 GPS_SAMPLE_NAME = "gps_sample.csv.gz"
 
@@ -134,7 +140,8 @@ def write_simulated_dataset(
 
 
 def dataset_readme(meta: dict, stats: dict) -> str:
-    """The README.md written beside a generated dataset: what it is, licence, files, numbers."""
+    """The README.md written beside a generated dataset: what it is, licence, files, numbers,
+    and ``meta["notes"]`` (a paragraph, when the data script gives one)."""
     rec = stats["recorded"]
     gps_row = ""
     if stats.get("gps_sample_trips"):
@@ -160,7 +167,7 @@ The trips are simulated (SUMO car-following on this network), not recorded from 
 Trips: {rec["trips"]} recorded, {rec["segments_per_trip_mean"]} segments and {rec["length_km_mean"]} km on
 average, {rec["duration_min_mean"]} min; {100 * rec["shortest_path_share"]:.1f} % follow the length-shortest path
 between their first and last segment. Simulated local day: {meta["simulated_date_local"]} ({meta["timezone"]}).
-"""
+""" + (f"\n{meta['notes']}\n" if meta.get("notes") else "")
 
 
 @dataclass
@@ -173,6 +180,7 @@ class DemandSettings:
     random_factor: float = 4.0  # per-driver route-cost noise, factor drawn from [1, F)
     assignment_iterations: int = 1  # congestion-aware re-routing rounds
     gps_sample_trips: int = 150  # test trips whose 1 Hz positions are kept
+    route_costs: RouteCosts | None = None  # shared route preferences (None: travel time only)
 
 
 def simulate_city_dataset(
@@ -222,6 +230,7 @@ def simulate_city_dataset(
             assignment_iterations=settings.assignment_iterations,
             fcd_rows=gps_rows,
             edge_ids=edge_ids,
+            costs=settings.route_costs or RouteCosts(),
         )
     meta = {
         **meta,
@@ -231,7 +240,11 @@ def simulate_city_dataset(
         "simulated_date_local": date,
         "timezone": timezone,
         "time_list": "UTC entry time of each segment, %Y-%m-%dT%H:%M:%SZ",
-        "demand": {"activity_centres": [asdict(c) for c in centres], **asdict(settings)},
+        # unset options are not recorded, so older datasets' meta.json stays byte-identical
+        "demand": {
+            "activity_centres": [asdict(c) for c in centres],
+            **{k: v for k, v in asdict(settings).items() if v is not None},
+        },
     }
     return write_simulated_dataset(
         graph, sim, splits, out_dir, local_day_start_utc(date, timezone), meta, gps_rows=gps_rows

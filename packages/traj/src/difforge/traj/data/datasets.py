@@ -5,6 +5,10 @@ Each folder holds ``roadmap.geo``, ``roadmap.rel``, ``train.csv``, ``val.csv``, 
 regenerates it deterministically:
 
 - ``helsinki_drive`` (the default): central Helsinki, SUMO car trips (``traj_helsinki.py``);
+- ``helsinki_drive_dua``: the same network and demand with habitual route choice (main-road and
+  traffic-light costs shared by all drivers, three congestion-aware assignment rounds, little
+  per-driver noise; ``traj_helsinki.py --routing habitual``): the most frequent route per OD pair
+  beats the length-shortest path on HOSER's pairwise metrics, as in real GPS data;
 - ``helsinki_bike``: the same area's bike network, SUMO bicycle trips
   (``traj_helsinki.py --mode bike``);
 - ``helsinki_bike_on_drive``: ``helsinki_bike``'s trips map-matched onto ``helsinki_drive``'s

@@ -235,6 +235,28 @@ def write_trips(
         fh.write("</routes>\n")
 
 
+@dataclass(frozen=True)
+class RouteCosts:
+    """What drivers add to the travel time when duarouter picks a route (0 = duarouter's default).
+
+    ``priority_factor`` (duarouter ``--weights.priority-factor``) makes low-priority edges dearer
+    (priority from the road class, see ``_PRIORITY``): a systematic preference for main roads, as
+    real drivers show. ``tls_penalty`` (``--weights.tls-penalty``) adds seconds for every traffic
+    light crossed. Both change every driver's costs the same way, unlike ``random_factor``.
+    """
+
+    priority_factor: float = 0.0
+    tls_penalty: float = 0.0
+
+    def duarouter_args(self) -> list[str]:
+        args = []
+        if self.priority_factor:
+            args += ["--weights.priority-factor", str(self.priority_factor)]
+        if self.tls_penalty:
+            args += ["--weights.tls-penalty", str(self.tls_penalty)]
+        return args
+
+
 def route_trips(
     net: Path,
     trips: Path,
@@ -242,13 +264,15 @@ def route_trips(
     seed: int,
     random_factor: float,
     weight_file: Path | None = None,
+    costs: RouteCosts = RouteCosts(),
 ) -> None:
     """Route every trip with duarouter by travel time, each vehicle with its own random edge weights.
 
     ``random_factor`` F multiplies every edge weight of every routing query by a factor drawn
     uniformly from [1, F): different drivers pick different routes for the same OD pair.
     ``weight_file`` (edge travel times from a previous simulation) makes the routing congestion
-    aware: one step of dynamic user assignment.
+    aware: one step of dynamic user assignment. ``costs`` adds the same systematic preferences
+    to every driver's route costs.
     """
     args = [
         "--net-file", str(net),
@@ -262,7 +286,7 @@ def route_trips(
     ]  # fmt: skip
     if weight_file is not None:
         args += ["--weight-files", str(weight_file)]
-    _run("duarouter", args, out_routes.with_suffix(".log"))
+    _run("duarouter", args + costs.duarouter_args(), out_routes.with_suffix(".log"))
 
 
 @dataclass
@@ -395,13 +419,14 @@ def simulate_trips(
     assignment_iterations: int = 1,
     fcd_rows: list[int] | None = None,
     edge_ids: list[str] | None = None,
+    costs: RouteCosts = RouteCosts(),
 ) -> SimulatedTrips:
     """Simulate ``demand`` (from :func:`~difforge.traj.data.demand.generate_demand`) on ``graph``,
     whose SUMO network ``net`` was built by :func:`build_sumo_network`.
 
     Routing is repeated ``assignment_iterations`` times after a free-flow pass, each time with the
     edge travel times of the previous simulation (congestion-aware dynamic user assignment) and
-    per-vehicle random edge weights. The last simulation's routes are read back as segment
+    per-vehicle random edge weights (plus the shared ``costs``). The last simulation's routes are read back as segment
     sequences with entry times; trips that teleported (SUMO's jam resolution), did not finish or
     contain a transition missing from ``roadmap.rel`` are dropped and counted. ``fcd_rows`` picks
     demand rows whose 1 Hz positions are recorded (ground truth for map matching).
@@ -417,7 +442,7 @@ def simulate_trips(
     fcd_ids = [f"t{r}" for r in (fcd_rows or [])]
     for it in range(assignment_iterations + 1):
         routes = work_dir / f"routes{it}.rou.xml"
-        route_trips(net, trips, routes, seed + it, random_factor, weights)
+        route_trips(net, trips, routes, seed + it, random_factor, weights, costs)
         last = it == assignment_iterations
         sim = simulate(net, routes, work_dir, seed + it, fcd_ids if last else None, tag=f"sim{it}")
         weights = sim.edge_times
