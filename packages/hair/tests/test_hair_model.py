@@ -189,7 +189,9 @@ def test_model_folder_round_trip(tmp_path):
 def test_model_folder_errors(tmp_path):
     with pytest.raises(UserError, match="not a difforge-hair model folder"):
         HairModel.load(tmp_path / "missing")
-    with pytest.raises(UserError, match="weights/default is missing"):
+    with pytest.raises(
+        UserError, match=r"default model is missing: .*weights/default holds no config\.json"
+    ):
         resolve_model_dir("default")
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "config.json").write_text(json.dumps({"model_type": "other"}))

@@ -107,7 +107,7 @@ def test_bad_inputs_give_one_line_errors_and_no_output(trained, tmp_path, capsys
         (
             ["generate", "--image", str(trained / "data" / "style_0000005" / "image.png"),
              "--model", "default"],
-            "weights/default is missing",
+            "weights/default holds no config.json",
         ),
         (["train-codec", "--data", str(tmp_path), "--out", str(tmp_path / "c")], "no style folders"),
         (["train-codec", "--out", str(tmp_path / "c"), "--config", "huge"], "no such file or preset"),

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import copy
 import itertools
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,13 +34,14 @@ from PIL import Image
 from scipy import ndimage
 from torch import Tensor, nn
 
+from difforge.core import pretrained
 from difforge.core.config import check_config, from_dict, to_dict
-from difforge.core.errors import CheckpointError, UserError
+from difforge.core.errors import CheckpointError
 from difforge.core.io import atomic_dir, write_json
 from difforge.core.nn.dit import DiTBackbone
+from difforge.core.pretrained import CONFIG_NAME, load_component, read_json_object
 from difforge.hair.codec import StrandCodec
 
-CONFIG_NAME = "config.json"
 MODEL_TYPE = "difforge-hair"
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "weights" / "default"
 # DiT timesteps are EDM's c_noise = log(sigma) / 4 (about -1.6 .. 1.1); scaled so diffusers'
@@ -300,7 +300,7 @@ class HairModel:
     def load(cls, model_dir: str | os.PathLike[str]) -> HairModel:
         """Load a model folder (``"default"`` is the shipped one) in float32, eval mode."""
         model_dir = resolve_model_dir(model_dir)
-        meta = _read_meta(model_dir / CONFIG_NAME)
+        meta = read_json_object(model_dir / CONFIG_NAME)
         if meta.get("model_type") != MODEL_TYPE:
             raise CheckpointError(f"{model_dir}: not a difforge-hair model folder")
         sampling = from_dict(SamplingConfig, meta.get("sampling", {}), prefix="sampling.")
@@ -322,41 +322,9 @@ def save_half(model: ModelMixin, folder: Path) -> None:
     half.save_pretrained(folder)
 
 
-def load_component(cls: type[ModelMixin], folder: Path) -> Any:
-    """A ``save_pretrained`` folder (safetensors only, never pickles) as float32, eval mode."""
-    if not (folder / CONFIG_NAME).is_file():
-        raise CheckpointError(f"{folder}: missing ({CONFIG_NAME} not found)")
-    try:
-        model = cls.from_pretrained(folder, use_safetensors=True, torch_dtype=torch.float32)
-    except (OSError, ValueError, RuntimeError, TypeError, KeyError) as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{folder}: cannot load ({first_line})") from None
-    return model.float().eval()
-
-
-def _read_meta(path: Path) -> dict[str, Any]:
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{path}: unreadable ({exc})") from None
-    if not isinstance(meta, dict):
-        raise CheckpointError(f"{path}: not a JSON object")
-    return meta
-
-
 def resolve_model_dir(name: str | os.PathLike[str]) -> Path:
     """``"default"`` -> the shipped default model folder; anything else is a folder path."""
-    if str(name) == "default":
-        if not (DEFAULT_MODEL_DIR / CONFIG_NAME).is_file():
-            raise UserError(
-                f"no default model: {DEFAULT_MODEL_DIR} is missing (it ships after the GPU "
-                "training run; train one with `difforge-hair train` and pass --model DIR)"
-            )
-        return DEFAULT_MODEL_DIR
-    path = Path(name)
-    if not (path / CONFIG_NAME).is_file():
-        raise UserError(f"{path}: not a difforge-hair model folder (no {CONFIG_NAME})")
-    return path
+    return pretrained.resolve_model_dir(name, DEFAULT_MODEL_DIR, "difforge-hair")
 
 
 def num_parameters(model: nn.Module) -> int:

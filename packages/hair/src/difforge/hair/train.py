@@ -174,8 +174,10 @@ class DiffusionRunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     cond_dropout: float = 0.1
-    p_mean: float = -1.2
-    p_std: float = 1.2
+    # Higher than EDM's image default N(-1.2, 1.2^2): a style lives in the texture's large-scale
+    # structure, hidden only above sigma ~ 5-20, where the picture must steer (RESULTS.md, Diagnosis).
+    p_mean: float = 0.5
+    p_std: float = 1.8
     time_limit_s: float = 0.0  # stop training after the step passing this (0: no limit)
 
     def __post_init__(self) -> None:
@@ -233,7 +235,8 @@ def style_folders(data_dir: str | Path) -> list[Path]:
     return folders
 
 
-def _read_folder(folder: Path, image_size: int) -> StyleRecord:
+def _read_folder(task: tuple[Path, int]) -> StyleRecord:
+    folder, image_size = task
     style, groom, image = load_sample(folder)
     try:
         with Image.open(folder / "density.png") as picture:
@@ -263,19 +266,24 @@ def _procedural(task: tuple[int, SampleConfig]) -> StyleRecord:
 def iter_styles(
     data_dir: str | Path | None, data: DataConfig, n_points: int
 ) -> Iterator[StyleRecord]:
-    """Training styles in a fixed order, from folders or generated from seeds (in parallel)."""
+    """Training styles in a fixed order, read from folders or generated from seeds, in
+    ``data.workers`` processes."""
     if data_dir is not None:
-        for folder in style_folders(data_dir):
-            yield _read_folder(folder, data.image_size)
-        return
-    config = SampleConfig(n_strands=data.n_strands, n_points=n_points, image_size=data.image_size)
-    tasks = [(seed, config) for seed in training_seeds(data.styles, data.seed)]
+        read, tasks = _read_folder, [(f, data.image_size) for f in style_folders(data_dir)]
+    else:
+        config = SampleConfig(
+            n_strands=data.n_strands, n_points=n_points, image_size=data.image_size
+        )
+        read, tasks = (
+            _procedural,
+            [(seed, config) for seed in training_seeds(data.styles, data.seed)],
+        )
     if data.workers <= 1:
-        yield from map(_procedural, tasks)
+        yield from map(read, tasks)
         return
     # Spawned, not forked: the parent may already hold a CUDA context.
     with ProcessPoolExecutor(data.workers, mp_context=get_context("spawn")) as pool:
-        yield from pool.map(_procedural, tasks, chunksize=4)
+        yield from pool.map(read, tasks, chunksize=4)
 
 
 def local_strands(record: StyleRecord, n_points: int) -> np.ndarray:
