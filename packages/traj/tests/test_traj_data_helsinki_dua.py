@@ -11,6 +11,7 @@ import pytest
 from difforge.traj.data.build import shortest_path_share
 from difforge.traj.data.datasets import available_datasets, dataset_dir
 from difforge.traj.data.hoser import SPLITS, Trajectories, read_dataset, read_trajectories
+from difforge.traj.data.sumo import RouteCosts
 from difforge.traj.evaluate import evaluate_trajectories, sample_od_requests
 
 DATA = dataset_dir("helsinki_drive_dua")
@@ -91,3 +92,17 @@ def test_modal_training_route_beats_the_shortest_path(habitual):
     modal_scores, shortest_scores = score(modal), score(shortest)
     for metric in ("dtw", "hausdorff_km", "edr"):
         assert modal_scores[metric] < shortest_scores[metric], metric
+
+
+def test_route_costs_leave_default_routing_unchanged():
+    # no extra duarouter options by default, so helsinki_drive's SUMO commands stay as they were
+    assert RouteCosts().duarouter_args() == []
+    assert RouteCosts(priority_factor=2.0, tls_penalty=20.0).duarouter_args() == [
+        "--weights.priority-factor",
+        "2.0",
+        "--weights.tls-penalty",
+        "20.0",
+    ]
+    meta = json.loads((DATA / "meta.json").read_text())
+    assert meta["demand"]["route_costs"] == {"priority_factor": 2.0, "tls_penalty": 20.0}
+    assert "route_costs" not in json.loads((NOISY / "meta.json").read_text())["demand"]
