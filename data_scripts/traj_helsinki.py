@@ -78,11 +78,12 @@ HABITUAL_DRIVE = replace(
 )
 HABITUAL_NOTES = """Route choice: drivers prefer main roads (duarouter `--weights.priority-factor`
 from the road class), add a cost to every traffic light (`--weights.tls-penalty`) and re-route
-over several rounds on the previous round's travel times per 15 minutes (congestion by time of
-day), with little per-driver noise (`--weights.random-factor`). So trips between the same places
-mostly repeat one route, often not the length-shortest one: on HOSER's pairwise metrics the most
-frequent training route per OD pair beats the shortest path, unlike in `helsinki_drive` (numbers:
-`packages/traj/RESULTS.md`, "A route-choice variant with habitual routes")."""
+over three rounds on the previous round's travel times per 15 minutes, with little per-driver
+noise (`--weights.random-factor`). So trips between the same places mostly repeat one route,
+often not the length-shortest one: on HOSER's pairwise metrics the real trips and the most
+frequent training route per OD pair beat the shortest path, unlike in `helsinki_drive`. At this
+traffic volume the routes hardly change with the time of day. Numbers: `packages/traj/RESULTS.md`,
+"A route-choice variant with habitual routes"."""
 SIMULATED_DATE = "2019-04-16"  # a Tuesday; the OSM extract's newest object is from 2019-04-21
 TIMEZONE = "Europe/Helsinki"
 UTURN = "dead_end"
