@@ -15,28 +15,16 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
 
 from difforge.core.io import write_json
-from difforge.traj.baselines import ShortestPath
+from difforge.traj.baselines import ModalRoute, ShortestPath
 from difforge.traj.bench import BenchSettings, Harness
 from difforge.traj.data.datasets import dataset_dir
 from difforge.traj.data.hoser import Trajectories
-from difforge.traj.evaluate import ODRequests, Throughput, format_markdown_table
-
-
-def modal_training_routes(train: Trajectories, requests: ODRequests) -> list[np.ndarray]:
-    """For each request, the most frequent training route with its origin and destination."""
-    routes: dict[tuple[int, int], Counter] = defaultdict(Counter)
-    for rids in train.rids:
-        routes[int(rids[0]), int(rids[-1])][tuple(rids.tolist())] += 1
-    return [
-        np.asarray(routes[int(o), int(d)].most_common(1)[0][0], dtype=np.int64)
-        for o, d in zip(requests.origins, requests.destinations)
-    ]
+from difforge.traj.evaluate import Throughput, format_markdown_table
 
 
 def main() -> None:
@@ -52,7 +40,7 @@ def main() -> None:
     methods = {
         "shortest_path": ShortestPath(harness.graph).generate(requests),
         "fastest_path": ShortestPath(by_time).generate(requests),
-        "modal_training_route": modal_training_routes(harness.train, requests),
+        "modal_training_route": ModalRoute(harness.graph, harness.train).generate(requests),
     }
     results = {}
     for name, rids in methods.items():

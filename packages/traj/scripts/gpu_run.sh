@@ -56,7 +56,7 @@ CONFIG=${TRAJ_CONFIG:-default}
 DEVICE=${TRAJ_DEVICE:-cuda}
 BATCHES=${TRAJ_BATCHES:-1 16 256 4096}
 REQUESTS=${TRAJ_REQUESTS:-256}
-METHODS="real_trips shortest_path markov hoser_beam ar_decoding trajdlm"
+METHODS="real_trips shortest_path modal_route markov hoser_beam ar_decoding trajdlm"
 if [ "${TRAJ_ASTAR:-0}" = 1 ]; then METHODS="$METHODS hoser_astar"; fi
 DATA=packages/traj/src/difforge/traj/datasets/helsinki_drive
 WORK=${TRAJ_WORK:-/tmp/traj_gpu}

@@ -13,6 +13,7 @@ import torch
 from difforge.core.errors import CheckpointError
 from difforge.traj.baselines import (
     MarkovChain,
+    ModalRoute,
     NextSegmentConfig,
     NextSegmentModel,
     ShortestPath,
@@ -150,6 +151,34 @@ def test_shortest_path_matches_networkx(city):
     for o, d, path in zip(requests.origins, requests.destinations, paths):
         best = nx.dijkstra_path_length(weighted, int(o), int(d)) if o != d else 0.0
         assert network_metres(graph, path) == pytest.approx(best)
+
+
+def test_modal_route_copies_the_most_frequent_training_route_else_the_shortest_path(city):
+    graph, train = city
+    shortest = ShortestPath(graph)
+
+    def od(path):
+        return ODRequests(path[:1], path[-1:], np.full(1, START))
+
+    # a training trip that is not the shortest path between its ends, seen twice, beside the
+    # shortest path seen once: the look-up must return the detour
+    detour = next(r for r in train.rids if not np.array_equal(r, shortest.generate(od(r))[0]))
+    direct = shortest.generate(od(detour))[0]
+    modal = ModalRoute(graph, Trajectories([detour, direct, detour], [None] * 3, ["a", "b", "c"]))
+    others = sample_od_requests(train, n=40, seed=1)
+    asked = ODRequests(
+        np.concatenate([detour[:1], others.origins]),
+        np.concatenate([detour[-1:], others.destinations]),
+        np.full(len(others) + 1, START),
+    )
+    paths = modal.generate(asked)
+    np.testing.assert_array_equal(paths[0], detour)
+    fallback = shortest.generate(asked)  # every other pair is unseen: the shortest path
+    for k, (o, d) in enumerate(zip(asked.origins, asked.destinations)):
+        if k and (o, d) != (detour[0], detour[-1]):
+            np.testing.assert_array_equal(paths[k], fallback[k])
+    assert_legal_and_arrived(graph, asked, paths)
+    assert modal.repeat_share() == pytest.approx(2 / 3)
 
 
 def test_markov_chain_descends_to_destination_and_follows_counts(city):

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections import Counter, defaultdict
 
 import numpy as np
 import pytest
 
+from difforge.traj.baselines import ModalRoute
 from difforge.traj.data.build import shortest_path_share
 from difforge.traj.data.datasets import available_datasets, dataset_dir
 from difforge.traj.data.hoser import SPLITS, Trajectories, read_dataset, read_trajectories
@@ -22,20 +22,6 @@ NOISY = dataset_dir("helsinki_drive")
 def habitual():
     # on_invalid="error": every transition of every trip is in roadmap.rel
     return read_dataset(DATA, on_invalid="error")
-
-
-def routes_by_od(trips: Trajectories) -> dict[tuple[int, int], Counter]:
-    routes: dict[tuple[int, int], Counter] = defaultdict(Counter)
-    for rids in trips.rids:
-        routes[int(rids[0]), int(rids[-1])][tuple(rids.tolist())] += 1
-    return routes
-
-
-def modal_route_share(trips: Trajectories) -> float:
-    """Share of the trips between repeated (origin, destination) segment pairs that take the
-    pair's most frequent route."""
-    repeated = [c for c in routes_by_od(trips).values() if c.total() >= 2]
-    return sum(c.most_common(1)[0][1] for c in repeated) / sum(c.total() for c in repeated)
 
 
 def test_same_network_similar_splits_legal_timed_trips(habitual):
@@ -63,7 +49,8 @@ def test_most_trips_leave_the_shortest_path_on_habitual_routes(habitual):
     assert shortest_path_share(graph, splits["test"].rids) < 0.5
     # drivers between the same two segments mostly repeat one route, far more than in the noisy data
     noisy_train = read_trajectories(NOISY / "train.csv", graph)
-    assert modal_route_share(splits["train"]) > modal_route_share(noisy_train) + 0.1
+    habitual_share = ModalRoute(graph, splits["train"]).repeat_share()
+    assert habitual_share > ModalRoute(graph, noisy_train).repeat_share() + 0.1
 
 
 def test_modal_training_route_beats_the_shortest_path(habitual):
@@ -71,11 +58,7 @@ def test_modal_training_route_beats_the_shortest_path(habitual):
     copying the most frequent training route per OD pair beats the length-shortest path."""
     graph, splits = habitual
     requests = sample_od_requests(splits["train"], n=600, seed=0)
-    routes = routes_by_od(splits["train"])
-    modal = [
-        np.asarray(routes[int(o), int(d)].most_common(1)[0][0])
-        for o, d in zip(requests.origins, requests.destinations)
-    ]
+    modal = ModalRoute(graph, splits["train"]).generate(requests)
     shortest = [
         np.asarray(graph.shortest_path(int(o), int(d)))
         for o, d in zip(requests.origins, requests.destinations)

@@ -7,6 +7,8 @@ training set's mean speed per segment (:func:`segment_travel_seconds`), so every
 by the same :func:`difforge.traj.evaluate.evaluate_trajectories`.
 
 - :class:`ShortestPath`: Dijkstra on segment length (scipy ``csgraph``).
+- :class:`ModalRoute`: the most frequent training route per origin-destination pair (a
+  reference: how far copying habitual routes goes).
 - :class:`MarkovChain`: first-order transition counts from the training set, walked from the
   origin. To reach the destination soundly the walk only moves to successors that are strictly
   closer to the destination in network distance (metres along the road, one reverse Dijkstra per
@@ -28,6 +30,7 @@ import itertools
 import json
 import math
 import time
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -199,6 +202,45 @@ class ShortestPath:
                 path.append(node)
             paths[request] = np.asarray(path, dtype=np.int64)
         return paths  # type: ignore[return-value]
+
+
+class ModalRoute:
+    """The most frequent training route between the request's origin and destination segments
+    (a historical route look-up; ties go to the route seen first), the shortest path for pairs
+    never seen in training. On HOSER's pairwise metrics it shows how far habitual routes go."""
+
+    def __init__(self, graph: SegmentGraph, train: Trajectories) -> None:
+        self.graph = graph
+        self.routes: dict[tuple[int, int], Counter] = defaultdict(Counter)
+        for rids in train.rids:
+            self.routes[int(rids[0]), int(rids[-1])][tuple(rids.tolist())] += 1
+        self.fallback = ShortestPath(graph)
+
+    def generate(self, requests: ODRequests) -> list[np.ndarray]:
+        _check_requests(self.graph, requests)
+        unseen = [
+            k
+            for k, (o, d) in enumerate(zip(requests.origins, requests.destinations))
+            if (int(o), int(d)) not in self.routes
+        ]
+        paths = self.fallback.generate(
+            ODRequests(
+                requests.origins[unseen], requests.destinations[unseen], requests.departures[unseen]
+            )
+        )
+        fallback = dict(zip(unseen, paths))
+        return [
+            fallback[k]
+            if k in fallback
+            else np.asarray(self.routes[int(o), int(d)].most_common(1)[0][0], dtype=np.int64)
+            for k, (o, d) in enumerate(zip(requests.origins, requests.destinations))
+        ]
+
+    def repeat_share(self) -> float:
+        """Share of the trips between repeated (origin, destination) pairs that take the pair's
+        most frequent route."""
+        repeated = [c for c in self.routes.values() if c.total() >= 2]
+        return sum(c.most_common(1)[0][1] for c in repeated) / sum(c.total() for c in repeated)
 
 
 class MarkovChain:

@@ -6,8 +6,9 @@ method; each method's trips are scored against the test set by the HOSER protoco
 (:func:`~difforge.traj.evaluate.evaluate_trajectories`), then summarised as mean ± std over seeds.
 Methods:
 
-- ``shortest_path``: Dijkstra on length; ``markov``: first-order chain descending to the
-  destination; ``hoser_beam`` / ``hoser_astar``: the HOSER-style next-segment model with beam or
+- ``shortest_path``: Dijkstra on length; ``modal_route``: the most frequent training route per
+  origin-destination pair (shortest path for unseen pairs); ``markov``: first-order chain
+  descending to the destination; ``hoser_beam`` / ``hoser_astar``: the HOSER-style next-segment model with beam or
   A* search (trained here with HOSER's settings unless a saved one is given). Their times come
   from the training set's mean speed per segment (:func:`~difforge.traj.baselines.timed`);
 - ``ar_decoding``: plain autoregressive decoding (block size 1, KV cache) of our backbone — a
@@ -47,6 +48,7 @@ from difforge.core.errors import UserError
 from difforge.core.io import atomic_open, write_json
 from difforge.traj.baselines import (
     MarkovChain,
+    ModalRoute,
     NextSegmentModel,
     ShortestPath,
     generate_timed,
@@ -70,7 +72,7 @@ from difforge.traj.evaluate import (
 from difforge.traj.model import TrajDLM
 from difforge.traj.sample import TrajectorySampler, model_sampling
 
-BASELINES = ("shortest_path", "markov", "hoser_beam", "hoser_astar")
+BASELINES = ("shortest_path", "modal_route", "markov", "hoser_beam", "hoser_astar")
 REFERENCE = "real_trips"
 SAMPLING_ABLATIONS = {
     "trajdlm (no topology constraint)": {"constrained": False},
@@ -90,6 +92,7 @@ class BenchSettings:
     methods: tuple[str, ...] = (
         REFERENCE,
         "shortest_path",
+        "modal_route",
         "markov",
         "hoser_beam",
         "ar_decoding",
@@ -170,6 +173,8 @@ def baseline_generator(
         return ShortestPath(graph).generate
     if name == "markov":
         return MarkovChain(graph, harness.train).generate
+    if name == "modal_route":
+        return ModalRoute(graph, harness.train).generate
     method = "beam" if name == "hoser_beam" else "astar"
     return functools.partial(
         search, hoser_model, graph, method=method, batch_size=settings.batch_size

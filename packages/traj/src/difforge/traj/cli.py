@@ -284,9 +284,17 @@ def _add_bench(subparsers) -> None:
     p.add_argument(
         "--methods",
         nargs="+",
-        default=["real_trips", "shortest_path", "markov", "hoser_beam", "ar_decoding", "trajdlm"],
+        default=[
+            "real_trips",
+            "shortest_path",
+            "modal_route",
+            "markov",
+            "hoser_beam",
+            "ar_decoding",
+            "trajdlm",
+        ],
         help="subset of: real_trips (reference: the training trips themselves) shortest_path "
-        "markov hoser_beam hoser_astar ar_decoding trajdlm",
+        "modal_route markov hoser_beam hoser_astar ar_decoding trajdlm",
     )
     p.add_argument("--ablations", action="store_true", help="also TrajDLM sampling ablations")
     p.add_argument(
