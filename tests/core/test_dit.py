@@ -8,7 +8,8 @@ from diffusers.hooks import (
     TaylorSeerCacheConfig,
 )
 
-from difforge.core.nn.dit import DIT_PRESETS, DiTBackbone, KVCache
+from difforge.core.config import InvalidConfigValue
+from difforge.core.nn.dit import DIT_PRESETS, DiTBackbone, KVCache, check_head_size
 
 
 def tiny_discrete(**kw) -> DiTBackbone:
@@ -157,3 +158,15 @@ def test_diffusers_cache_hooks_attach_and_skip_work(config):
             model(x + 0.001 * i, torch.full((4,), 500.0))
     model.disable_cache()
     assert calls["n"] < n_steps * 4  # some attention calls were skipped by the hook
+
+
+def test_head_size_check_names_the_config_key():
+    for preset in DIT_PRESETS.values():
+        check_head_size(preset["hidden_size"], preset["num_heads"])
+    for hidden, heads in ((100, 3), (96, 32)):  # not a whole width per head; 3 per head (odd)
+        with pytest.raises(InvalidConfigValue, match="config key 'width' must be an even multiple"):
+            check_head_size(hidden, heads, key="width")
+        with pytest.raises(ValueError):  # what the config check spares the user
+            DiTBackbone(in_channels=4, hidden_size=hidden, num_layers=1, num_heads=heads)
+    with pytest.raises(InvalidConfigValue):
+        check_head_size(64, 0)

@@ -39,6 +39,7 @@ from difforge.core.diffusion.guidance import ConditionDropout
 from difforge.core.diffusion.sampling import make_scheduler
 from difforge.core.errors import UserError
 from difforge.core.io import atomic_dir, write_json
+from difforge.core.nn.dit import check_head_size
 from difforge.core.train import TrainConfig, Trainer
 from difforge.hair.codec import (
     CodecLossWeights,
@@ -148,13 +149,7 @@ class DiffusionModelConfig:
             f"a multiple of patch_size={self.patch_size}",
             self.resolution,
         )
-        check_config(
-            self.hidden_size % self.num_heads == 0
-            and (self.hidden_size // self.num_heads) % 2 == 0,
-            "hidden_size",
-            f"an even multiple of num_heads={self.num_heads} per head",
-            self.hidden_size,
-        )
+        check_head_size(self.hidden_size, self.num_heads)
 
 
 def _diffusion_train() -> TrainConfig:

@@ -35,6 +35,8 @@ from diffusers.models.modeling_utils import ModelMixin
 from diffusers.utils import BaseOutput
 from torch import Tensor, nn
 
+from difforge.core.config import check_config
+
 # Named size presets (DiT/nanoGPT style). Keys are constructor arguments.
 DIT_PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {"hidden_size": 64, "num_layers": 2, "num_heads": 2},
@@ -97,6 +99,17 @@ class DiTOutput(BaseOutput):
 ################################################################################
 # Written here rather than taken from diffusers: diffusers' helpers take one position vector for
 # the whole batch, while block diffusion needs per-row positions (B, L) (x_t ⊕ x_0 repeats them).
+
+
+def check_head_size(hidden_size: int, num_heads: int, key: str = "hidden_size") -> None:
+    """For configs that build a :class:`DiTBackbone`: whole, even per-head widths (rotary
+    embeddings rotate pairs), as a one-line config error naming ``key``."""
+    check_config(
+        num_heads > 0 and hidden_size % num_heads == 0 and (hidden_size // num_heads) % 2 == 0,
+        key,
+        f"an even multiple of num_heads={num_heads} per head",
+        hidden_size,
+    )
 
 
 def rotary_cos_sin(
