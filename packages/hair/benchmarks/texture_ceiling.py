@@ -16,11 +16,12 @@ import numpy as np
 import torch
 
 from difforge.core.io import write_json
+from difforge.core.pretrained import load_component
 from difforge.hair.codec import StrandCodec, strands_to_local
 from difforge.hair.data.dataset import SampleConfig, held_out_seeds, make_sample
 from difforge.hair.data.groom import density_map
 from difforge.hair.evaluate import EvalConfig, results_table
-from difforge.hair.model import load_component, scalp_texture
+from difforge.hair.model import scalp_texture
 from difforge.hair.sample import decode_texture, evaluate_generator
 from difforge.hair.train import codec_folder
 

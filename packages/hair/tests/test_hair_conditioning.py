@@ -14,9 +14,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from difforge.core.pretrained import save_component
 from difforge.hair.codec import StrandCodec
 from difforge.hair.data.dataset import SampleConfig, build_dataset
-from difforge.hair.model import HairModel, save_half
+from difforge.hair.model import HairModel
 from difforge.hair.sample import HairGenerator, conditioning_check
 from difforge.hair.train import (
     DataConfig,
@@ -37,7 +38,7 @@ def trained(tmp_path_factory):
         root / "data", SEEDS.values(), SampleConfig(n_strands=300, n_points=16, image_size=64)
     )
     # An untrained codec still gives each style its own latents: the test is about the diffusion.
-    save_half(
+    save_component(
         StrandCodec(n_points=16, latent_dim=4, encoder_channels=(8, 16), decoder_width=32,
                     decoder_layers=2),
         root / "codec",

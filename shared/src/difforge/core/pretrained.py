@@ -8,6 +8,8 @@ mode.
 
 from __future__ import annotations
 
+import copy
+import itertools
 import json
 import os
 from pathlib import Path
@@ -65,3 +67,22 @@ def load_component(cls: type[ModelMixin], folder: Path) -> Any:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"{folder}: cannot load ({first_line})") from None
     return model.float().eval()
+
+
+def save_component(model: ModelMixin, folder: Path, float16: bool = True) -> None:
+    """``save_pretrained`` a CPU copy of ``model``, float16 unless ``float16=False`` (half the
+    size; :func:`load_component` converts back to float32)."""
+    copy_ = copy.deepcopy(model).cpu()
+    if float16:
+        # Tensor by tensor: ModelMixin.to(dtype) warns about mixed-precision modules.
+        for tensor in itertools.chain(copy_.parameters(), copy_.buffers()):
+            tensor.data = tensor.data.half()
+    copy_.save_pretrained(folder)
+
+
+def read_model_meta(model_dir: Path, model_type: str) -> dict[str, Any]:
+    """``model_dir/config.json``, which must name ``model_type`` (e.g. ``"difforge-hair"``)."""
+    meta = read_json_object(model_dir / CONFIG_NAME)
+    if meta.get("model_type") != model_type:
+        raise CheckpointError(f"{model_dir}: not a {model_type} model folder")
+    return meta

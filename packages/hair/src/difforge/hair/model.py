@@ -18,8 +18,6 @@ After DiffLocks (clean-room, from the paper's description), scaled down (design 
 
 from __future__ import annotations
 
-import copy
-import itertools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,10 +34,14 @@ from torch import Tensor, nn
 
 from difforge.core import pretrained
 from difforge.core.config import check_config, from_dict, to_dict
-from difforge.core.errors import CheckpointError
 from difforge.core.io import atomic_dir, write_json
 from difforge.core.nn.dit import DiTBackbone
-from difforge.core.pretrained import CONFIG_NAME, load_component, read_json_object
+from difforge.core.pretrained import (
+    CONFIG_NAME,
+    load_component,
+    read_model_meta,
+    save_component,
+)
 from difforge.hair.codec import StrandCodec
 
 MODEL_TYPE = "difforge-hair"
@@ -288,8 +290,8 @@ class HairModel:
     def save(self, model_dir: str | os.PathLike[str]) -> Path:
         """Write the folder atomically: ``codec/``, ``diffusion/`` (float16) and ``config.json``."""
         with atomic_dir(model_dir) as tmp:
-            save_half(self.codec, tmp / "codec")
-            save_half(self.diffusion, tmp / "diffusion")
+            save_component(self.codec, tmp / "codec")
+            save_component(self.diffusion, tmp / "diffusion")
             write_json(
                 tmp / CONFIG_NAME,
                 {"model_type": MODEL_TYPE, "sampling": to_dict(self.sampling), **self.info},
@@ -300,9 +302,7 @@ class HairModel:
     def load(cls, model_dir: str | os.PathLike[str]) -> HairModel:
         """Load a model folder (``"default"`` is the shipped one) in float32, eval mode."""
         model_dir = resolve_model_dir(model_dir)
-        meta = read_json_object(model_dir / CONFIG_NAME)
-        if meta.get("model_type") != MODEL_TYPE:
-            raise CheckpointError(f"{model_dir}: not a difforge-hair model folder")
+        meta = read_model_meta(model_dir, MODEL_TYPE)
         sampling = from_dict(SamplingConfig, meta.get("sampling", {}), prefix="sampling.")
         info = {k: v for k, v in meta.items() if k not in ("model_type", "sampling")}
         return cls(
@@ -311,15 +311,6 @@ class HairModel:
             sampling=sampling,
             info=info,
         )
-
-
-def save_half(model: ModelMixin, folder: Path) -> None:
-    """``save_pretrained`` a float16 copy (half the size; loading converts back to float32)."""
-    half = copy.deepcopy(model).cpu()
-    # Tensor by tensor: ModelMixin.to(dtype) logs a warning meant for mixed-precision modules.
-    for tensor in itertools.chain(half.parameters(), half.buffers()):
-        tensor.data = tensor.data.half()
-    half.save_pretrained(folder)
 
 
 def resolve_model_dir(name: str | os.PathLike[str]) -> Path:

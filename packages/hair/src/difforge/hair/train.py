@@ -40,6 +40,7 @@ from difforge.core.diffusion.sampling import make_scheduler
 from difforge.core.errors import UserError
 from difforge.core.io import atomic_dir, write_json
 from difforge.core.nn.dit import check_head_size
+from difforge.core.pretrained import load_component, save_component
 from difforge.core.train import TrainConfig, Trainer
 from difforge.hair.codec import (
     CodecLossWeights,
@@ -56,9 +57,7 @@ from difforge.hair.model import (
     SamplingConfig,
     ScalpDiffusion,
     images_to_tensor,
-    load_component,
     num_parameters,
-    save_half,
     scalp_texture,
 )
 
@@ -357,7 +356,7 @@ def train_codec(
         **run,
     }
     with atomic_dir(out_dir) as tmp:
-        save_half(codec, tmp)
+        save_component(codec, tmp)
         write_json(tmp / "metrics.json", metrics)
     return metrics
 

@@ -24,7 +24,6 @@ transposed to [class, z, x] to lie on the xz plane.
 
 from __future__ import annotations
 
-import copy
 import itertools
 import os
 from dataclasses import dataclass, field
@@ -40,10 +39,14 @@ from torch import Tensor, nn
 
 from difforge.core import pretrained
 from difforge.core.config import check_config, from_dict, to_dict
-from difforge.core.errors import CheckpointError
 from difforge.core.io import atomic_dir, write_json
 from difforge.core.nn.dit import DiTBackbone
-from difforge.core.pretrained import CONFIG_NAME, load_component, read_json_object
+from difforge.core.pretrained import (
+    CONFIG_NAME,
+    load_component,
+    read_model_meta,
+    save_component,
+)
 from difforge.scene.classes import NUM_CLASSES
 from difforge.scene.triplane import TriPlaneDecoder
 
@@ -351,10 +354,10 @@ class SceneModel:
 
     def save(self, model_dir: str | os.PathLike[str]) -> Path:
         with atomic_dir(model_dir) as tmp:
-            save_half(self.decoder, tmp / "decoder", keep_float32=True)
+            save_component(self.decoder, tmp / "decoder", float16=False)  # SDF to the mm
             if self.vae is not None:
-                save_half(self.vae, tmp / "vae")
-            save_half(self.diffusion, tmp / "diffusion")
+                save_component(self.vae, tmp / "vae")
+            save_component(self.diffusion, tmp / "diffusion")
             write_json(
                 tmp / CONFIG_NAME,
                 {"model_type": MODEL_TYPE, "sampling": to_dict(self.sampling), **self.info},
@@ -365,9 +368,7 @@ class SceneModel:
     def load(cls, model_dir: str | os.PathLike[str]) -> SceneModel:
         """Load a model folder (``"default"``: the shipped one) in float32, eval mode."""
         model_dir = resolve_model_dir(model_dir)
-        meta = read_json_object(model_dir / CONFIG_NAME)
-        if meta.get("model_type") != MODEL_TYPE:
-            raise CheckpointError(f"{model_dir}: not a difforge-scene model folder")
+        meta = read_model_meta(model_dir, MODEL_TYPE)
         sampling = from_dict(SamplingConfig, meta.get("sampling", {}), prefix="sampling.")
         info = {k: v for k, v in meta.items() if k not in ("model_type", "sampling")}
         vae = (
@@ -386,17 +387,6 @@ class SceneModel:
             if part is not None:
                 part.to(device).eval()
         return self
-
-
-def save_half(model: ModelMixin, folder: Path, keep_float32: bool = False) -> None:
-    """``save_pretrained`` a CPU copy, float16 unless ``keep_float32`` (the decoder is tiny and
-    its SDF must be exact to the millimetre)."""
-    copy_ = copy.deepcopy(model).cpu()
-    if not keep_float32:
-        # Tensor by tensor: ModelMixin.to(dtype) warns about mixed-precision modules.
-        for tensor in itertools.chain(copy_.parameters(), copy_.buffers()):
-            tensor.data = tensor.data.half()
-    copy_.save_pretrained(folder)
 
 
 def resolve_model_dir(name: str | os.PathLike[str]) -> Path:

@@ -44,6 +44,7 @@ from difforge.core.diffusion.sampling import make_scheduler
 from difforge.core.errors import UserError
 from difforge.core.io import atomic_dir, write_json
 from difforge.core.nn.dit import check_head_size
+from difforge.core.pretrained import load_component, save_component
 from difforge.core.train import TrainConfig, Trainer
 from difforge.scene.data.blocks import BlockDataset
 from difforge.scene.data.geometry import NORMALISE_SCALE, TRUNCATION
@@ -60,9 +61,7 @@ from difforge.scene.model import (
     SceneModel,
     TriPlaneVAE,
     layout_condition,
-    load_component,
     num_parameters,
-    save_half,
 )
 from difforge.scene.triplane import TriPlaneDecoder, load_decoder
 
@@ -432,7 +431,7 @@ def train_vae(
         metrics["held_out_reconstruction_vae"] = evaluation.report(recon)
         metrics["held_out_reconstruction_blocks"] = len(evaluation.rows)
     with atomic_dir(out_dir) as tmp:
-        save_half(vae, tmp)
+        save_component(vae, tmp)
         write_json(tmp / "metrics.json", metrics)
     clock.say(f"wrote {out_dir}")
     return metrics
