@@ -33,15 +33,7 @@ OUT=${OUT:-/tmp/traj_extra_out}
 mkdir -p "$OUT"
 exec > >(tee "$OUT/run.log") 2>&1
 
-SITE=${TRAJ_SITE:-/tmp/site}
-python3 -m pip install -q --no-index --no-deps --no-compile --target "$SITE" .whl/*.whl
-extra=()
-python3 -c "import pandas" 2>/dev/null || extra+=(.whl/traj/pandas-*.whl .whl/traj/python_dateutil-*.whl .whl/traj/pytz-*.whl .whl/traj/tzdata-*.whl .whl/traj/six-*.whl)
-python3 -c "import pyproj" 2>/dev/null || extra+=(.whl/traj/pyproj-*.whl .whl/traj/certifi-*.whl)
-if [ ${#extra[@]} -gt 0 ]; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --target "$SITE" "${extra[@]}"
-fi
-export PYTHONPATH=$SITE:$PWD/shared/src:$PWD/packages/traj/src PYTHONUNBUFFERED=1
+source packages/traj/scripts/gpu_env.sh  # wheels, PYTHONPATH
 
 STEPS=${TRAJ_STEPS:-1000}
 N=${TRAJ_N:-5000}
