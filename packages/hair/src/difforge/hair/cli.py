@@ -89,6 +89,19 @@ def _add_output_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--up-axis", choices=("y", "z"), default="y", help="up axis of PLY/OBJ/USD")
 
 
+def _add_evaluation_arguments(parser: argparse.ArgumentParser) -> None:
+    """What ``evaluate`` and ``evaluate-baselines`` share: points, reports, workers, samples."""
+    parser.add_argument(
+        "--eval-points", type=_positive_int, default=DEFAULT_EVAL_POINTS, help="points per groom"
+    )
+    parser.add_argument("--out", type=Path, required=True, help="JSON report")
+    parser.add_argument("--md", type=Path, help="also write the summary table as Markdown")
+    parser.add_argument(
+        "--workers", type=_positive_int, default=1, help="processes (results do not depend on it)"
+    )
+    _add_sample_arguments(parser)
+
+
 def write_groom_outputs(
     groom: Groom,
     args: argparse.Namespace,
@@ -266,15 +279,7 @@ def add_evaluate_baselines(subparsers: argparse._SubParsersAction) -> Runner:
     parser.add_argument("--test", type=_positive_int, default=56, help="held-out styles")
     parser.add_argument("--seed", type=_seed, default=0, help="first training seed")
     _add_train_data_argument(parser)
-    parser.add_argument(
-        "--eval-points", type=_positive_int, default=DEFAULT_EVAL_POINTS, help="points per groom"
-    )
-    parser.add_argument("--out", type=Path, required=True, help="JSON report")
-    parser.add_argument("--md", type=Path, help="also write the summary table as Markdown")
-    parser.add_argument(
-        "--workers", type=_positive_int, default=1, help="processes (results do not depend on it)"
-    )
-    _add_sample_arguments(parser)
+    _add_evaluation_arguments(parser)
     return _run_evaluate_baselines
 
 
@@ -432,15 +437,7 @@ def add_evaluate(subparsers: argparse._SubParsersAction) -> Runner:
     )
     _add_train_data_argument(parser)
     parser.add_argument("--no-baselines", action="store_true", help="score the model only")
-    parser.add_argument(
-        "--eval-points", type=_positive_int, default=DEFAULT_EVAL_POINTS, help="points per groom"
-    )
-    parser.add_argument("--out", type=Path, required=True, help="JSON report")
-    parser.add_argument("--md", type=Path, help="also write the summary table as Markdown")
-    parser.add_argument(
-        "--workers", type=_positive_int, default=1, help="processes (results do not depend on it)"
-    )
-    _add_sample_arguments(parser)
+    _add_evaluation_arguments(parser)
     return _run_evaluate
 
 
