@@ -13,6 +13,8 @@ from difforge.core.pretrained import (
     read_model_meta,
     resolve_model_dir,
     save_component,
+    split_model_meta,
+    write_model_meta,
 )
 
 
@@ -74,3 +76,15 @@ def test_read_model_meta_checks_the_model_type(tmp_path):
     assert read_model_meta(tmp_path, "difforge-x")["sampling"] == {}
     with pytest.raises(CheckpointError, match="not a difforge-y model folder"):
         read_model_meta(tmp_path, "difforge-y")
+
+
+def test_model_meta_round_trips_sampling_and_info(tmp_path):
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class Sampling:
+        steps: int = 20
+
+    write_model_meta(tmp_path, "difforge-x", Sampling(steps=7), {"training": {"steps": 3}})
+    sampling, info = split_model_meta(read_model_meta(tmp_path, "difforge-x"), Sampling)
+    assert sampling == Sampling(steps=7) and info == {"training": {"steps": 3}}

@@ -13,16 +13,19 @@ import itertools
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import torch
 
+from difforge.core.config import from_dict, to_dict
 from difforge.core.errors import CheckpointError, UserError
+from difforge.core.io import write_json
 
 if TYPE_CHECKING:
     from diffusers import ModelMixin
 
 CONFIG_NAME = "config.json"
+T = TypeVar("T")
 
 
 def resolve_model_dir(
@@ -86,3 +89,17 @@ def read_model_meta(model_dir: Path, model_type: str) -> dict[str, Any]:
     if meta.get("model_type") != model_type:
         raise CheckpointError(f"{model_dir}: not a {model_type} model folder")
     return meta
+
+
+def write_model_meta(folder: Path, model_type: str, sampling: Any, info: dict[str, Any]) -> None:
+    """``folder/config.json``: the model type, the sampling defaults (a config dataclass) and
+    ``info`` (training data, metrics, versions) at the top level."""
+    write_json(
+        folder / CONFIG_NAME, {"model_type": model_type, "sampling": to_dict(sampling), **info}
+    )
+
+
+def split_model_meta(meta: dict[str, Any], sampling_cls: type[T]) -> tuple[T, dict[str, Any]]:
+    """The inverse of :func:`write_model_meta`: ``(sampling config, info)``."""
+    sampling = from_dict(sampling_cls, meta.get("sampling", {}), prefix="sampling.")
+    return sampling, {k: v for k, v in meta.items() if k not in ("model_type", "sampling")}

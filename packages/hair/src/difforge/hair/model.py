@@ -33,14 +33,15 @@ from scipy import ndimage
 from torch import Tensor, nn
 
 from difforge.core import pretrained
-from difforge.core.config import check_config, from_dict, to_dict
-from difforge.core.io import atomic_dir, write_json
+from difforge.core.config import check_config
+from difforge.core.io import atomic_dir
 from difforge.core.nn.dit import DiTBackbone
 from difforge.core.pretrained import (
-    CONFIG_NAME,
     load_component,
     read_model_meta,
     save_component,
+    split_model_meta,
+    write_model_meta,
 )
 from difforge.hair.codec import StrandCodec
 
@@ -292,10 +293,7 @@ class HairModel:
         with atomic_dir(model_dir) as tmp:
             save_component(self.codec, tmp / "codec")
             save_component(self.diffusion, tmp / "diffusion")
-            write_json(
-                tmp / CONFIG_NAME,
-                {"model_type": MODEL_TYPE, "sampling": to_dict(self.sampling), **self.info},
-            )
+            write_model_meta(tmp, MODEL_TYPE, self.sampling, self.info)
         return Path(model_dir)
 
     @classmethod
@@ -303,8 +301,7 @@ class HairModel:
         """Load a model folder (``"default"`` is the shipped one) in float32, eval mode."""
         model_dir = resolve_model_dir(model_dir)
         meta = read_model_meta(model_dir, MODEL_TYPE)
-        sampling = from_dict(SamplingConfig, meta.get("sampling", {}), prefix="sampling.")
-        info = {k: v for k, v in meta.items() if k not in ("model_type", "sampling")}
+        sampling, info = split_model_meta(meta, SamplingConfig)
         return cls(
             codec=load_component(StrandCodec, model_dir / "codec"),
             diffusion=load_component(ScalpDiffusion, model_dir / "diffusion"),

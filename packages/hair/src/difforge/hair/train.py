@@ -40,7 +40,7 @@ from difforge.core.diffusion.sampling import make_scheduler
 from difforge.core.errors import UserError
 from difforge.core.io import atomic_dir, write_json
 from difforge.core.nn.dit import check_head_size
-from difforge.core.pretrained import load_component, save_component
+from difforge.core.pretrained import CONFIG_NAME, load_component, save_component
 from difforge.core.train import TrainConfig, Trainer
 from difforge.hair.codec import (
     CodecLossWeights,
@@ -52,7 +52,6 @@ from difforge.hair.codec import (
 from difforge.hair.data.dataset import SampleConfig, load_sample, make_sample, training_seeds
 from difforge.hair.data.groom import density_map, resample_by_arc_length
 from difforge.hair.model import (
-    CONFIG_NAME,
     HairModel,
     SamplingConfig,
     ScalpDiffusion,

@@ -13,10 +13,11 @@ import time
 from pathlib import Path
 
 from difforge.core.gallery import DemoSection
+from difforge.core.pretrained import CONFIG_NAME
 from difforge.scene.data.blocks import room_scene, room_scene_layout
 from difforge.scene.data.geometry import DEFAULT_RESOLUTION
 from difforge.scene.meshing import colour_by_class, export_mesh, mesh_blocks
-from difforge.scene.model import CONFIG_NAME, DEFAULT_MODEL_DIR
+from difforge.scene.model import DEFAULT_MODEL_DIR
 from difforge.scene.render import render_png
 
 # A seed whose room shows every class: bed with nightstand and lamp, desk and chair, sofa,

@@ -38,14 +38,15 @@ from diffusers.models.modeling_utils import ModelMixin
 from torch import Tensor, nn
 
 from difforge.core import pretrained
-from difforge.core.config import check_config, from_dict, to_dict
-from difforge.core.io import atomic_dir, write_json
+from difforge.core.config import check_config
+from difforge.core.io import atomic_dir
 from difforge.core.nn.dit import DiTBackbone
 from difforge.core.pretrained import (
-    CONFIG_NAME,
     load_component,
     read_model_meta,
     save_component,
+    split_model_meta,
+    write_model_meta,
 )
 from difforge.scene.classes import NUM_CLASSES
 from difforge.scene.triplane import TriPlaneDecoder
@@ -358,10 +359,7 @@ class SceneModel:
             if self.vae is not None:
                 save_component(self.vae, tmp / "vae")
             save_component(self.diffusion, tmp / "diffusion")
-            write_json(
-                tmp / CONFIG_NAME,
-                {"model_type": MODEL_TYPE, "sampling": to_dict(self.sampling), **self.info},
-            )
+            write_model_meta(tmp, MODEL_TYPE, self.sampling, self.info)
         return Path(model_dir)
 
     @classmethod
@@ -369,8 +367,7 @@ class SceneModel:
         """Load a model folder (``"default"``: the shipped one) in float32, eval mode."""
         model_dir = resolve_model_dir(model_dir)
         meta = read_model_meta(model_dir, MODEL_TYPE)
-        sampling = from_dict(SamplingConfig, meta.get("sampling", {}), prefix="sampling.")
-        info = {k: v for k, v in meta.items() if k not in ("model_type", "sampling")}
+        sampling, info = split_model_meta(meta, SamplingConfig)
         vae = (
             load_component(TriPlaneVAE, model_dir / "vae") if (model_dir / "vae").is_dir() else None
         )

@@ -44,7 +44,7 @@ from difforge.core.diffusion.sampling import make_scheduler
 from difforge.core.errors import UserError
 from difforge.core.io import atomic_dir, write_json
 from difforge.core.nn.dit import check_head_size
-from difforge.core.pretrained import load_component, save_component
+from difforge.core.pretrained import CONFIG_NAME, load_component, save_component
 from difforge.core.train import TrainConfig, Trainer
 from difforge.scene.data.blocks import BlockDataset
 from difforge.scene.data.geometry import NORMALISE_SCALE, TRUNCATION
@@ -55,7 +55,6 @@ from difforge.scene.fit import (
     reconstruction_report,
 )
 from difforge.scene.model import (
-    CONFIG_NAME,
     LatentDiffusion,
     SamplingConfig,
     SceneModel,
