@@ -4,12 +4,13 @@
 # beam search, autoregressive decoding of our backbone (block size 1, trained here with the same
 # preset), TrajDLM (the shipped default model, or one trained here) and its sampling ablations;
 # 5,000 trips x 3 seeds, HOSER protocol — plus the throughput sweep at batch 1, 16, 256, 4096.
-# Files in $OUT (at most 7):
+# Files in $OUT (at most 8):
 #   bench.json, bench.md    every method x metric, throughput, speed-ups (rewritten after every
 #                           method, so a run stopped by the time limit still returns what it did)
 #   trajdlm_ar.tar.gz       the AR baseline model folder
 #   trajdlm_default.tar.gz  only with TRAJ_MODEL=train: the new default model folder (for
 #                           packages/traj/src/difforge/traj/weights/default/)
+#   trajdlm_ablations.tar.gz  only with TRAJ_ABLATIONS=1: the no_encoder and block16 folders
 #   train_logs.tar.gz       tensorboard logs (if installed) and train_config.json of the runs
 #   env.txt, run.log        card, package versions, the whole console output
 #
@@ -28,7 +29,8 @@
 #   TRAJ_AR_STEPS   training steps of the AR baseline (3000; the shipped default had 4000)
 #   TRAJ_N, TRAJ_SEEDS   trips per method and seed (5000), seeds ("0 1 2")
 #   TRAJ_ABLATIONS=1     also train the no-road-encoder and block-16 models (TRAJ_STEPS steps each,
-#                        +8-9 min: use a second call) and score them as extra rows
+#                        beside the others) and score them as extra rows
+#   TRAJ_TRAIN_LIMIT_S   stop every training after this many seconds (exported as it stands)
 #   TRAJ_ASTAR=1         add HOSER's A* search (slow: Python best-first search)
 #   TRAJ_DATA       shipped dataset to train and score on (helsinki_drive); with another one,
 #                   use TRAJ_MODEL=train (the shipped model knows only helsinki_drive), e.g.
@@ -49,7 +51,7 @@ N=${TRAJ_N:-5000}
 SEEDS=${TRAJ_SEEDS:-0 1 2}
 CONFIG=${TRAJ_CONFIG:-default}
 DEVICE=${TRAJ_DEVICE:-cuda}
-BATCHES=${TRAJ_BATCHES:-1 16 256 4096}
+BATCHES=${TRAJ_BATCHES-1 16 256 4096}  # TRAJ_BATCHES="" skips the sweep
 REQUESTS=${TRAJ_REQUESTS:-256}
 METHODS="real_trips shortest_path modal_route markov hoser_beam ar_decoding trajdlm"
 if [ "${TRAJ_ASTAR:-0}" = 1 ]; then METHODS="$METHODS hoser_astar"; fi
@@ -68,22 +70,37 @@ traj() { python3 -m difforge.traj.cli "$@"; }
 } | tee "$OUT/env.txt"
 
 SECONDS=0
-if [ "$MODEL" = train ]; then
-  traj train --data "$DATA" --out "$WORK/default" --config "$CONFIG" "train.steps=$STEPS"
-  tar -C "$WORK/default" --exclude=train -czf "$OUT/trajdlm_default.tar.gz" .
-  MODEL=$WORK/default
-  echo "[gpu_run] default model trained after ${SECONDS} s"
-fi
-traj train --data "$DATA" --out "$WORK/ar" --config "$CONFIG" model.block_size=1 "train.steps=$AR_STEPS"
-tar -C "$WORK/ar" --exclude=train -czf "$OUT/trajdlm_ar.tar.gz" .
-echo "[gpu_run] AR model trained after ${SECONDS} s"
-
+# Every model this call trains shares the GPU at the same time (small models leave it mostly
+# idle, so together they take little longer than the slowest alone); each stops at its step count
+# or at TRAJ_TRAIN_LIMIT_S seconds, whichever comes first (exported with the steps it reached).
+LIMIT=${TRAJ_TRAIN_LIMIT_S:-100000}
+pids=()
+train_bg() {  # train_bg NAME OVERRIDES...: one model into $WORK/NAME, console in $WORK/NAME.log
+  local name=$1; shift
+  traj train --data "$DATA" --out "$WORK/$name" --config "$CONFIG" "time_limit_s=$LIMIT" "$@" \
+    > "$WORK/$name.log" 2>&1 &
+  pids+=($!)
+}
+if [ "$MODEL" = train ]; then train_bg default "train.steps=$STEPS"; fi
+train_bg ar model.block_size=1 "train.steps=$AR_STEPS"
 extra_models=()
 if [ "${TRAJ_ABLATIONS:-0}" = 1 ]; then
-  traj train --data "$DATA" --out "$WORK/no_encoder" --config "$CONFIG" model.road_encoder=false "train.steps=$STEPS"
-  traj train --data "$DATA" --out "$WORK/block16" --config "$CONFIG" model.block_size=16 "train.steps=$STEPS"
+  train_bg no_encoder model.road_encoder=false "train.steps=$STEPS"
+  train_bg block16 model.block_size=16 "train.steps=$STEPS"
   extra_models=(--extra-model "trajdlm (no road encoder)=$WORK/no_encoder" --extra-model "trajdlm (block size 16)=$WORK/block16")
-  echo "[gpu_run] ablation models trained after ${SECONDS} s"
+fi
+failed=0
+for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
+tail -n 3 "$WORK"/*.log
+[ "$failed" = 0 ] || { echo "[gpu_run] a training failed"; exit 1; }
+echo "[gpu_run] models trained after ${SECONDS} s"
+tar -C "$WORK/ar" --exclude=train -czf "$OUT/trajdlm_ar.tar.gz" .
+if [ "$MODEL" = train ]; then
+  tar -C "$WORK/default" --exclude=train -czf "$OUT/trajdlm_default.tar.gz" .
+  MODEL=$WORK/default
+fi
+if [ "${TRAJ_ABLATIONS:-0}" = 1 ]; then
+  tar -C "$WORK" --exclude=train -czf "$OUT/trajdlm_ablations.tar.gz" no_encoder block16
 fi
 # shellcheck disable=SC2046
 (cd "$WORK" && tar -czf "$OUT/train_logs.tar.gz" $(ls -d ./*/train/logs ./*/train/train_config.json 2>/dev/null))
