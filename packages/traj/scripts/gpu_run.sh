@@ -32,9 +32,9 @@
 #                        beside the others) and score them as extra rows
 #   TRAJ_TRAIN_LIMIT_S   stop every training after this many seconds (exported as it stands)
 #   TRAJ_ASTAR=1         add HOSER's A* search (slow: Python best-first search)
-#   TRAJ_DATA       shipped dataset to train and score on (helsinki_drive); with another one,
-#                   use TRAJ_MODEL=train (the shipped model knows only helsinki_drive), e.g.
-#                   TRAJ_DATA=helsinki_drive_dua TRAJ_MODEL=train TRAJ_ABLATIONS=0
+#   TRAJ_DATA       shipped dataset to train and score on (helsinki_drive_dua, the shipped
+#                   model's); with another one use TRAJ_MODEL=train, e.g.
+#                   TRAJ_DATA=helsinki_drive TRAJ_MODEL=train
 #   TRAJ_CONFIG / TRAJ_DEVICE / TRAJ_BATCHES / TRAJ_REQUESTS / TRAJ_SITE / TRAJ_WORK: to check the
 #                        script on a CPU with the tiny preset
 set -euo pipefail
@@ -55,7 +55,7 @@ BATCHES=${TRAJ_BATCHES-1 16 256 4096}  # TRAJ_BATCHES="" skips the sweep
 REQUESTS=${TRAJ_REQUESTS:-256}
 METHODS="real_trips shortest_path modal_route markov hoser_beam ar_decoding trajdlm"
 if [ "${TRAJ_ASTAR:-0}" = 1 ]; then METHODS="$METHODS hoser_astar"; fi
-DATA=packages/traj/src/difforge/traj/datasets/${TRAJ_DATA:-helsinki_drive}
+DATA=packages/traj/src/difforge/traj/datasets/${TRAJ_DATA:-helsinki_drive_dua}
 WORK=${TRAJ_WORK:-/tmp/traj_gpu}
 rm -rf "$WORK"
 mkdir -p "$WORK"

@@ -15,8 +15,8 @@ Methods:
   model trained with ``model.block_size=1`` when given, else the TrajDLM weights decoded one
   token at a time (the label says which);
 - ``trajdlm``: block diffusion with topology-constrained sampling and guidance, and optional
-  sampling ablations of the same weights (constraint off, guidance 0, one token per step) and
-  extra trained models (e.g. no road encoder, another block size).
+  sampling ablations of the same weights (constraint off, guidance 0, one token per step, 8 / 2 /
+  1 denoising steps per block: their throughput is swept and compared too) and extra trained models (e.g. no road encoder, another block size).
 
 - ``real_trips``: a reference row, not a method: the training trajectory each OD request was
   drawn from, with its real times. It is what a generator that reproduced the data exactly would
@@ -79,7 +79,11 @@ SAMPLING_ABLATIONS = {
     "trajdlm (guidance w=0)": {"guidance_scale": 0.0},
     "trajdlm (one token per step)": {"steps_per_block": None, "threshold": None},
     "trajdlm (8 steps per block)": {"steps_per_block": 8},
+    "trajdlm (2 steps per block)": {"steps_per_block": 2},
+    "trajdlm (1 step per block)": {"steps_per_block": 1},
 }
+# Sampling settings whose throughput is swept over batch sizes (besides AR decoding).
+TIMED_SETTINGS = ("trajdlm", *(k for k in SAMPLING_ABLATIONS if "per block" in k))
 
 
 @dataclass
@@ -345,7 +349,7 @@ def run_bench(
         label: s
         for label, s in samplers.items()
         if settings.throughput_batches  # `--throughput-batches` with no sizes: no sweep
-        and (label in ("trajdlm", "trajdlm (8 steps per block)") or label.startswith("ar_decoding"))
+        and (label in TIMED_SETTINGS or label.startswith("ar_decoding"))
     }
     for label, sampler in timed_samplers.items():
         sweep[label] = throughput_sweep(sampler, harness, settings, log)
@@ -411,11 +415,16 @@ def throughput_sweep(
 def speedups(methods: dict[str, Any], sweep: dict[str, Any]) -> dict[str, Any]:
     """TrajDLM's speed over the HOSER-style search and over autoregressive decoding."""
     out: dict[str, Any] = {}
-    ours = methods.get("trajdlm", {}).get("summary", {}).get("trajectories_per_second")
+
+    def speed(label: str) -> float | None:
+        return methods.get(label, {}).get("summary", {}).get("trajectories_per_second")
+
     for name in ("hoser_beam", "hoser_astar"):
-        other = methods.get(name, {}).get("summary", {}).get("trajectories_per_second")
-        if ours and other:
-            out[f"trajdlm_over_{name}"] = ours / other
+        for label in TIMED_SETTINGS:
+            ours, other = speed(label), speed(name)
+            if ours and other:
+                key = f"trajdlm_over_{name}" if label == "trajdlm" else f"{label} over {name}"
+                out[key] = ours / other
     ar = next((k for k in sweep if k.startswith("ar_decoding")), None)
     for label in sweep:
         if label.startswith("trajdlm") and ar:

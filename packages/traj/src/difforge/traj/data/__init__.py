@@ -5,8 +5,8 @@ Main entry points:
 - :func:`prepare_roadmap` (``difforge-traj prepare``): OSM XML / .osm.pbf / GraphML -> roadmap.geo/.rel
 - :func:`match_gps_file` (``difforge-traj match``): GPS CSV/GPX -> HOSER trajectory CSV
 - :class:`SegmentGraph`, :func:`read_roadmap`, :func:`read_trajectories`, :func:`read_dataset`
-- :func:`dataset_dir`: the shipped datasets (default ``helsinki_drive``; also
-  ``helsinki_drive_dua``, ``helsinki_bike``, ``berlin_adlershof_drive``, ``helsinki_bike_on_drive``)
+- :func:`dataset_dir`: the shipped datasets (default ``helsinki_drive_dua``; also
+  ``helsinki_drive``, ``helsinki_bike``, ``berlin_adlershof_drive``, ``helsinki_bike_on_drive``)
 - :func:`synthetic_city` / :func:`synthetic_trips`: a procedural grid city of any size
   (``synthetic_city(110)`` has about 40,000 segments, the Beijing vocabulary) with trips;
   ``synthetic.activity_trips`` / ``synthetic.write_synthetic_dataset``: city-like trips and a

@@ -4,8 +4,10 @@ Each folder holds ``roadmap.geo``, ``roadmap.rel``, ``train.csv``, ``val.csv``, 
 ``meta.json`` (how it was made, statistics) and a README; its script in ``data_scripts/``
 regenerates it deterministically:
 
-- ``helsinki_drive`` (the default): central Helsinki, SUMO car trips (``traj_helsinki.py``);
-- ``helsinki_drive_dua``: the same network and demand with habitual route choice (main-road and
+- ``helsinki_drive``: central Helsinki, SUMO car trips with noisy route choice
+  (``traj_helsinki.py``): the data is noise around the shortest path;
+- ``helsinki_drive_dua`` (the default, the shipped model's): the same network and demand with
+  habitual route choice (main-road and
   traffic-light costs shared by all drivers, three congestion-aware assignment rounds, little
   per-driver noise; ``traj_helsinki.py --routing habitual``): the most frequent route per OD pair
   beats the length-shortest path on HOSER's pairwise metrics, as in real GPS data;
@@ -28,7 +30,7 @@ from pathlib import Path
 from difforge.core.errors import UserError
 
 DATASETS_DIR = Path(__file__).resolve().parent.parent / "datasets"
-DEFAULT_DATASET = "helsinki_drive"
+DEFAULT_DATASET = "helsinki_drive_dua"
 
 
 def available_datasets() -> list[str]:
