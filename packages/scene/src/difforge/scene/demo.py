@@ -2,8 +2,8 @@
 
 The blocks follow the layout of a procedural room (seed ``DEMO_SEED``): block (0, 0) is sampled
 from its layout, the other three are expanded from their neighbours (RePaint over the overlaps),
-then the four SDFs are blended and meshed once. While ``weights/default`` is absent (before the
-GPU training run), the section shows the procedural room itself and says so.
+then the four SDFs are blended and meshed once. Where ``weights/default`` is absent (an install
+without the package data), the section shows the procedural room itself and says so.
 """
 
 from __future__ import annotations
