@@ -33,6 +33,14 @@ def _card() -> str:
     return f"CPU ({platform.processor() or platform.machine()})"
 
 
+SEAM_METRICS = (
+    "sdf_disagreement_cm",
+    "overlap_chamfer_cm2",
+    "open_boundary_m",
+    "open_boundary_blended_m",
+)
+
+
 def _fmt(value: Any, digits: int = 1) -> str:
     if value is None:
         return "–"
@@ -61,6 +69,8 @@ def collect(work: Path) -> dict[str, Any]:
         ("evaluation", work / "eval.json"),
         ("ablation_raw_model", work / "raw" / "config.json"),
         ("ablation_raw_evaluation", work / "eval_raw.json"),
+        ("ablation_vector_model", work / "vector" / "config.json"),
+        ("ablation_vector_evaluation", work / "eval_vector.json"),
     ):
         data = _read(path)
         if data is not None:
@@ -106,7 +116,11 @@ def markdown(results: dict[str, Any]) -> str:
         lines += ["", f"VAE: {vae['parameters']:,} parameters, latent {vae['latent_shape']}, "
                   f"compression {vae['compression']:.0f}x, {vae['steps']}/{vae['planned_steps']} "
                   f"steps in {vae['seconds']:.0f} s, final {json.dumps(vae.get('final_logs'))}"]  # fmt: skip
-    for key, label in (("model", "latent diffusion"), ("ablation_raw_model", "raw diffusion")):
+    for key, label in (
+        ("model", "latent diffusion"),
+        ("ablation_raw_model", "raw diffusion"),
+        ("ablation_vector_model", "latent vector diffusion"),
+    ):
         model = results.get(key)
         if model:
             run = model["training"]["diffusion"]
@@ -115,7 +129,7 @@ def markdown(results: dict[str, Any]) -> str:
                       f"{model['training']['examples_with_flips']} examples, final "
                       f"{json.dumps(run.get('final_logs'))}"]  # fmt: skip
     methods: dict[str, Any] = {}
-    for key in ("evaluation", "ablation_raw_evaluation"):
+    for key in ("evaluation", "ablation_raw_evaluation", "ablation_vector_evaluation"):
         ev = results.get(key)
         if ev:
             methods.update(ev["methods"])
@@ -136,16 +150,22 @@ def markdown(results: dict[str, Any]) -> str:
                 f"{_fmt(m.get('seconds_per_block'), 3)} |"
             )
     seams = (results.get("evaluation") or {}).get("seams")
-    if seams:
+    if seams and seams.get("pairs"):
         lines += ["", f"## Neighbouring blocks, with vs without overlap conditioning "
-                  f"({seams['pairs']} pairs, 0.8 m overlap)", "",
-                  "| second block | SDF disagreement (cm) ↓ | overlap Chamfer (cm²) ↓ |",
-                  "|---|---|---|"]  # fmt: skip
-        for name in ("with overlap conditioning", "independent"):
-            s = seams[name]
+                  f"({seams['pairs']} pairs inside held-out rooms, 0.8 m overlap; mean / median "
+                  "over the pairs finite for both)", "",
+                  "| metric ↓ | with overlap conditioning | independent | pairs | conditioning "
+                  "lower (% of pairs) |", "|---|---|---|---|---|"]  # fmt: skip
+        for metric in SEAM_METRICS:
+            summary = seams.get(metric, {})
+            cells = [
+                f"{_fmt(summary.get(name, {}).get('mean'), 2)} / "
+                f"{_fmt(summary.get(name, {}).get('median'), 2)}"
+                for name in ("with overlap conditioning", "independent")
+            ]
+            share = summary.get("with overlap conditioning lower (% of pairs)")
             lines.append(
-                f"| {name} | {_fmt(s['sdf_disagreement_cm'], 2)} | "
-                f"{_fmt(s['overlap_chamfer_cm2'])} |"
+                f"| {metric} | {' | '.join(cells)} | {_fmt(summary.get('pairs'))} | {_fmt(share)} |"
             )
     return "\n".join(lines) + "\n"
 

@@ -8,6 +8,7 @@ import trimesh
 
 from difforge.scene.baseline import nearest_by_layout
 from difforge.scene.classes import CLASS_INDEX
+from difforge.scene.data.blocks import BlockDataset, write_dataset
 from difforge.scene.evaluate import (
     chamfer_matrix,
     coverage_mmd_1nna,
@@ -18,6 +19,7 @@ from difforge.scene.evaluate import (
     sdf_disagreement,
     seam_openness,
 )
+from difforge.scene.evaluate_model import paired_summary, seam_pairs
 
 
 def test_chamfer_is_pointflow_sum_of_mean_squared_distances() -> None:
@@ -125,3 +127,26 @@ def test_nearest_by_layout_uses_hamming_distance() -> None:
     query[0, 2, :3] = 1  # 4 cells from train 1, 4 from train 2: tie -> lower index
     query[1, 2, 3, 3] = 1  # nearest to the empty layout
     assert nearest_by_layout(train, query).tolist() == [1, 0]
+
+
+def test_paired_summary_uses_the_same_pairs_for_every_method() -> None:
+    # Pair 2 failed for the conditioned variant only (NaN): it is left out of both means, not just
+    # one (the old seam table averaged 12 pairs of one variant against 16 of the other).
+    values = {"with": [1.0, 2.0, float("nan"), 4.0], "without": [3.0, 1.0, 100.0, 5.0]}
+    summary = paired_summary(values)
+    assert summary["pairs"] == 3
+    assert summary["with"] == {"mean": pytest.approx(7 / 3), "median": 2.0}
+    assert summary["without"] == {"mean": 3.0, "median": 3.0}
+    assert summary["with lower (% of pairs)"] == pytest.approx(200 / 3)
+
+
+def test_seam_pairs_lie_wholly_inside_their_rooms(tmp_path) -> None:
+    write_dataset(tmp_path / "d", 6, seed=5, resolution=16, with_sdf=False)
+    pairs = seam_pairs(BlockDataset(tmp_path / "d"), 3, stride=2.4, seed=0)
+    assert len(pairs) == 3
+    for layout, x, z in pairs:
+        (x0, z0), (x1, z1) = layout.extent_min, layout.extent_max
+        assert x0 <= x and x + 2.4 + 3.2 <= x1 and z0 <= z and z + 3.2 <= z1
+    # A room too short along x for two blocks (3.9 m, seed 8) gives no pair.
+    write_dataset(tmp_path / "short", 6, seed=8, resolution=16, with_sdf=False)
+    assert seam_pairs(BlockDataset(tmp_path / "short"), 3, stride=2.4, seed=0) == []

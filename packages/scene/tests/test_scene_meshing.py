@@ -15,7 +15,13 @@ from difforge.scene.data.blocks import Block, extract_block, room_scene
 from difforge.scene.data.geometry import grid_points
 from difforge.scene.data.layout import Layout, LayoutBox
 from difforge.scene.data.rooms import RoomConfig, generate_room
-from difforge.scene.evaluate import inner_border_length, sdf_disagreement, seam_openness
+from difforge.scene.evaluate import (
+    inner_border_length,
+    open_boundary_length,
+    sdf_disagreement,
+    seam_gap_length,
+    seam_openness,
+)
 from difforge.scene.meshing import (
     blend_blocks,
     block_offsets,
@@ -103,6 +109,25 @@ def test_one_pass_meshing_has_no_open_seam_unlike_per_block_meshing(two_blocks) 
     # Meshing each block on its own and concatenating leaves open edges at the inner borders.
     halves = [mesh_from_sdf(blk.sdf, blk.origin, blk.voxel, close=False) for blk in (a, b)]
     assert seam_openness(trimesh.util.concatenate(halves), lo, hi, border, margin=0.15) > 1.0
+
+
+def test_seam_gap_length_counts_cracks_between_unblended_neighbours() -> None:
+    # Two neighbours along x from one procedural room (0.8 m overlap, 0.1 m lattice).
+    room = generate_room(24)
+    x0, z0 = room.layout.extent_min
+    a = extract_block(room, x0, z0, resolution=32)
+    b = extract_block(room, x0 + 2.4, z0, resolution=32)
+    assert seam_gap_length(a.sdf, a.origin, b.sdf, 24, a.voxel) == 0.0
+    # 2 mm of disagreement moves B's rim by less than the 1 cm tolerance (B's field lowered: this
+    # room has samples exactly on its surfaces, which a raised field would move by a whole
+    # sample); 3 cm opens metres.
+    assert seam_gap_length(a.sdf, a.origin, b.sdf - 0.002, 24, a.voxel) == 0.0
+    assert seam_gap_length(a.sdf, a.origin, b.sdf + 0.03, 24, a.voxel) > 2.0
+    # B without any surface: A's whole rim on the cut is open.
+    empty = np.full_like(b.sdf, 0.2)
+    assert seam_gap_length(a.sdf, a.origin, empty, 24, a.voxel) > 5.0
+    blended = mesh_blocks([a, Block(b.origin, b.sdf + 0.03, b.layout, b.raster)], close=False)
+    assert open_boundary_length(blended, a.origin, b.origin + 3.2) == 0.0
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,8 @@ FIT_ARGS = ["--channels", "4", "--plane-resolution", "8", "--hidden", "16", "--l
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("pipeline")
     torch.manual_seed(0)
-    for name, seed, n in (("train", 1, 10), ("test", 2, 6)):
+    # Test seed 5: its room is long enough along x for seam pairs wholly inside it (5.6 m).
+    for name, seed, n in (("train", 1, 10), ("test", 5, 6)):
         args = ["dataset", "--n", str(n), "--seed", str(seed), "--out", str(root / name)]
         assert main([*args, "--resolution", "16", "--no-sdf"]) == 0
     assert main(["fit", "--data", str(root / "train"), "--out", str(root / "fit"), *FIT_ARGS]) == 0
@@ -138,8 +139,11 @@ def test_evaluate_model_against_retrieval_with_seams(trained, tmp_path) -> None:
     assert 0 <= ours["layout_adherence"]["furniture_IoU"] <= 100
     seams = result["seams"]
     assert seams["pairs"] == 2
+    assert seams["open_boundary_m"]["pairs"] == 2  # a length: finite even for empty blocks
     for name in ("with overlap conditioning", "independent"):
-        assert seams[name]["pairs_with_surface_in_overlap"] <= 2
+        assert seams["open_boundary_m"][name]["mean"] >= 0.0
+        assert seams["open_boundary_blended_m"][name]["mean"] == 0.0  # one pass: closed
+        assert len(seams["per_pair"]["overlap_chamfer_cm2"][name]) == 2
 
 
 def test_raw_triplane_ablation_trains_and_samples(trained) -> None:
@@ -152,6 +156,27 @@ def test_raw_triplane_ablation_trains_and_samples(trained) -> None:
     latents = generator.sample_latents(np.zeros((1, 9, 32, 32), dtype=np.uint8), seed=0)
     assert latents.shape == (1, 3, 4, 8, 8)  # raw planes: 4 channels, 8 x 8
     assert generator.decode(latents, 16).shape == (1, 16, 16, 16)
+
+
+def test_latent_vector_ablation_trains_samples_and_refuses_expansion(
+    trained, tmp_path, capsys
+) -> None:
+    vae = ["train-vae", "--fit", str(trained / "fit"), "--out", str(trained / "vae_vector"),
+           "--config", "tiny", "train.steps=5", "eval_blocks=1", "model.vector_latent=true"]  # fmt: skip
+    assert main(vae) == 0
+    train = ["train", "--fit", str(trained / "fit"), "--vae", str(trained / "vae_vector"),
+             "--config", "tiny", "--out", str(trained / "vector"), "train.steps=5"]  # fmt: skip
+    assert main(train) == 0
+    model = SceneModel.load(trained / "vector")
+    assert model.vae.config.vector_latent and model.info["representation"] == "latent vector"
+    one = ["generate", "--model", str(trained / "vector"), "--blocks", "1x1", "--unconditional"]
+    assert main([*one, "--out", str(tmp_path / "one.glb")]) == 0
+    capsys.readouterr()
+    two = ["generate", "--model", str(trained / "vector"), "--blocks", "2x1", "--unconditional"]
+    assert main([*two, "--out", str(tmp_path / "two.glb")]) == 2
+    err = capsys.readouterr().err
+    assert "no overlap to share" in err and err.count("\n") == 1
+    assert not (tmp_path / "two.glb").exists() and not (tmp_path / "two").exists()
 
 
 def test_demo_generates_with_a_model(trained, tmp_path) -> None:

@@ -25,7 +25,10 @@ Protocol (recorded with every result, see ``PROTOCOL``):
   block's layout against the query layout) is summed over blocks before dividing.
 * Seams: SDF disagreement = mean |f_A - f_B| over overlap samples with min(|f_A|, |f_B|) < 5 cm
   (cm); openness = boundary edges (used by one face) inside the scene per metre of inner block
-  border (ideal 0).
+  border (ideal 0); open boundary length = metres of boundary edges left more than 1 cm apart
+  where two neighbours meshed without blending, each up to the middle of their overlap, meet
+  (``seam_gap_length``; 0 where the two SDFs agree on the cut), and metres of boundary edges
+  inside the blended mesh (``open_boundary_length``; 0 by construction).
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ RECONSTRUCTION_POINTS = 100_000
 FSCORE_THRESHOLDS = (0.02, 0.05)
 FURNITURE_HEIGHTS = (0.05, 2.2)
 SEAM_BAND = 0.05
+SEAM_GAP = 0.01  # rims further apart than this count as open (a crack)
 CM2 = 1e4  # m^2 -> cm^2
 _PAIR_BATCH = 16  # cloud pairs per batched Chamfer call on an accelerator
 
@@ -66,6 +70,7 @@ PROTOCOL = {
     "furniture_heights_m": list(FURNITURE_HEIGHTS),
     "layout_cell_m": LAYOUT_CELL,
     "seam_band_m": SEAM_BAND,
+    "seam_gap_m": SEAM_GAP,
 }
 
 
@@ -264,6 +269,14 @@ def sdf_disagreement(
     return float(np.abs(a - b)[near].mean())
 
 
+def _boundary_edges(mesh: trimesh.Trimesh) -> np.ndarray:
+    """End points (n, 2, 3) of the edges used by exactly one face."""
+    if len(mesh.faces) == 0:
+        return np.zeros((0, 2, 3))
+    edges, uses = np.unique(mesh.edges_sorted, axis=0, return_counts=True)
+    return mesh.vertices[edges[uses == 1]]
+
+
 def seam_openness(
     mesh: trimesh.Trimesh,
     scene_lo: np.ndarray,
@@ -276,16 +289,72 @@ def seam_openness(
     Edges within ``margin`` of the scene's outer faces are not seams (an open mesh ends there);
     use at least one and a half voxels.
     """
-    if len(mesh.faces) == 0 or inner_border_length <= 0:
+    if inner_border_length <= 0:
         return 0.0
-    edges, uses = np.unique(mesh.edges_sorted, axis=0, return_counts=True)
-    boundary = edges[uses == 1]
-    mid = mesh.vertices[boundary].mean(axis=1)
+    mid = _boundary_edges(mesh).mean(axis=1)
     inside = np.all(
         (mid[:, [0, 2]] > scene_lo[[0, 2]] + margin) & (mid[:, [0, 2]] < scene_hi[[0, 2]] - margin),
         axis=1,
     )
     return float(inside.sum() / inner_border_length)
+
+
+def open_boundary_length(
+    mesh: trimesh.Trimesh, lo: np.ndarray, hi: np.ndarray, margin: float = 0.1
+) -> float:
+    """Summed length (m) of the boundary edges more than ``margin`` inside the box [lo, hi] (an
+    open mesh ends at the box's faces; what is left open inside is a seam)."""
+    ends = _boundary_edges(mesh)
+    mid = ends.mean(axis=1)
+    inside = np.all((mid > np.asarray(lo) + margin) & (mid < np.asarray(hi) - margin), axis=1)
+    return float(np.linalg.norm(ends[inside, 0] - ends[inside, 1], axis=1).sum())
+
+
+def seam_gap_length(
+    grid_a: np.ndarray,
+    origin_a: np.ndarray,
+    grid_b: np.ndarray,
+    shift: int,
+    voxel: float,
+    tolerance: float = SEAM_GAP,
+    margin: float = 0.1,
+) -> float:
+    """Open boundary length (m) where two neighbours meet when they are meshed without blending:
+    A on its samples up to the middle of the overlap, B (``shift`` samples further along x) from
+    there on.
+
+    Both meshes end on the cut's sample layer. Where the two SDFs agree on it, marching cubes puts
+    the same rim on the cut from both sides and the surface closes; otherwise the rims part. Counted
+    is the length of both meshes' rim edges on the cut that lie more than ``tolerance`` from the
+    other mesh's rim (a crack wider than that, or a surface the other block lacks there); edges
+    within ``margin`` of the blocks' outer faces are not seams.
+    """
+    cut = (shift + grid_a.shape[0]) // 2  # A's sample index of the cut layer
+    origin_a = np.asarray(origin_a, dtype=np.float64)
+    origin_b = origin_a + np.array([cut * voxel, 0.0, 0.0])
+    x_cut = origin_a[0] + (cut + 0.5) * voxel
+    size = np.array(grid_a.shape[1:]) * voxel
+    rims = []
+    for grid, origin in ((grid_a[: cut + 1], origin_a), (grid_b[cut - shift :], origin_b)):
+        ends = _boundary_edges(mesh_from_sdf(grid, origin, voxel, close=False))
+        mid = ends.mean(axis=1)
+        on_cut = (np.abs(mid[:, 0] - x_cut) < voxel / 4) & np.all(
+            (mid[:, 1:] > origin_a[1:] + margin) & (mid[:, 1:] < origin_a[1:] + size - margin),
+            axis=1,
+        )
+        rims.append(ends[on_cut])
+    # The other rim as points every 1/8 edge (< 1 cm apart at 5 cm voxels).
+    steps = np.linspace(0.0, 1.0, 9)[None, :, None]
+    total = 0.0
+    for own, other in ((rims[0], rims[1]), (rims[1], rims[0])):
+        lengths = np.linalg.norm(own[:, 0] - own[:, 1], axis=1)
+        if len(other) == 0:
+            total += float(lengths.sum())
+            continue
+        points = (other[:, :1] * (1 - steps) + other[:, 1:] * steps).reshape(-1, 3)
+        gap = cKDTree(points).query(own.mean(axis=1))[0]
+        total += float(lengths[gap > tolerance].sum())
+    return total
 
 
 def inner_border_length(origins: Sequence[np.ndarray], size: float = BLOCK_SIZE) -> float:
