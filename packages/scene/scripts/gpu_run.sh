@@ -11,9 +11,10 @@
 # Stages: datasets -> tri-plane fit stage 1 (decoder + planes, FIT1_N blocks) -> stage 2 (frozen
 # decoder, N_TRAIN blocks) -> VAE -> latent diffusion -> evaluation vs retrieval (+ seams with vs
 # without overlap conditioning) -> demo scene. ABLATIONS=1 adds the paper's ablations: a VAE with
-# one global latent vector of the same size (reconstruction, as the paper's Table 4), and raw
-# tri-plane diffusion (same budget) with its evaluation. As a second call on a still-warm machine
-# use REUSE=1: stages whose outputs exist in $WORK are skipped.
+# one global latent vector of the same size (reconstruction, as the paper's Table 4), raw
+# tri-plane diffusion and diffusion on that latent vector (same budget), with their evaluations.
+# As a second call on a still-warm machine use REUSE=1: stages whose outputs exist in $WORK are
+# skipped.
 # Run from the repository root with .whl (diffusers, trimesh wheels) carried:
 #   bash packages/scene/scripts/gpu_run.sh
 # Default limits, from the H200 runs of 2026-11-27 (python start-up ~15 s per command; fit stage 1
@@ -108,7 +109,7 @@ declare -A DONE=([datasets]="$WORK/test/dataset.json" [fit1]="$WORK/fit1/fit.jso
   [fit2]="$WORK/fit2/fit.json" [vae]="$WORK/vae/metrics.json" [diffusion]="$WORK/model/config.json"
   [evaluate]="$WORK/eval.json")
 if [ "$REUSE" != 1 ]; then
-  rm -rf "$WORK"/{train,test,fit1,fit2,vae,vae_vector,model,raw,demo,demo_x} "$WORK"/*-run \
+  rm -rf "$WORK"/{train,test,fit1,fit2,vae,vae_vector,model,raw,vector,demo,demo_x} "$WORK"/*-run \
     "$WORK"/*.json "$WORK"/demo.glb
   : > "$WORK/stages.tsv"
 fi
@@ -154,6 +155,13 @@ if [ "$ABLATIONS" = 1 ]; then
     --out "$WORK/raw" --config "$CONFIG" time_limit_s="$DIF_LIMIT_S" model.patch_size=8 $DIF_OVR
   stage raw_evaluate "$T_EVAL" $SCENE evaluate --model "$WORK/raw" --train "$WORK/train" \
     --test "$WORK/test" --out "$WORK/eval_raw.json" --n-eval "$EVAL_N" --seams 0 \
+    --device "$DEVICE" --workers "$WORKERS" $GEN_ARGS
+  # Diffusion on the single latent vector (same DiT and budget; no expansion: nothing overlaps).
+  stage vector_diffusion $(( DIF_LIMIT_S + MARGIN_S )) $SCENE train --fit $FITS \
+    --vae "$WORK/vae_vector" --out "$WORK/vector" --config "$CONFIG" time_limit_s="$DIF_LIMIT_S" \
+    $DIF_OVR
+  stage vector_evaluate "$T_EVAL" $SCENE evaluate --model "$WORK/vector" --train "$WORK/train" \
+    --test "$WORK/test" --out "$WORK/eval_vector.json" --n-eval "$EVAL_N" --seams 0 \
     --device "$DEVICE" --workers "$WORKERS" $GEN_ARGS
 fi
 echo "== all done at ${SECONDS}s"

@@ -342,6 +342,14 @@ class SamplingConfig:
         check_config(0 < self.stride <= 3.2, "stride", "in (0, 3.2] m", self.stride)
 
 
+def representation(vae: TriPlaneVAE | None) -> str:
+    """What the diffusion model generates: "raw tri-planes" (no VAE), "latent tri-planes", or
+    "latent vector" (the paper's ablation: a VAE with one global latent vector)."""
+    if vae is None:
+        return "raw tri-planes"
+    return "latent vector" if vae.config.vector_latent else "latent tri-planes"
+
+
 @dataclass
 class SceneModel:
     """A trained generator: shared tri-plane decoder, VAE (None: diffusion on raw planes),

@@ -47,7 +47,13 @@ from difforge.scene.data.geometry import BLOCK_SIZE, LAYOUT_CELLS, block_origin
 from difforge.scene.data.layout import Layout, parse_layout, rasterize_layout
 from difforge.scene.fit import decode_grids
 from difforge.scene.meshing import colour_by_layout, mesh_blocks
-from difforge.scene.model import SamplingConfig, SceneModel, epsilon_from_v, layout_condition
+from difforge.scene.model import (
+    SamplingConfig,
+    SceneModel,
+    epsilon_from_v,
+    layout_condition,
+    representation,
+)
 
 SCENE_FORMAT = "difforge-scene-scene/1"
 DIRECTIONS = {"+x": (1, 0), "-x": (-1, 0), "+z": (0, 1), "-z": (0, -1)}
@@ -258,6 +264,11 @@ def add_block(
     condition = (
         neighbour_condition(scene, index, generator.overlap_texels) if use_neighbours else None
     )
+    if condition is not None and representation(generator.model.vae) == "latent vector":
+        raise UserError(
+            "this model generates one latent vector per block (the ablation), which has no "
+            "overlap to share with a neighbour: generate single blocks (--blocks 1x1)"
+        )
     if condition is None:
         latent = generator.sample_latents(raster, seed)[0]
     else:

@@ -61,6 +61,7 @@ from difforge.scene.model import (
     TriPlaneVAE,
     layout_condition,
     num_parameters,
+    representation,
 )
 from difforge.scene.triplane import TriPlaneDecoder, load_decoder
 
@@ -531,7 +532,7 @@ def train_diffusion(
     run = _train(trainer, config.time_limit_s, SAVE_RESERVE_S, clock)
     vae_metrics = Path(vae_dir) / "metrics.json" if vae_dir is not None else None
     info: dict[str, Any] = {
-        "representation": "latent tri-planes" if vae is not None else "raw tri-planes",
+        "representation": representation(vae),
         "training": {
             "fits": [str(Path(d).resolve()) for d in fit_dirs],
             "blocks": len(fits.planes),
