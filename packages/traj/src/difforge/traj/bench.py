@@ -15,8 +15,9 @@ Methods:
   model trained with ``model.block_size=1`` when given, else the TrajDLM weights decoded one
   token at a time (the label says which);
 - ``trajdlm``: block diffusion with topology-constrained sampling and guidance, and optional
-  sampling ablations of the same weights (constraint off, guidance 0, one token per step, 8 / 2 /
-  1 denoising steps per block: their throughput is swept and compared too) and extra trained models (e.g. no road encoder, another block size).
+  sampling ablations of the same weights (constraint off, guidance 0, one token per step, 8 / 4 /
+  1 denoising steps per block: their throughput is swept and compared too) and extra trained
+  models (e.g. no road encoder, another block size).
 
 - ``real_trips``: a reference row, not a method: the training trajectory each OD request was
   drawn from, with its real times. It is what a generator that reproduced the data exactly would
@@ -79,7 +80,7 @@ SAMPLING_ABLATIONS = {
     "trajdlm (guidance w=0)": {"guidance_scale": 0.0},
     "trajdlm (one token per step)": {"steps_per_block": None, "threshold": None},
     "trajdlm (8 steps per block)": {"steps_per_block": 8},
-    "trajdlm (2 steps per block)": {"steps_per_block": 2},
+    "trajdlm (4 steps per block)": {"steps_per_block": 4},
     "trajdlm (1 step per block)": {"steps_per_block": 1},
 }
 # Sampling settings whose throughput is swept over batch sizes (besides AR decoding).
