@@ -44,8 +44,9 @@ def test_demo_uses_the_shipped_default_model(tmp_path, monkeypatch) -> None:
 def test_default_model_follows_a_held_out_layout() -> None:
     # The demo room (seed 24, sized to the 2x2 grid) is not a training room (those are drawn from
     # SeedSequence([1000, i]) with free sizes). Away from the surface, the generated block must be
-    # solid and empty where the exact room is: a model that ignores its layout does not reach 98.5 % (unconditional samples of this model on this
-    # block: 92-97 %); the shipped model reaches 99.6 % (32^3 grid, 8 steps).
+    # solid and empty where the exact room is: a model that ignores its layout does not reach
+    # 98.5 % (unconditional samples of this model on this block: 92-97 %); the shipped model
+    # reaches 99.6 % (32^3 grid, 8 steps).
     _, blocks = room_scene(demo.DEMO_SEED, 2, 2, resolution=32)
     block = blocks[0]  # the demo scene's first block
     model = SceneModel.load("default")
