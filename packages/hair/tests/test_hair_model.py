@@ -7,8 +7,9 @@ import json
 import numpy as np
 import pytest
 import torch
+from scipy import ndimage
 
-from difforge.core.errors import CheckpointError, UserError
+from difforge.core.errors import CheckpointError, ConfigError, UserError
 from difforge.hair.codec import (
     POSITION_SCALE,
     CodecLossWeights,
@@ -28,6 +29,7 @@ from difforge.hair.model import (
     resolve_model_dir,
     sample_texture,
     scalp_texture,
+    smooth_latents,
 )
 from difforge.hair.sample import HairGenerator
 
@@ -167,6 +169,45 @@ def test_decode_roots_on_the_scalp_and_no_point_inside_the_head():
     rest = groom.points[:, 1:].astype(np.float64)
     assert not DEFAULT_HEAD.inside(rest).any()
     assert DEFAULT_HEAD.skull_level(rest).min() >= 1 + 0.99 * COLLISION_MARGIN / 2 / 0.1
+
+
+def test_min_density_drops_roots_where_the_sampled_density_is_sparse():
+    resolution = 16
+    density = np.full((resolution, resolution), 0.9, dtype=np.float32)
+    density[:, : resolution // 2] = 0.1  # sparse hair on the u < 0.5 half
+    latents = np.zeros((LATENT, resolution, resolution), dtype=np.float32)
+    texture = torch.from_numpy(np.concatenate([latents, density[None]]))
+    model = HairModel(tiny_codec(), tiny_diffusion())
+    kept = {}
+    for min_density in (0.02, 0.5):
+        generator = HairGenerator(model, sampling=SamplingConfig(min_density=min_density))
+        groom = generator.decode(texture, 4000, seed=0)
+        kept[min_density] = sample_texture(texture, torch.from_numpy(groom.root_uv))[:, -1]
+    assert (kept[0.02] < 0.5).sum() > 50  # the default keeps some sparse roots...
+    assert kept[0.5].min() >= 0.5 and len(kept[0.5]) > 1000  # ...a higher cut none, dense kept
+    with pytest.raises(ConfigError, match="min_density"):
+        SamplingConfig(min_density=1.0)
+
+
+def test_latent_smoothing_blurs_the_latents_only_and_reaches_the_decoder():
+    rng = np.random.default_rng(0)
+    texture = torch.from_numpy(rng.uniform(-1, 1, size=(LATENT + 1, 16, 16)).astype(np.float32))
+    assert smooth_latents(texture, 0.0) is texture
+    for sigma in (1.0, 1.5):
+        smoothed = smooth_latents(texture, sigma)
+        expected = ndimage.gaussian_filter(
+            texture[:-1].double().numpy(), (0, sigma, sigma), mode="nearest", truncate=3.0
+        )
+        np.testing.assert_allclose(smoothed[:-1].numpy(), expected, atol=1e-5)
+        torch.testing.assert_close(smoothed[-1], texture[-1])  # the density is left alone
+    model = HairModel(tiny_codec(), tiny_diffusion())
+    smooth = HairGenerator(model, sampling=SamplingConfig(latent_smoothing=1.5))
+    plain = HairGenerator(model)
+    groom = smooth.decode(texture, 500, seed=0)
+    np.testing.assert_array_equal(
+        groom.points, plain.decode(smooth_latents(texture, 1.5), 500, seed=0).points
+    )
+    assert not np.allclose(groom.points, plain.decode(texture, 500, seed=0).points)
 
 
 def test_model_folder_round_trip(tmp_path):

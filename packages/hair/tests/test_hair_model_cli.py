@@ -109,6 +109,16 @@ def test_bad_inputs_give_one_line_errors_and_no_output(trained, tmp_path, capsys
              "--model", "default"],
             "weights/default holds no config.json",
         ),
+        (
+            ["generate", "--image", str(trained / "data" / "style_0000005" / "image.png"),
+             "--model", model, "--min-density", "1.5"],
+            "--min-density must be in [0, 1)",
+        ),
+        (
+            ["generate", "--image", str(trained / "data" / "style_0000005" / "image.png"),
+             "--model", model, "--smooth", "-1"],
+            "--smooth must be >= 0",
+        ),
         (["train-codec", "--data", str(tmp_path), "--out", str(tmp_path / "c")], "no style folders"),
         (["train-codec", "--out", str(tmp_path / "c"), "--config", "huge"], "no such file or preset"),
         (["train", "--codec", str(tmp_path), "--out", str(tmp_path / "m")], "not a codec folder"),

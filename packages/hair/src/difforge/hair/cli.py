@@ -372,23 +372,42 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--guidance", type=float, help="classifier-free guidance w (0 = off; model default)"
     )
+    parser.add_argument(
+        "--min-density",
+        type=float,
+        help="no roots where the sampled density is below this (model default: 0.02)",
+    )
+    parser.add_argument(
+        "--smooth",
+        type=float,
+        help="Gaussian blur of the sampled latent texture, in texels (0 = off; model default)",
+    )
 
 
 def _generator(args: argparse.Namespace, seed: int = 0, model=None):  # -> HairGenerator
-    """The generator of ``--model`` on ``--device`` with ``--steps``/``--guidance`` applied
-    (``model``: an already loaded HairModel). Model modules are imported here, lazily."""
+    """The generator of ``--model`` on ``--device`` with ``--steps``, ``--guidance``,
+    ``--min-density`` and ``--smooth`` applied (``model``: an already loaded HairModel). Model
+    modules are imported here, lazily."""
     from difforge.hair.model import HairModel
     from difforge.hair.sample import HairGenerator
 
     device = resolve_device(args.device)
     if args.guidance is not None and args.guidance < 0:
         raise UserError("--guidance must be >= 0")
+    if args.min_density is not None and not 0 <= args.min_density < 1:
+        raise UserError("--min-density must be in [0, 1)")
+    if args.smooth is not None and args.smooth < 0:
+        raise UserError("--smooth must be >= 0")
     model = model or HairModel.load(args.model)
     sampling = model.sampling
     if args.steps is not None:
         sampling = dataclasses.replace(sampling, steps=args.steps)
     if args.guidance is not None:
         sampling = dataclasses.replace(sampling, guidance_scale=args.guidance)
+    if args.min_density is not None:
+        sampling = dataclasses.replace(sampling, min_density=args.min_density)
+    if args.smooth is not None:
+        sampling = dataclasses.replace(sampling, latent_smoothing=args.smooth)
     return HairGenerator(model, device, sampling, seed=seed)
 
 

@@ -18,6 +18,7 @@ After DiffLocks (clean-room, from the paper's description), scaled down (design 
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +51,7 @@ DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "weights" / "default"
 # DiT timesteps are EDM's c_noise = log(sigma) / 4 (about -1.6 .. 1.1); scaled so diffusers'
 # sinusoidal timestep embedding (frequencies 1e-4 .. 1) resolves them.
 TIMESTEP_SCALE = 1000.0
+MIN_DENSITY = 0.02  # below this a texel holds no hair (DiffLocks, and the generator's density map)
 
 
 ################################################################################
@@ -111,6 +113,29 @@ def sample_texture(texture: Tensor, uv: Tensor) -> Tensor:
         texture[None], grid, mode="bilinear", padding_mode="border", align_corners=False
     )
     return values[0, :, 0].T
+
+
+def smooth_latents(texture: Tensor, sigma: float) -> Tensor:
+    """A ``(C, R, R)`` texture with its latent channels (all but the last, the density)
+    Gaussian-blurred by ``sigma`` texels (edges replicated; ``sigma`` 0 returns it unchanged).
+
+    Written with a separable convolution rather than scipy so that it runs on the texture's
+    device: sampled textures carry far more texel-to-texel noise than encoded grooms do.
+    """
+    if sigma <= 0:
+        return texture
+    radius = max(1, math.ceil(3 * sigma))
+    offsets = torch.arange(-radius, radius + 1, device=texture.device, dtype=texture.dtype)
+    kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
+    kernel = kernel / kernel.sum()
+    latents = texture[:-1, None]  # (C - 1, 1, R, R): one channel per convolution group
+    latents = F.conv2d(
+        F.pad(latents, (radius, radius, 0, 0), mode="replicate"), kernel.view(1, 1, 1, -1)
+    )
+    latents = F.conv2d(
+        F.pad(latents, (0, 0, radius, radius), mode="replicate"), kernel.view(1, 1, -1, 1)
+    )
+    return torch.cat([latents[:, 0], texture[-1:]])
 
 
 ################################################################################
@@ -258,6 +283,10 @@ class SamplingConfig:
     ``guidance_scale`` follows the core convention ``u + (w + 1)(c - u)``: 0 is the plain
     conditional model. ``n_strands`` counts root candidates at full density, as ``dataset`` and
     ``groom`` do, so a groom has about as many strands as the training grooms of its style.
+    ``min_density``: a root candidate is dropped where the sampled density is below it (0.02,
+    DiffLocks' and the generator's cut; higher values drop the sparse roots that a sampled
+    density map leaves on bald scalp). ``latent_smoothing``: Gaussian blur (in texels) of the
+    sampled latent channels before decoding (:func:`smooth_latents`; 0 = off).
     """
 
     steps: int = 20
@@ -265,6 +294,8 @@ class SamplingConfig:
     sampler: str = "edm_dpmsolver++"
     n_strands: int = 10_000
     decode_batch: int = 65_536
+    min_density: float = MIN_DENSITY
+    latent_smoothing: float = 0.0
 
     def __post_init__(self) -> None:
         check_config(self.steps >= 1, "steps", ">= 1", self.steps)
@@ -277,6 +308,8 @@ class SamplingConfig:
         )
         check_config(self.n_strands >= 1, "n_strands", ">= 1", self.n_strands)
         check_config(self.decode_batch >= 1, "decode_batch", ">= 1", self.decode_batch)
+        check_config(0 <= self.min_density < 1, "min_density", "in [0, 1)", self.min_density)
+        check_config(self.latent_smoothing >= 0, "latent_smoothing", ">= 0", self.latent_smoothing)
 
 
 @dataclass

@@ -28,9 +28,14 @@ from difforge.hair.data.dataset import HairSample, make_sample
 from difforge.hair.data.groom import COLLISION_MARGIN, Groom
 from difforge.hair.data.head import DEFAULT_HEAD, UV_MAX_THETA, Head, uv_from_angles
 from difforge.hair.evaluate import EvalConfig, evaluate_sample, held_out_seeds, summarise
-from difforge.hair.model import HairModel, SamplingConfig, images_to_tensor, sample_texture
-
-MIN_DENSITY = 0.02  # below this a texel holds no hair (DiffLocks, and the generator's density map)
+from difforge.hair.model import (
+    MIN_DENSITY,
+    HairModel,
+    SamplingConfig,
+    images_to_tensor,
+    sample_texture,
+    smooth_latents,
+)
 
 
 class HairGenerator:
@@ -93,6 +98,8 @@ class HairGenerator:
             seed,
             self.head,
             self.sampling.decode_batch,
+            self.sampling.min_density,
+            self.sampling.latent_smoothing,
         )
 
     def generate(
@@ -119,17 +126,22 @@ def decode_texture(
     seed: int,
     head: Head = DEFAULT_HEAD,
     batch_size: int = 65_536,
+    min_density: float = MIN_DENSITY,
+    latent_smoothing: float = 0.0,
 ) -> Groom:
     """Strands of one scalp texture ``(C, R, R)`` (on the codec's device) from ``n_strands``
-    uniform root candidates on the scalp cap, kept with the texture's density."""
+    uniform root candidates on the scalp cap, kept with the texture's density (none where it is
+    below ``min_density``), their latents read after :func:`smooth_latents` by
+    ``latent_smoothing`` texels."""
     device = texture.device
+    texture = smooth_latents(texture.float(), latent_smoothing)
     rng = np.random.default_rng(seed)
     cos_theta = rng.uniform(np.cos(UV_MAX_THETA), 1.0, size=n_strands)
     theta, phi = np.arccos(cos_theta), rng.uniform(-np.pi, np.pi, size=n_strands)
     uv = uv_from_angles(theta, phi)
-    values = sample_texture(texture.float(), torch.from_numpy(uv).to(device))
+    values = sample_texture(texture, torch.from_numpy(uv).to(device))
     density = values[:, -1].clamp(0.0, 1.0).cpu().numpy()
-    density[density < MIN_DENSITY] = 0.0
+    density[density < min_density] = 0.0
     keep = rng.random(n_strands) < density
     if not keep.any():  # as the generator: every groom keeps its densest candidate
         keep[np.argmax(density)] = True
