@@ -227,9 +227,12 @@ def test_model_folder_round_trip(tmp_path):
     assert loaded.diffusion.channel_std[0] == 0.5
 
 
-def test_model_folder_errors(tmp_path):
+def test_model_folder_errors(tmp_path, monkeypatch):
+    from difforge.hair import model
+
     with pytest.raises(UserError, match="not a difforge-hair model folder"):
         HairModel.load(tmp_path / "missing")
+    monkeypatch.setattr(model, "DEFAULT_MODEL_DIR", tmp_path / "weights" / "default")
     with pytest.raises(
         UserError, match=r"default model is missing: .*weights/default holds no config\.json"
     ):

@@ -91,7 +91,11 @@ def test_train_codec_on_procedural_styles(tmp_path):
     assert json.loads((tmp_path / "codec" / "metrics.json").read_text())["steps"] == 3
 
 
-def test_bad_inputs_give_one_line_errors_and_no_output(trained, tmp_path, capsys):
+def test_bad_inputs_give_one_line_errors_and_no_output(trained, tmp_path, capsys, monkeypatch):
+    from difforge.hair import model as model_module
+
+    # as on an install without the shipped weights
+    monkeypatch.setattr(model_module, "DEFAULT_MODEL_DIR", tmp_path / "weights" / "default")
     model = str(trained / "model")
     not_image = tmp_path / "notes.png"
     not_image.write_text("hello")
