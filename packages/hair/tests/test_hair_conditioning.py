@@ -63,6 +63,11 @@ def test_samples_match_the_style_of_their_picture(trained):
     sampled = report["sampled"]
     assert sampled["nearest_is_own"] == 1.0, sampled
     assert sampled["mse_own"] < 0.5 * sampled["mse_other_styles"], sampled
+    noise = report["texel_noise"]
+    assert len(noise["ratio_per_channel"]) == textures.shape[1]
+    assert 0 < noise["latent_ratio"] < 100 and 0 < noise["density_ratio"] < 100, noise
+    # The tiny preset's 2x2 patches of 5 channels (20 outputs) fit its 32 features.
+    assert report["output_head"]["outside_variance_sampled"] == 0.0
     for row in report["denoising"]:
         if row["sigma"] >= 5:  # where the noisy texture alone no longer tells the style
             assert row["mse_right_picture"] < 0.6 * row["mse_null_picture"], row

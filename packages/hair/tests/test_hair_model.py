@@ -30,8 +30,10 @@ from difforge.hair.model import (
     sample_texture,
     scalp_texture,
     smooth_latents,
+    texel_noise,
+    texel_noise_ratio,
 )
-from difforge.hair.sample import HairGenerator
+from difforge.hair.sample import HairGenerator, _outside_head_range
 
 N_POINTS, LATENT = 16, 4
 
@@ -208,6 +210,49 @@ def test_latent_smoothing_blurs_the_latents_only_and_reaches_the_decoder():
         groom.points, plain.decode(smooth_latents(texture, 1.5), 500, seed=0).points
     )
     assert not np.allclose(groom.points, plain.decode(texture, 500, seed=0).points)
+
+
+def test_texel_noise_is_about_one_between_real_textures_and_higher_for_noisy_ones(groom):
+    codec = tiny_codec()
+    with torch.no_grad():
+        latents = codec.encode(torch.from_numpy(strands_to_local(groom.points, groom.root_uv)))[0]
+    density = density_map(sample_style(3, "curly"), 128)
+    # Two textures of one style from disjoint halves of its strands: equally smooth.
+    halves = [
+        torch.from_numpy(scalp_texture(latents[i::2].numpy(), groom.root_uv[i::2], density, 16))
+        for i in (0, 1)
+    ]
+    real, other_real = halves[0][None], halves[1][None]
+    ratio = texel_noise_ratio(other_real, real)
+    assert ratio.shape == (LATENT + 1,)
+    assert torch.all((ratio[:-1] > 0.6) & (ratio[:-1] < 1.6)), ratio
+    # Texel noise of half the channels' spread: several times the real textures'.
+    spread = real.std(dim=(0, 2, 3))[None, :, None, None]
+    noisy = real + 0.5 * spread * torch.randn(
+        real.shape, generator=torch.Generator().manual_seed(0)
+    )
+    assert torch.all(texel_noise_ratio(noisy, real) > 2), texel_noise_ratio(noisy, real)
+    assert torch.all(texel_noise(smooth_latents(real[0], 1.0)[None])[:-1] < texel_noise(real)[:-1])
+    # One step between neighbours: rows 0, 1, 2, 3 in one channel give (1 + 0) / 2.
+    steps = torch.arange(4.0).view(1, 1, 4, 1).expand(1, 1, 4, 4)
+    torch.testing.assert_close(texel_noise(steps), torch.tensor([0.5], dtype=torch.float64))
+
+
+def test_noise_outside_the_output_heads_range_is_measured_there_only():
+    generator = torch.Generator().manual_seed(0)
+    weight = torch.randn(12, 4, generator=generator)  # 12 outputs per token from 4 features
+    inside = torch.randn(3, 50, 4, generator=generator) @ weight.T
+    outside = inside + torch.randn(3, 50, 12, generator=generator)  # unit noise everywhere
+    report = _outside_head_range(weight, outside, inside)
+    assert (report["outputs"], report["hidden"]) == (12, 4)
+    assert report["outside_variance_real"] < 1e-10
+    assert 0.8 < report["outside_variance_sampled"] < 1.2, report
+    assert (
+        _outside_head_range(weight[:3], outside[..., :3], inside[..., :3])[
+            "outside_variance_sampled"
+        ]
+        == 0.0
+    )  # 3 outputs from 4 features: nothing lies outside
 
 
 def test_model_folder_round_trip(tmp_path):

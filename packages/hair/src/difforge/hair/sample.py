@@ -35,6 +35,7 @@ from difforge.hair.model import (
     images_to_tensor,
     sample_texture,
     smooth_latents,
+    texel_noise_ratio,
 )
 
 
@@ -184,6 +185,14 @@ def conditioning_check(
     - ``sampled``: textures sampled with the model's sampling settings: the mean squared error
       to their own ground truth, to the other styles' (mean), and the fraction of pictures whose
       sample is nearest to their own style's texture.
+    - ``texel_noise``: :func:`~difforge.hair.model.texel_noise_ratio` of the sampled textures
+      over ``textures``, per channel, and its mean over the latent channels and for the density
+      (1: as smooth as encoded grooms; the second GPU model's latents were at about 15).
+    - ``output_head``: the DiT's linear output head writes ``outputs`` numbers per token from
+      ``hidden`` features, so its outputs span at most ``hidden`` directions. Noise outside them
+      can never be removed: the sampling ODE leaves it at variance sigma_data² = 1.
+      ``outside_variance_sampled``/``_real``: per-direction variance of the sampled and the real
+      tokens outside the head's range (both 0 when ``outputs <= hidden``).
     """
     diffusion, scheduler = generator.diffusion, generator.scheduler
     device = generator.device
@@ -205,7 +214,9 @@ def conditioning_check(
             denoised = scheduler.precondition_outputs(noisy, out, sigma_t)
             row[f"mse_{name}_picture"] = float((denoised - x0).square().mean())
         rows.append(row)
-    sampled = diffusion.textures_to_tokens(generator.textures(images, seed))
+    sampled_textures = generator.textures(images, seed)
+    sampled = diffusion.textures_to_tokens(sampled_textures)
+    noise_ratio = texel_noise_ratio(sampled_textures.cpu(), textures.cpu())
     distance = torch.cdist(sampled.flatten(1).double(), x0.flatten(1).double()).square()
     distance = distance / x0[0].numel()
     own = distance.diagonal()
@@ -218,7 +229,28 @@ def conditioning_check(
                 (distance.argmin(1).cpu() == torch.arange(len(own))).float().mean()
             ),
         },
+        "texel_noise": {
+            "ratio_per_channel": [round(float(r), 4) for r in noise_ratio],
+            "latent_ratio": float(noise_ratio[:-1].mean()),
+            "density_ratio": float(noise_ratio[-1]),
+        },
+        "output_head": _outside_head_range(diffusion.dit.proj_out.weight, sampled, x0),
     }
+
+
+def _outside_head_range(weight: Tensor, sampled: Tensor, real: Tensor) -> dict:
+    """Per-direction variance of tokens ``(B, L, outputs)`` outside the column space of the
+    output head's ``(outputs, hidden)`` weight (see :func:`conditioning_check`)."""
+    outputs, hidden = weight.shape
+    report = {"outputs": outputs, "hidden": hidden}
+    basis = torch.linalg.qr(weight.detach().double().cpu(), mode="complete").Q[:, hidden:]
+    for name, tokens in (("sampled", sampled), ("real", real)):
+        flat = tokens.detach().double().cpu().flatten(0, 1)
+        outside = (flat - flat.mean(0)) @ basis
+        report[f"outside_variance_{name}"] = (
+            float(outside.square().mean()) if outputs > hidden else 0.0
+        )
+    return report
 
 
 def conditioning_table(report: dict) -> str:
@@ -236,7 +268,15 @@ def conditioning_table(report: dict) -> str:
     lines.append(
         f"\nSampled textures: MSE to their own style {sampled['mse_own']:.3f}, to the other "
         f"styles {sampled['mse_other_styles']:.3f}; nearest to their own style for "
-        f"{100 * sampled['nearest_is_own']:.0f} % of the pictures.\n"
+        f"{100 * sampled['nearest_is_own']:.0f} % of the pictures."
+    )
+    noise, head = report["texel_noise"], report["output_head"]
+    lines.append(
+        f"Texel-to-texel noise of sampled over encoded real textures: latents "
+        f"{noise['latent_ratio']:.2f}x, density {noise['density_ratio']:.2f}x (1 = as smooth). "
+        f"Output head: {head['outputs']} outputs per token from {head['hidden']} features; "
+        f"variance outside its range: sampled {head['outside_variance_sampled']:.3f}, real "
+        f"{head['outside_variance_real']:.3f}.\n"
     )
     return "\n".join(lines)
 
