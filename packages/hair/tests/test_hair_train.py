@@ -1,11 +1,27 @@
-"""Training under a wall-clock limit (``time_limit_s=``): an early stop that still writes the
-codec folder, then a rerun that resumes the same run to its last step."""
+"""Training options: a wall-clock limit (``time_limit_s=``: an early stop that still writes the
+codec folder, then a rerun that resumes the same run to its last step), the per-channel loss
+weights (``channel_weights=codec``) and the output-head check on ``model.patch_size``."""
 
 from __future__ import annotations
 
 import json
 
+import pytest
+import torch
+
+from difforge.core.diffusion.gaussian import EDMLoss
+from difforge.core.diffusion.sampling import make_scheduler
+from difforge.core.errors import ConfigError
+from difforge.core.pretrained import save_component
 from difforge.hair.cli import main
+from difforge.hair.codec import StrandCodec
+from difforge.hair.data.dataset import SampleConfig, build_dataset
+from difforge.hair.train import (
+    ChannelWeightedEDMLoss,
+    codec_channel_weights,
+    load_run_config,
+    train_diffusion,
+)
 
 
 def test_time_limit_stops_codec_training_early_and_a_rerun_resumes(tmp_path):
@@ -19,3 +35,61 @@ def test_time_limit_stops_codec_training_early_and_a_rerun_resumes(tmp_path):
     assert main(args) == 0  # no limit: resumes from the step-1 checkpoint
     metrics = json.loads((tmp_path / "codec" / "metrics.json").read_text())
     assert (metrics["steps"], metrics["stopped_by"]) == (30, "steps")
+
+
+def _tokens_denoiser(features: int):
+    scale = torch.nn.Parameter(torch.linspace(0.5, 1.5, features))
+    return scale, lambda x, t: x * scale  # touches feature k through scale[k] only
+
+
+def test_channel_weighted_loss_is_the_edm_loss_with_unit_weights_and_skips_zero_weights():
+    scheduler = make_scheduler("edm", "edm_euler", prediction_type="epsilon", sigma_data=1.0)
+    x0 = torch.randn(4, 3, 6, generator=torch.Generator().manual_seed(0))
+    scale, denoiser = _tokens_denoiser(6)
+    plain = EDMLoss(scheduler, p_mean=0.5, p_std=1.8)(
+        denoiser, x0, generator=torch.Generator().manual_seed(1)
+    )
+    unit = ChannelWeightedEDMLoss(scheduler, torch.ones(6), p_mean=0.5, p_std=1.8)
+    torch.testing.assert_close(
+        unit(denoiser, x0, generator=torch.Generator().manual_seed(1)), plain
+    )
+    weights = torch.tensor([0.0, 0.0, 0.0, 1.0, 2.0, 3.0])
+    loss = ChannelWeightedEDMLoss(scheduler, weights, p_mean=0.5, p_std=1.8)
+    loss(denoiser, x0, generator=torch.Generator().manual_seed(1)).backward()
+    assert torch.all(scale.grad[:3] == 0) and torch.all(scale.grad[3:] != 0), scale.grad
+
+
+def test_codec_channel_weights_follow_the_decoders_sensitivity():
+    torch.manual_seed(0)
+    codec = StrandCodec(n_points=16, latent_dim=4, encoder_channels=(8, 16), decoder_width=32,
+                        decoder_layers=2)  # fmt: skip
+    with torch.no_grad():
+        codec.decoder[0].weight[:, 1] = 0.0  # the decoder ignores latent channel 1
+    textures = torch.rand(2, 5, 8, 8, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    textures[:, -1] = 1.0  # density: hair everywhere
+    weights = codec_channel_weights(codec, textures, torch.full((5,), 0.5))
+    assert weights.shape == (5,)
+    torch.testing.assert_close(weights.mean(), torch.tensor(1.0))
+    assert weights[1] == 0 and torch.all(weights[[0, 2, 3]] > 0), weights
+    # The most sensitive latent channel and the density both weigh 1 before the mean is taken.
+    torch.testing.assert_close(weights[:-1].max(), weights[-1])
+
+
+def test_diffusion_training_with_codec_weights_and_the_output_head_check(tmp_path):
+    build_dataset(
+        tmp_path / "data", [0, 5], SampleConfig(n_strands=300, n_points=16, image_size=64)
+    )
+    torch.manual_seed(0)
+    save_component(
+        StrandCodec(n_points=16, latent_dim=4, encoder_channels=(8, 16), decoder_width=32,
+                    decoder_layers=2),
+        tmp_path / "codec",
+    )  # fmt: skip
+    config = load_run_config("diffusion", "tiny", ["channel_weights=codec", "train.steps=2"])
+    model = train_diffusion(tmp_path / "data", tmp_path / "codec", tmp_path / "model", config)
+    weights = model.info["training"]["channel_weights"]
+    assert len(weights) == 5 and abs(sum(weights) / 5 - 1) < 1e-3 and len(set(weights)) > 1
+    # 4x4 patches of 5 channels are 80 outputs per token: more than the tiny DiT's 32 features.
+    too_few = load_run_config("diffusion", "tiny", ["model.patch_size=4", "train.steps=2"])
+    with pytest.raises(ConfigError, match="hidden_size"):
+        train_diffusion(tmp_path / "data", tmp_path / "codec", tmp_path / "other", too_few)

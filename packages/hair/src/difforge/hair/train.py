@@ -52,6 +52,7 @@ from difforge.hair.codec import (
 from difforge.hair.data.dataset import SampleConfig, load_sample, make_sample, training_seeds
 from difforge.hair.data.groom import density_map, resample_by_arc_length
 from difforge.hair.model import (
+    MIN_DENSITY,
     HairModel,
     SamplingConfig,
     ScalpDiffusion,
@@ -132,7 +133,7 @@ class DiffusionModelConfig:
     come from the codec and the data)."""
 
     resolution: int = 64
-    patch_size: int = 4
+    patch_size: int = 2  # the output head must fit its patch: see train_diffusion's check
     encoder_channels: tuple[int, ...] = (32, 64, 128, 160)
     token_grid: int = 8
     hidden_size: int = 160
@@ -171,10 +172,19 @@ class DiffusionRunConfig:
     # structure, hidden only above sigma ~ 5-20, where the picture must steer (RESULTS.md, Diagnosis).
     p_mean: float = 0.5
     p_std: float = 1.8
+    # Per-channel weights of the loss: "uniform", or "codec" (DiffLocks: each latent channel by
+    # how much the decoded strands move when it moves, the density 1; codec_channel_weights).
+    channel_weights: str = "codec"
     time_limit_s: float = 0.0  # stop training after the step passing this (0: no limit)
 
     def __post_init__(self) -> None:
         check_config(0 <= self.cond_dropout < 1, "cond_dropout", "in [0, 1)", self.cond_dropout)
+        check_config(
+            self.channel_weights in ("uniform", "codec"),
+            "channel_weights",
+            "uniform or codec",
+            self.channel_weights,
+        )
         side = self.model.token_grid * 2 ** len(self.model.encoder_channels)
         check_config(
             self.data.image_size == side,
@@ -373,6 +383,67 @@ def codec_folder(path: str | Path) -> Path:
 #                              Scalp-texture diffusion                         #
 ################################################################################
 
+SENSITIVITY_TEXELS = 2048  # latent texels decoded to measure codec_channel_weights
+
+
+class ChannelWeightedEDMLoss(EDMLoss):
+    """:class:`~difforge.core.diffusion.gaussian.EDMLoss` whose squared error is weighted per
+    token feature (``feature_weights``, broadcast over the last dimension): DiffLocks'
+    per-channel loss weights on the scalp texture."""
+
+    def __init__(self, scheduler: Any, feature_weights: torch.Tensor, **kwargs: Any) -> None:
+        super().__init__(scheduler, **kwargs)
+        self.feature_weights = feature_weights
+
+    def __call__(
+        self,
+        denoiser: Any,
+        x0: torch.Tensor,
+        condition: dict[str, Any] | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        shape = (x0.shape[0],) + (1,) * (x0.ndim - 1)
+        normal = torch.randn(shape, generator=generator, device=x0.device)
+        sigma = (normal * self.p_std + self.p_mean).exp().to(x0)
+        noisy = x0 + sigma * torch.randn(
+            x0.shape, generator=generator, device=x0.device, dtype=x0.dtype
+        )
+        condition = dict(condition or {})
+        if self.condition_dropout is not None:
+            condition = self.condition_dropout(condition, generator)
+        model_in = self.scheduler.precondition_inputs(noisy, sigma)
+        c_noise = self.scheduler.precondition_noise(sigma.flatten())
+        output = denoiser(model_in, c_noise, **condition)
+        denoised = self.scheduler.precondition_outputs(noisy, output, sigma)
+        weight = (sigma**2 + self.sigma_data**2) / (sigma * self.sigma_data) ** 2
+        error = (denoised.float() - x0.float()).square() * self.feature_weights.to(x0.device)
+        return (weight.flatten() * error.flatten(1).mean(1)).mean()
+
+
+@torch.no_grad()
+def codec_channel_weights(
+    codec: StrandCodec, textures: torch.Tensor, channel_std: torch.Tensor, seed: int = 0
+) -> torch.Tensor:
+    """Loss weights ``(C,)`` of the texture channels: each latent channel's weight is how far the
+    decoded strands move (mean L1) when that latent moves by one channel std (one whitened unit,
+    the unit of the diffusion error), up or down, over up to ``SENSITIVITY_TEXELS`` random texels
+    with hair; the latents are normalised by the largest, the density channel gets 1 (as
+    DiffLocks), then all are divided by their mean so the loss keeps its scale."""
+    latents = textures[:, :-1].permute(0, 2, 3, 1).flatten(0, 2)
+    with_hair = latents[textures[:, -1].flatten() > MIN_DENSITY]
+    latents = with_hair if len(with_hair) else latents
+    pick = torch.randperm(len(latents), generator=torch.Generator().manual_seed(seed))
+    latents = latents[pick[:SENSITIVITY_TEXELS]].float().to(codec.device)
+    base = codec.decode(latents)
+    sensitivity = torch.zeros(latents.shape[1], device=latents.device)
+    for channel in range(latents.shape[1]):
+        for sign in (1.0, -1.0):
+            moved = latents.clone()
+            moved[:, channel] += sign * float(channel_std[channel])
+            sensitivity[channel] += (codec.decode(moved) - base).abs().mean() / 2
+    weights = torch.cat([sensitivity / sensitivity.max().clamp(min=1e-12), sensitivity.new_ones(1)])
+    return weights / weights.mean()
+
 
 @torch.no_grad()
 def encode_styles(
@@ -414,21 +485,38 @@ def train_diffusion(
         config.model.resolution,
         device,
     )
-    codec.cpu()
     diffusion = ScalpDiffusion(
         texture_channels=textures.shape[1],
         image_size=images.shape[1],
         **to_dict(config.model),
     )
+    outputs = textures.shape[1] * config.model.patch_size**2
+    check_config(  # noise outside the output head's range is never removed (RESULTS.md)
+        outputs <= config.model.hidden_size,
+        "model.hidden_size",
+        f">= texture channels x patch_size² = {outputs} (else use a smaller model.patch_size)",
+        config.model.hidden_size,
+    )
     diffusion.set_normalisation(textures)
     with torch.no_grad():
         tokens = diffusion.textures_to_tokens(textures)
-    loss = EDMLoss(
-        make_scheduler("edm", "edm_euler", prediction_type="epsilon", sigma_data=1.0),
-        p_mean=config.p_mean,
-        p_std=config.p_std,
-        condition_dropout=ConditionDropout(config.cond_dropout),
-    )
+    loss_args = {
+        "p_mean": config.p_mean,
+        "p_std": config.p_std,
+        "condition_dropout": ConditionDropout(config.cond_dropout),
+    }
+    scheduler = make_scheduler("edm", "edm_euler", prediction_type="epsilon", sigma_data=1.0)
+    channel_weights = torch.ones(textures.shape[1])
+    if config.channel_weights == "codec":
+        channel_weights = codec_channel_weights(
+            codec, textures, diffusion.channel_std, config.train.seed
+        ).cpu()
+        # Token features are channel-major (textures_to_tokens): patch_size² per channel.
+        features = channel_weights.repeat_interleave(config.model.patch_size**2)
+        loss = ChannelWeightedEDMLoss(scheduler, features, **loss_args)
+    else:
+        loss = EDMLoss(scheduler, **loss_args)
+    codec.cpu()
     trainer = Trainer(
         diffusion,
         lambda model, batch: loss(
@@ -450,6 +538,7 @@ def train_diffusion(
             "last_seed": max(seeds),
             "diffusion": run,
             "config": to_dict(config),
+            "channel_weights": [round(float(w), 4) for w in channel_weights],
         },
         "parameters": {"codec": num_parameters(codec), "diffusion": num_parameters(diffusion)},
     }

@@ -1,0 +1,86 @@
+"""Parameters and training-step time of a scalp-texture DiT preset (with overrides).
+
+Usage: python packages/hair/benchmarks/train_step.py [--config default] [--latent-dim 16]
+       [--batch 8] [--steps 5] [--device auto] [key=value ...]
+e.g. ``model.patch_size=2`` or ``channel_weights=codec``. Random textures and pictures of the
+preset's sizes (the cost does not depend on the data); one AdamW step per training step, with
+the loss the ``train`` command builds. Prints one JSON object: parameters, the DiT's outputs per
+token against its width (the output head's rank bound) and the median seconds per step after one
+warm-up step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import torch
+
+from difforge.core.cli import resolve_device
+from difforge.core.config import to_dict
+from difforge.core.diffusion.gaussian import EDMLoss
+from difforge.core.diffusion.sampling import make_scheduler
+from difforge.hair.model import ScalpDiffusion, images_to_tensor, num_parameters
+from difforge.hair.sample import synchronize
+from difforge.hair.train import ChannelWeightedEDMLoss, load_run_config
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="default", help="diffusion preset or YAML file")
+    parser.add_argument("--latent-dim", type=int, default=16, help="the codec's latent size")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("overrides", nargs="*", help="key=value config overrides")
+    args = parser.parse_args()
+    config = load_run_config("diffusion", args.config, args.overrides)
+    device = resolve_device(args.device)
+    torch.manual_seed(0)
+    channels = args.latent_dim + 1
+    diffusion = ScalpDiffusion(
+        texture_channels=channels, image_size=config.data.image_size, **to_dict(config.model)
+    ).to(device)
+    side, size = config.model.resolution, config.data.image_size
+    tokens = diffusion.textures_to_tokens(
+        torch.randn(args.batch, channels, side, side, device=device)
+    )
+    images = images_to_tensor(torch.randint(0, 256, (args.batch, size, size, 3), dtype=torch.uint8))
+    scheduler = make_scheduler("edm", "edm_euler", prediction_type="epsilon", sigma_data=1.0)
+    noise_levels = {"p_mean": config.p_mean, "p_std": config.p_std}
+    if config.channel_weights == "codec":  # the cost only: any weights of the right size
+        features = torch.rand(tokens.shape[-1], device=device)
+        loss_fn = ChannelWeightedEDMLoss(scheduler, features, **noise_levels)
+    else:
+        loss_fn = EDMLoss(scheduler, **noise_levels)
+    optimizer = torch.optim.AdamW(diffusion.parameters(), lr=1e-4)
+    seconds = []
+    for _ in range(args.steps + 1):
+        synchronize(device)
+        started = time.perf_counter()
+        loss = loss_fn(diffusion, tokens, {"image": images.to(device)})
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        synchronize(device)
+        seconds.append(time.perf_counter() - started)
+    outputs = tokens.shape[-1]
+    report = {
+        "config": args.config,
+        "overrides": args.overrides,
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "batch": args.batch,
+        "tokens": tokens.shape[1],
+        "outputs_per_token": outputs,
+        "hidden_size": config.model.hidden_size,
+        "parameters": num_parameters(diffusion),
+        "parameters_dit": num_parameters(diffusion.dit),
+        "seconds_per_step_median": sorted(seconds[1:])[len(seconds[1:]) // 2],
+    }
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main()
