@@ -13,6 +13,8 @@
 #       which are fitted on the same cached styles (read, not generated again), then the
 #       generation speed.
 #   STAGE=all              everything in one call (the CPU dry run below).
+#   STAGE=bench            DiT training-step time at the preset's batch size with 2x2 and 4x4
+#       patches (benchmarks/train_step.py, under a minute): set DIFFUSION_STEPS from it.
 #
 # Writes to $OUT (each call):
 #   default/      the model folder (config.json, codec/, diffusion/): copy it to
@@ -23,6 +25,8 @@
 #   bash packages/hair/scripts/gpu_run.sh                      # call 1
 #   REUSE=1 bash packages/hair/scripts/gpu_run.sh              # optional: more diffusion steps
 #   STAGE=eval REUSE=1 bash packages/hair/scripts/gpu_run.sh   # the evaluation
+# DIFFUSION_ARGS: extra `key=value` overrides for the DiT training (keep them the same in a
+# REUSE=1 call), e.g. DIFFUSION_ARGS="channel_weights=uniform" for the ablation of the loss weights.
 # CPU dry run of the whole pipeline (tiny presets, no install), about 3 minutes on 2 cores:
 #   PRESET=tiny STAGE=all DEVICE=cpu PY=.venv/bin/python OUT=/tmp/hair_out \
 #   WORK=/tmp/hair_work bash packages/hair/scripts/gpu_run.sh
@@ -53,6 +57,7 @@ else
   SAMPLE_ARGS=${SAMPLE_ARGS:-}       # dataset/evaluation sample settings (defaults: 10,000 / 64 / 128)
   EVAL_ARGS=${EVAL_ARGS:-}
 fi
+DIFFUSION_ARGS=${DIFFUSION_ARGS:-}
 CODEC_LIMIT_S=${CODEC_LIMIT_S:-75}
 PREP_S=${PREP_S:-$(( STYLES / 8 + 10 ))}  # train preamble: reads and encodes each style serially
 # (0.1-0.2 s a style on the loaded dev CPU); each call logs the real figure: set PREP_S from it.
@@ -71,7 +76,7 @@ export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1  # data workers are processes: one t
 HAIR="$PY -m difforge.hair.cli"
 $PY -c "import torch, diffusers; print('torch', torch.__version__, 'diffusers', diffusers.__version__)"
 SECONDS=0
-if [ "$REUSE" != 1 ]; then
+if [ "$REUSE" != 1 ] && [ "$STAGE" != bench ]; then
   rm -rf "$WORK"/styles "$WORK"/codec "$WORK"/codec-run "$WORK"/model "$WORK"/model-run
 fi
 rm -f "$OUT/results.md"
@@ -112,10 +117,12 @@ train_stage() {
 
   local limit=$(( $(left) - PREP_S - CHECK_S - 30 ))  # 30: start-up, saving, copying
   [ "$limit" -ge 20 ] || { echo "no time left for the diffusion model (${limit}s)"; exit 1; }
-  echo "== scalp diffusion: $STYLES styles, $DIFFUSION_STEPS steps planned, ${limit}s in this call"
+  echo "== scalp diffusion: $STYLES styles, $DIFFUSION_STEPS steps planned, ${limit}s in this call" \
+    "${DIFFUSION_ARGS:+(overrides: $DIFFUSION_ARGS)}"
   local start=$SECONDS
   $HAIR train --data "$WORK/styles" --codec "$WORK/codec" --out "$WORK/model" \
-    --config "$CONFIG" train.steps="$DIFFUSION_STEPS" time_limit_s="$limit" train.tensorboard=false
+    --config "$CONFIG" train.steps="$DIFFUSION_STEPS" time_limit_s="$limit" train.tensorboard=false \
+    $DIFFUSION_ARGS
   rm -rf "$OUT/default" && cp -r "$WORK/model" "$OUT/default" && du -sh "$OUT/default"
   $PY -c "import json, sys; d = json.load(open(sys.argv[1]))['training']['diffusion']; \
 print(f\"   step {d['steps']} of {d['planned_steps']}, last logs {d['final_logs']}\"); \
@@ -143,10 +150,22 @@ eval_stage() {
   fi
 }
 
+bench_stage() {
+  local sizes
+  sizes=$($PY -c "from difforge.hair.train import load_run_config as c; \
+print(c('diffusion', '$CONFIG', []).train.batch_size, c('codec', '$CONFIG', []).model.latent_dim)")
+  for overrides in "" "model.patch_size=4 channel_weights=uniform"; do
+    $PY packages/hair/benchmarks/train_step.py --config "$CONFIG" --batch "${sizes% *}" \
+      --latent-dim "${sizes#* }" --steps 10 --device "$DEVICE" $DIFFUSION_ARGS $overrides \
+      | tee -a "$OUT/results.md"
+  done
+}
+
 case "$STAGE" in
+  bench) bench_stage ;;
   train) train_stage ;;
   eval) eval_stage ;;
   all) train_stage; eval_stage ;;
-  *) echo "STAGE must be train, eval or all"; exit 2 ;;
+  *) echo "STAGE must be train, eval, all or bench"; exit 2 ;;
 esac
 echo "== all done at ${SECONDS}s"
