@@ -12,7 +12,9 @@
 # decoder, N_TRAIN blocks) -> VAE -> latent diffusion -> evaluation vs retrieval (+ seams with vs
 # without overlap conditioning) -> demo scene. ABLATIONS=1 adds the paper's ablations: a VAE with
 # one global latent vector of the same size (reconstruction, as the paper's Table 4), raw
-# tri-plane diffusion and diffusion on that latent vector (same budget), with their evaluations.
+# tri-plane diffusion and diffusion on that latent vector, with their evaluations; the vector VAE
+# and both ablation diffusion models train under exactly the time limits the latent tri-plane VAE
+# and DiT had (after any cut to fit TOTAL_S), so the comparison is at equal budget.
 # As a second call on a still-warm machine use REUSE=1: stages whose outputs exist in $WORK are
 # skipped.
 # Run from the repository root with .whl (diffusers, trimesh wheels) carried:
@@ -104,6 +106,14 @@ budget() {
   echo $(( t > 30 ? t : 30 ))
 }
 
+# recorded_limit FILE KEYS DEFAULT: the time_limit_s a finished training stage recorded in its
+# JSON (integer seconds), else DEFAULT.
+recorded_limit() {
+  $PY -c "import json, sys
+try: print(int(json.load(open(sys.argv[1]))$2))
+except (OSError, KeyError, ValueError): print(sys.argv[2])" "$1" "$3"
+}
+
 # What each stage leaves behind (REUSE=1 skips a stage whose output exists).
 declare -A DONE=([datasets]="$WORK/test/dataset.json" [fit1]="$WORK/fit1/fit.json"
   [fit2]="$WORK/fit2/fit.json" [vae]="$WORK/vae/metrics.json" [diffusion]="$WORK/model/config.json"
@@ -138,6 +148,10 @@ stage diffusion $(( DIF_T + MARGIN_S )) $SCENE train --fit $FITS --vae "$WORK/va
   --out "$WORK/model" --config "$CONFIG" time_limit_s="$DIF_T" $DIF_OVR
 [ -f "$WORK/model/config.json" ] && rm -rf "$OUT/default" && cp -r "$WORK/model" "$OUT/default" \
   && du -sh "$OUT/default"
+# The ablations below train at exactly these budgets (a reused stage's own recorded limit: it
+# may have been cut to fit TOTAL_S in an earlier call).
+VAE_T=$(recorded_limit "$WORK/vae/metrics.json" "['time_limit_s']" "$VAE_T")
+DIF_T=$(recorded_limit "$WORK/model/config.json" "['training']['config']['time_limit_s']" "$DIF_T")
 
 stage evaluate "$T_EVAL" $SCENE evaluate --model "$WORK/model" --train "$WORK/train" \
   --test "$WORK/test" --out "$WORK/eval.json" --n-eval "$EVAL_N" --seams "$SEAMS" \
@@ -149,16 +163,16 @@ stage demo "$T_DEMO" bash -c "$SCENE generate --model $WORK/model --blocks 2x2 -
   && cp $WORK/demo_x/scene.png $OUT/scene.png"
 
 if [ "$ABLATIONS" = 1 ]; then
-  stage vae_vector $(( VAE_LIMIT_S + MARGIN_S )) $SCENE train-vae --fit $FITS --out "$WORK/vae_vector" \
-    --config "$CONFIG" time_limit_s="$VAE_LIMIT_S" model.vector_latent=true $VAE_OVR
-  stage raw_diffusion $(( DIF_LIMIT_S + MARGIN_S )) $SCENE train --fit $FITS --vae raw \
-    --out "$WORK/raw" --config "$CONFIG" time_limit_s="$DIF_LIMIT_S" model.patch_size=8 $DIF_OVR
+  stage vae_vector $(( VAE_T + MARGIN_S )) $SCENE train-vae --fit $FITS --out "$WORK/vae_vector" \
+    --config "$CONFIG" time_limit_s="$VAE_T" model.vector_latent=true $VAE_OVR
+  stage raw_diffusion $(( DIF_T + MARGIN_S )) $SCENE train --fit $FITS --vae raw \
+    --out "$WORK/raw" --config "$CONFIG" time_limit_s="$DIF_T" model.patch_size=8 $DIF_OVR
   stage raw_evaluate "$T_EVAL" $SCENE evaluate --model "$WORK/raw" --train "$WORK/train" \
     --test "$WORK/test" --out "$WORK/eval_raw.json" --n-eval "$EVAL_N" --seams 0 \
     --device "$DEVICE" --workers "$WORKERS" $GEN_ARGS
   # Diffusion on the single latent vector (same DiT and budget; no expansion: nothing overlaps).
-  stage vector_diffusion $(( DIF_LIMIT_S + MARGIN_S )) $SCENE train --fit $FITS \
-    --vae "$WORK/vae_vector" --out "$WORK/vector" --config "$CONFIG" time_limit_s="$DIF_LIMIT_S" \
+  stage vector_diffusion $(( DIF_T + MARGIN_S )) $SCENE train --fit $FITS \
+    --vae "$WORK/vae_vector" --out "$WORK/vector" --config "$CONFIG" time_limit_s="$DIF_T" \
     $DIF_OVR
   stage vector_evaluate "$T_EVAL" $SCENE evaluate --model "$WORK/vector" --train "$WORK/train" \
     --test "$WORK/test" --out "$WORK/eval_vector.json" --n-eval "$EVAL_N" --seams 0 \

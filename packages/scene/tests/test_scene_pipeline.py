@@ -199,6 +199,7 @@ def test_time_limit_bounds_the_command_and_still_writes_its_output(trained, tmp_
         30,
         "time_limit",
     )
+    assert metrics["time_limit_s"] == 1  # gpu_run.sh gives the vector VAE this same limit
     assert metrics["held_out_reconstruction_blocks"] == 1
     assert {"held_out_reconstruction_vae", "held_out_reconstruction_raw_triplanes"} <= set(metrics)
     log = capsys.readouterr().out

@@ -419,6 +419,7 @@ def train_vae(
         ],
         "compression": float(fits.planes[0].numel())
         / (3 * config.model.latent_channels * vae.latent_resolution**2),
+        "time_limit_s": config.time_limit_s,
         **run,
         **reports,
     }
