@@ -124,3 +124,25 @@ def test_learns_eight_gaussians(family, loss_cls, samplers, bound, sched_kw):
     model = _train_on_mixture(family, loss_cls, **sched_kw)
     for name in samplers:
         assert _sw2_of_samples(model, family, name, **sched_kw) < bound
+
+
+def _tokens_denoiser(features: int):
+    scale = torch.nn.Parameter(torch.linspace(0.5, 1.5, features))
+    return scale, lambda x, t: x * scale  # touches feature k through scale[k] only
+
+
+def test_feature_weighted_edm_loss_is_the_plain_loss_with_unit_weights_and_skips_zero_weights():
+    scheduler = make_scheduler("edm", "edm_euler", prediction_type="epsilon", sigma_data=1.0)
+    x0 = torch.randn(4, 3, 6, generator=torch.Generator().manual_seed(0))
+    scale, denoiser = _tokens_denoiser(6)
+    plain = EDMLoss(scheduler, p_mean=0.5, p_std=1.8)(
+        denoiser, x0, generator=torch.Generator().manual_seed(1)
+    )
+    unit = EDMLoss(scheduler, p_mean=0.5, p_std=1.8, feature_weights=torch.ones(6))
+    torch.testing.assert_close(
+        unit(denoiser, x0, generator=torch.Generator().manual_seed(1)), plain
+    )
+    weights = torch.tensor([0.0, 0.0, 0.0, 1.0, 2.0, 3.0])
+    loss = EDMLoss(scheduler, p_mean=0.5, p_std=1.8, feature_weights=weights)
+    loss(denoiser, x0, generator=torch.Generator().manual_seed(1)).backward()
+    assert torch.all(scale.grad[:3] == 0) and torch.all(scale.grad[3:] != 0), scale.grad

@@ -23,7 +23,7 @@ from difforge.core.diffusion.gaussian import EDMLoss
 from difforge.core.diffusion.sampling import make_scheduler
 from difforge.hair.model import ScalpDiffusion, images_to_tensor, num_parameters
 from difforge.hair.sample import synchronize
-from difforge.hair.train import ChannelWeightedEDMLoss, load_run_config
+from difforge.hair.train import load_run_config
 
 
 def main() -> None:
@@ -49,11 +49,10 @@ def main() -> None:
     images = images_to_tensor(torch.randint(0, 256, (args.batch, size, size, 3), dtype=torch.uint8))
     scheduler = make_scheduler("edm", "edm_euler", prediction_type="epsilon", sigma_data=1.0)
     noise_levels = {"p_mean": config.p_mean, "p_std": config.p_std}
-    if config.channel_weights == "codec":  # the cost only: any weights of the right size
+    features = None  # "codec" weights: the cost only, any weights of the right size will do
+    if config.channel_weights == "codec":
         features = torch.rand(tokens.shape[-1], device=device)
-        loss_fn = ChannelWeightedEDMLoss(scheduler, features, **noise_levels)
-    else:
-        loss_fn = EDMLoss(scheduler, **noise_levels)
+    loss_fn = EDMLoss(scheduler, feature_weights=features, **noise_levels)
     optimizer = torch.optim.AdamW(diffusion.parameters(), lr=1e-4)
     seconds = []
     for _ in range(args.steps + 1):

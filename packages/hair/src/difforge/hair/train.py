@@ -386,40 +386,6 @@ def codec_folder(path: str | Path) -> Path:
 SENSITIVITY_TEXELS = 2048  # latent texels decoded to measure codec_channel_weights
 
 
-class ChannelWeightedEDMLoss(EDMLoss):
-    """:class:`~difforge.core.diffusion.gaussian.EDMLoss` whose squared error is weighted per
-    token feature (``feature_weights``, broadcast over the last dimension): DiffLocks'
-    per-channel loss weights on the scalp texture."""
-
-    def __init__(self, scheduler: Any, feature_weights: torch.Tensor, **kwargs: Any) -> None:
-        super().__init__(scheduler, **kwargs)
-        self.feature_weights = feature_weights
-
-    def __call__(
-        self,
-        denoiser: Any,
-        x0: torch.Tensor,
-        condition: dict[str, Any] | None = None,
-        generator: torch.Generator | None = None,
-    ) -> torch.Tensor:
-        shape = (x0.shape[0],) + (1,) * (x0.ndim - 1)
-        normal = torch.randn(shape, generator=generator, device=x0.device)
-        sigma = (normal * self.p_std + self.p_mean).exp().to(x0)
-        noisy = x0 + sigma * torch.randn(
-            x0.shape, generator=generator, device=x0.device, dtype=x0.dtype
-        )
-        condition = dict(condition or {})
-        if self.condition_dropout is not None:
-            condition = self.condition_dropout(condition, generator)
-        model_in = self.scheduler.precondition_inputs(noisy, sigma)
-        c_noise = self.scheduler.precondition_noise(sigma.flatten())
-        output = denoiser(model_in, c_noise, **condition)
-        denoised = self.scheduler.precondition_outputs(noisy, output, sigma)
-        weight = (sigma**2 + self.sigma_data**2) / (sigma * self.sigma_data) ** 2
-        error = (denoised.float() - x0.float()).square() * self.feature_weights.to(x0.device)
-        return (weight.flatten() * error.flatten(1).mean(1)).mean()
-
-
 @torch.no_grad()
 def codec_channel_weights(
     codec: StrandCodec, textures: torch.Tensor, channel_std: torch.Tensor, seed: int = 0
@@ -506,16 +472,14 @@ def train_diffusion(
         "condition_dropout": ConditionDropout(config.cond_dropout),
     }
     scheduler = make_scheduler("edm", "edm_euler", prediction_type="epsilon", sigma_data=1.0)
-    channel_weights = torch.ones(textures.shape[1])
+    channel_weights, features = torch.ones(textures.shape[1]), None  # uniform: the plain loss
     if config.channel_weights == "codec":
         channel_weights = codec_channel_weights(
             codec, textures, diffusion.channel_std, config.train.seed
         ).cpu()
         # Token features are channel-major (textures_to_tokens): patch_size² per channel.
         features = channel_weights.repeat_interleave(config.model.patch_size**2)
-        loss = ChannelWeightedEDMLoss(scheduler, features, **loss_args)
-    else:
-        loss = EDMLoss(scheduler, **loss_args)
+    loss = EDMLoss(scheduler, feature_weights=features, **loss_args)
     codec.cpu()
     trainer = Trainer(
         diffusion,

@@ -83,6 +83,8 @@ class EDMLoss:
 
     The preconditioning (c_in, c_noise, c_skip, c_out) is the ``EDMEulerScheduler``'s, so a model
     trained here samples with that scheduler (or ``EDMDPMSolverMultistepScheduler``) unchanged.
+    ``feature_weights`` (broadcast over the last dimension of ``x0``) weights the squared error per
+    feature, e.g. DiffLocks' per-channel weights; ``None`` is the plain loss.
     """
 
     def __init__(
@@ -92,11 +94,13 @@ class EDMLoss:
         p_mean: float = -1.2,
         p_std: float = 1.2,
         condition_dropout: ConditionDropout | None = None,
+        feature_weights: Tensor | None = None,
     ) -> None:
         self.scheduler = scheduler
         self.sigma_data = scheduler.config.sigma_data
         self.p_mean, self.p_std = p_mean, p_std
         self.condition_dropout = condition_dropout
+        self.feature_weights = feature_weights
 
     def __call__(
         self,
@@ -123,4 +127,7 @@ class EDMLoss:
             noisy, denoiser(model_in, c_noise, **condition), sigma
         )
         weight = (sigma**2 + self.sigma_data**2) / (sigma * self.sigma_data) ** 2
-        return (weight.flatten() * _per_sample_mse(denoised, x0)).mean()
+        if self.feature_weights is None:
+            return (weight.flatten() * _per_sample_mse(denoised, x0)).mean()
+        error = (denoised.float() - x0.float()).square() * self.feature_weights.to(x0.device)
+        return (weight.flatten() * error.flatten(1).mean(1)).mean()
