@@ -26,6 +26,8 @@ from difforge.hair.model import (
     HairModel,
     SamplingConfig,
     ScalpDiffusion,
+    head_complement,
+    replace_complement,
     resolve_model_dir,
     sample_texture,
     scalp_texture,
@@ -33,7 +35,7 @@ from difforge.hair.model import (
     texel_noise,
     texel_noise_ratio,
 )
-from difforge.hair.sample import HairGenerator, _outside_head_range
+from difforge.hair.sample import HairGenerator, HeadRangeDenoiser, _outside_head_range
 
 N_POINTS, LATENT = 16, 4
 
@@ -49,12 +51,12 @@ def tiny_codec() -> StrandCodec:
     )
 
 
-def tiny_diffusion(resolution: int = 8) -> ScalpDiffusion:
+def tiny_diffusion(resolution: int = 8, patch_size: int = 2) -> ScalpDiffusion:
     torch.manual_seed(1)
     return ScalpDiffusion(
         texture_channels=LATENT + 1,
         resolution=resolution,
-        patch_size=2,
+        patch_size=patch_size,
         image_size=64,
         encoder_channels=(8, 16, 16),
         token_grid=8,
@@ -253,6 +255,75 @@ def test_noise_outside_the_output_heads_range_is_measured_there_only():
         ]
         == 0.0
     )  # 3 outputs from 4 features: nothing lies outside
+
+
+def project_to_range(tokens: torch.Tensor, complement: torch.Tensor) -> torch.Tensor:
+    return replace_complement(tokens, torch.zeros(()), complement)
+
+
+def test_projection_onto_the_heads_range_removes_a_planted_complement_only():
+    generator = torch.Generator().manual_seed(0)
+    weight = torch.randn(12, 4, generator=generator)  # 12 outputs per token from 4 features
+    complement = head_complement(weight)
+    assert complement.shape == (12, 8)
+    inside = torch.randn(3, 50, 4, generator=generator) @ weight.T
+    planted = torch.randn(3, 50, 8, generator=generator, dtype=torch.float64) @ complement.T
+    projected = project_to_range(inside + planted.float(), complement)
+    torch.testing.assert_close(projected, inside, atol=1e-4, rtol=0)
+    torch.testing.assert_close(project_to_range(projected, complement), projected)  # idempotent
+    wide = torch.randn(3, 4, generator=generator)  # 3 outputs from 4 features: all reachable
+    assert head_complement(wide).shape == (3, 0)
+    torch.testing.assert_close(project_to_range(planted.float()[..., :3], head_complement(wide)),
+                               planted.float()[..., :3])  # fmt: skip
+
+
+def test_head_range_denoiser_zeroes_the_unreachable_part_of_each_denoised_estimate():
+    images = np.random.default_rng(0).integers(0, 255, size=(2, 64, 64, 3), dtype=np.uint8)
+    for patch_size, rank_deficient in ((4, True), (2, False)):  # 80 or 20 outputs, width 32
+        diffusion = tiny_diffusion(patch_size=patch_size)
+        torch.nn.init.normal_(diffusion.dit.proj_out.weight, std=0.5)  # untrained output is not 0
+        torch.nn.init.normal_(diffusion.dit.proj_out.bias, std=0.5)
+        complement = head_complement(diffusion.dit.proj_out.weight)
+        model = HairModel(tiny_codec(), diffusion, SamplingConfig(steps=3))
+        generator = HairGenerator(model)
+        scheduler = generator.scheduler
+        condition = dict(zip(("image_tokens", "image_vector"), diffusion.encode_image(
+            torch.zeros(2, 3, 64, 64))))  # fmt: skip
+        x = 5.0 * torch.randn(2, *diffusion.token_shape, generator=torch.Generator().manual_seed(0))
+        sigma = torch.full((2, 1, 1), 5.0)
+        model_in, c_noise = scheduler.precondition_inputs(x, sigma), torch.log(sigma[:, 0, 0]) / 4
+        plain, projected = (
+            scheduler.precondition_outputs(x, denoiser(model_in, c_noise, **condition), sigma)
+            for denoiser in (diffusion, HeadRangeDenoiser(diffusion))
+        )
+        torch.testing.assert_close(
+            project_to_range(projected, complement), projected, atol=1e-5, rtol=0
+        )
+        torch.testing.assert_close(
+            projected, project_to_range(plain, complement), atol=1e-5, rtol=0
+        )
+        on = HairGenerator(model, sampling=SamplingConfig(steps=3, project_to_head_range=True))
+        sampled = (
+            diffusion.textures_to_tokens(g.textures(images, seed=0)) for g in (generator, on)
+        )
+        without, with_projection = sampled
+        assert torch.allclose(without, with_projection) is not rank_deficient
+        assert (with_projection.double() @ complement).norm() < 1e-3
+
+
+def test_project_head_range_flag_reaches_the_sampler():
+    from difforge.hair.cli import _generator, build_parser
+
+    parser, _ = build_parser()
+    evaluate = ["evaluate", "--device", "cpu", "--out", "unused.json"]
+    model = HairModel(tiny_codec(), tiny_diffusion(), SamplingConfig(project_to_head_range=True))
+    for flag, expected in (([], True), (["--no-project-head-range"], False)):
+        args = parser.parse_args([*evaluate, *flag])
+        assert _generator(args, model=model).sampling.project_to_head_range is expected
+    model = HairModel(tiny_codec(), tiny_diffusion())  # new models: off unless asked
+    assert not _generator(args, model=model).sampling.project_to_head_range
+    args = parser.parse_args([*evaluate, "--project-head-range"])
+    assert _generator(args, model=model).sampling.project_to_head_range
 
 
 def test_model_folder_round_trip(tmp_path):

@@ -382,12 +382,17 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         help="Gaussian blur of the sampled latent texture, in texels (0 = off; model default)",
     )
+    parser.add_argument(
+        "--project-head-range",
+        action=argparse.BooleanOptionalAction,
+        help="denoise to the training mean outside the DiT output head's range (model default)",
+    )
 
 
 def _generator(args: argparse.Namespace, seed: int = 0, model=None):  # -> HairGenerator
     """The generator of ``--model`` on ``--device`` with ``--steps``, ``--guidance``,
-    ``--min-density`` and ``--smooth`` applied (``model``: an already loaded HairModel). Model
-    modules are imported here, lazily."""
+    ``--min-density``, ``--smooth`` and ``--project-head-range`` applied (``model``: an already
+    loaded HairModel). Model modules are imported here, lazily."""
     from difforge.hair.model import HairModel
     from difforge.hair.sample import HairGenerator
 
@@ -408,6 +413,8 @@ def _generator(args: argparse.Namespace, seed: int = 0, model=None):  # -> HairG
         sampling = dataclasses.replace(sampling, min_density=args.min_density)
     if args.smooth is not None:
         sampling = dataclasses.replace(sampling, latent_smoothing=args.smooth)
+    if args.project_head_range is not None:
+        sampling = dataclasses.replace(sampling, project_to_head_range=args.project_head_range)
     return HairGenerator(model, device, sampling, seed=seed)
 
 

@@ -138,6 +138,22 @@ def smooth_latents(texture: Tensor, sigma: float) -> Tensor:
     return torch.cat([latents[:, 0], texture[-1:]])
 
 
+def head_complement(weight: Tensor) -> Tensor:
+    """Orthonormal basis ``(outputs, outputs - hidden)`` of the token directions that a linear
+    output head with an ``(outputs, hidden)`` weight cannot write: the complement of its column
+    space (no columns when ``outputs <= hidden``)."""
+    hidden = weight.shape[1]
+    return torch.linalg.qr(weight.detach().double().cpu(), mode="complete").Q[:, hidden:]
+
+
+def replace_complement(tokens: Tensor, values: Tensor, complement: Tensor) -> Tensor:
+    """``tokens (..., outputs)`` with their component along the orthonormal columns of
+    ``complement`` (:func:`head_complement`) replaced by that of ``values`` (broadcast; 0 gives
+    the orthogonal projection onto the head's range)."""
+    complement = complement.to(tokens)
+    return tokens + ((values - tokens) @ complement) @ complement.T
+
+
 def texel_noise(textures: Tensor) -> Tensor:
     """Per-channel high-frequency energy of textures ``(B, C, R, R)`` -> ``(C,)``: the mean
     squared difference between neighbouring texels (rows and columns alike).
@@ -306,6 +322,10 @@ class SamplingConfig:
     DiffLocks' and the generator's cut; higher values drop the sparse roots that a sampled
     density map leaves on bald scalp). ``latent_smoothing``: Gaussian blur (in texels) of the
     sampled latent channels before decoding (:func:`smooth_latents`; 0 = off).
+    ``project_to_head_range``: in every sampling step, the denoised tokens' component outside the
+    DiT output head's range (which the head cannot write, so the plain denoiser never removes its
+    noise) is set to the whitened training mean there, 0 (:class:`~difforge.hair.sample.
+    HeadRangeDenoiser`; a no-op for a head as wide as a token).
     """
 
     steps: int = 20
@@ -315,6 +335,7 @@ class SamplingConfig:
     decode_batch: int = 65_536
     min_density: float = MIN_DENSITY
     latent_smoothing: float = 0.0
+    project_to_head_range: bool = False
 
     def __post_init__(self) -> None:
         check_config(self.steps >= 1, "steps", ">= 1", self.steps)

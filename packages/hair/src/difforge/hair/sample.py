@@ -32,11 +32,37 @@ from difforge.hair.model import (
     MIN_DENSITY,
     HairModel,
     SamplingConfig,
+    ScalpDiffusion,
+    head_complement,
     images_to_tensor,
+    replace_complement,
     sample_texture,
     smooth_latents,
     texel_noise_ratio,
 )
+
+
+class HeadRangeDenoiser:
+    """``diffusion`` whose denoised estimates have no component outside its output head's range.
+
+    The head writes ``outputs`` numbers per token from ``hidden`` features; in the other
+    directions the EDM denoiser D = c_skip·x + c_out·F only scales the noisy input, so sampling
+    leaves unit-variance noise there (real tokens: 0.08, RESULTS.md). This denoiser puts D at 0
+    there, the whitened training textures' mean, i.e. D becomes its orthogonal projection onto
+    the head's range: the sampler then sees the noisy inputs it saw in training (data + σ·noise)
+    and ends at the mean there. With diffusers' EDM preconditioning (sigma_data 1, epsilon
+    prediction, as :class:`HairGenerator`'s scheduler) D = x/(σ²+1) + σ/√(σ²+1)·F and
+    ``model_in`` = x/√(σ²+1), so D is 0 outside the range for F = -model_in/σ there.
+    """
+
+    def __init__(self, diffusion: ScalpDiffusion) -> None:
+        self.diffusion = diffusion
+        self.complement = head_complement(diffusion.dit.proj_out.weight)
+
+    def __call__(self, model_in: Tensor, timestep: Tensor, **condition: Tensor) -> Tensor:
+        out = self.diffusion(model_in, timestep, **condition)
+        sigma = torch.exp(4 * timestep).view(-1, 1, 1)  # diffusers' EDM c_noise = log(sigma) / 4
+        return replace_complement(out, -model_in / sigma, self.complement)
 
 
 class HairGenerator:
@@ -77,8 +103,13 @@ class HairGenerator:
         tokens, vector = self.diffusion.encode_image(pictures)
         null_tokens, null_vector = self.diffusion.encode_image(torch.zeros_like(pictures))
         length, width = self.diffusion.token_shape
+        denoiser = (
+            HeadRangeDenoiser(self.diffusion)
+            if self.sampling.project_to_head_range
+            else self.diffusion
+        )
         x = sample(
-            self.diffusion,
+            denoiser,
             self.scheduler,
             (len(pictures), length, width),
             num_inference_steps=self.sampling.steps,
@@ -243,7 +274,7 @@ def _outside_head_range(weight: Tensor, sampled: Tensor, real: Tensor) -> dict:
     output head's ``(outputs, hidden)`` weight (see :func:`conditioning_check`)."""
     outputs, hidden = weight.shape
     report = {"outputs": outputs, "hidden": hidden}
-    basis = torch.linalg.qr(weight.detach().double().cpu(), mode="complete").Q[:, hidden:]
+    basis = head_complement(weight)
     for name, tokens in (("sampled", sampled), ("real", real)):
         flat = tokens.detach().double().cpu().flatten(0, 1)
         outside = (flat - flat.mean(0)) @ basis
