@@ -238,7 +238,7 @@ def _bench(args: argparse.Namespace) -> None:
         n=args.n,
         seeds=tuple(args.seeds),
         batch_size=args.batch_size,
-        methods=tuple(args.methods),
+        methods=tuple(args.methods or BenchSettings.methods),
         ablations=args.ablations,
         throughput_batches=tuple(args.throughput_batches),
         throughput_requests=args.throughput_requests,
@@ -284,17 +284,9 @@ def _add_bench(subparsers) -> None:
     p.add_argument(
         "--methods",
         nargs="+",
-        default=[
-            "real_trips",
-            "shortest_path",
-            "modal_route",
-            "markov",
-            "hoser_beam",
-            "ar_decoding",
-            "trajdlm",
-        ],
         help="subset of: real_trips (reference: the training trips themselves) shortest_path "
-        "modal_route markov hoser_beam hoser_astar ar_decoding trajdlm",
+        "modal_route markov hoser_beam hoser_astar ar_decoding trajdlm (default: all but "
+        "hoser_astar, BenchSettings.methods)",
     )
     p.add_argument("--ablations", action="store_true", help="also TrajDLM sampling ablations")
     p.add_argument(
