@@ -4,7 +4,7 @@ Usage: python packages/hair/benchmarks/train_step.py [--config default] [--laten
        [--batch 8] [--steps 5] [--device auto] [key=value ...]
 e.g. ``model.patch_size=2`` or ``channel_weights=codec``. Random textures and pictures of the
 preset's sizes (the cost does not depend on the data); one AdamW step per training step, with
-the loss the ``train`` command builds. Prints one JSON object: parameters, the DiT's outputs per
+the loss the ``train`` command builds, under bf16 autocast on a GPU when the preset trains in bf16. Prints one JSON object: parameters, the DiT's outputs per
 token against its width (the output head's rank bound) and the median seconds per step after one
 warm-up step.
 """
@@ -54,11 +54,13 @@ def main() -> None:
         features = torch.rand(tokens.shape[-1], device=device)
     loss_fn = EDMLoss(scheduler, feature_weights=features, **noise_levels)
     optimizer = torch.optim.AdamW(diffusion.parameters(), lr=1e-4)
+    bf16 = config.train.mixed_precision == "bf16" and device.type == "cuda"
     seconds = []
     for _ in range(args.steps + 1):
         synchronize(device)
         started = time.perf_counter()
-        loss = loss_fn(diffusion, tokens, {"image": images.to(device)})
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            loss = loss_fn(diffusion, tokens, {"image": images.to(device)})
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -70,6 +72,7 @@ def main() -> None:
         "overrides": args.overrides,
         "device": str(device),
         "threads": torch.get_num_threads(),
+        "bf16_autocast": bf16,
         "batch": args.batch,
         "tokens": tokens.shape[1],
         "outputs_per_token": outputs,

@@ -152,6 +152,27 @@ def test_dit_sampling_shapes_and_guidance():
     torch.testing.assert_close(diffusion.tokens_to_textures(tokens), textures)
 
 
+def test_ensemble_averages_its_members_and_reaches_the_sampler():
+    diffusion = tiny_diffusion()
+    torch.nn.init.normal_(diffusion.dit.proj_out.weight, std=0.5)
+    model = HairModel(tiny_codec(), diffusion, SamplingConfig(steps=3, n_strands=200))
+    image = np.random.default_rng(0).integers(0, 255, size=(1, 64, 64, 3), dtype=np.uint8)
+    members = HairGenerator(model).textures(np.repeat(image, 3, axis=0), seed=0)
+    assert not torch.allclose(members[0], members[1])  # one noise draw, different members
+    ensemble = HairGenerator(model, sampling=SamplingConfig(steps=3, ensemble=3))
+    averaged = ensemble.textures(image, seed=0)
+    assert averaged.shape == (1, LATENT + 1, 8, 8)
+    torch.testing.assert_close(averaged[0], members.mean(0))
+    from difforge.hair.cli import _generator, build_parser
+
+    args = build_parser()[0].parse_args(
+        ["evaluate", "--device", "cpu", "--out", "unused.json", "--ensemble", "4"]
+    )
+    assert _generator(args, model=model).sampling.ensemble == 4
+    with pytest.raises(ConfigError, match="ensemble"):
+        SamplingConfig(ensemble=0)
+
+
 def test_decode_roots_on_the_scalp_and_no_point_inside_the_head():
     codec = tiny_codec()
     torch.nn.init.normal_(codec.decoder[-1].weight, std=1.0)  # wild strands, many into the head

@@ -387,11 +387,16 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
         action=argparse.BooleanOptionalAction,
         help="denoise to the training mean outside the DiT output head's range (model default)",
     )
+    parser.add_argument(
+        "--ensemble",
+        type=_positive_int,
+        help="textures sampled per picture and averaged before decoding (model default: 1)",
+    )
 
 
 def _generator(args: argparse.Namespace, seed: int = 0, model=None):  # -> HairGenerator
     """The generator of ``--model`` on ``--device`` with ``--steps``, ``--guidance``,
-    ``--min-density``, ``--smooth`` and ``--project-head-range`` applied (``model``: an already
+    ``--min-density``, ``--smooth``, ``--project-head-range`` and ``--ensemble`` applied (``model``: an already
     loaded HairModel). Model modules are imported here, lazily."""
     from difforge.hair.model import HairModel
     from difforge.hair.sample import HairGenerator
@@ -415,6 +420,8 @@ def _generator(args: argparse.Namespace, seed: int = 0, model=None):  # -> HairG
         sampling = dataclasses.replace(sampling, latent_smoothing=args.smooth)
     if args.project_head_range is not None:
         sampling = dataclasses.replace(sampling, project_to_head_range=args.project_head_range)
+    if args.ensemble is not None:
+        sampling = dataclasses.replace(sampling, ensemble=args.ensemble)
     return HairGenerator(model, device, sampling, seed=seed)
 
 

@@ -326,6 +326,9 @@ class SamplingConfig:
     DiT output head's range (which the head cannot write, so the plain denoiser never removes its
     noise) is set to the whitened training mean there, 0 (:class:`~difforge.hair.sample.
     HeadRangeDenoiser`; a no-op for a head as wide as a token).
+    ``ensemble``: textures sampled per picture (different noise, one batch) and averaged before
+    decoding, Marigold's test-time ensembling: the average keeps what the picture determines and
+    shrinks what each sample guesses; it costs ``ensemble`` times the sampling work.
     """
 
     steps: int = 20
@@ -336,9 +339,11 @@ class SamplingConfig:
     min_density: float = MIN_DENSITY
     latent_smoothing: float = 0.0
     project_to_head_range: bool = False
+    ensemble: int = 1
 
     def __post_init__(self) -> None:
         check_config(self.steps >= 1, "steps", ">= 1", self.steps)
+        check_config(self.ensemble >= 1, "ensemble", ">= 1", self.ensemble)
         check_config(self.guidance_scale >= 0, "guidance_scale", ">= 0", self.guidance_scale)
         check_config(
             self.sampler in ("edm_euler", "edm_dpmsolver++"),

@@ -98,8 +98,10 @@ class HairGenerator:
 
     @torch.no_grad()
     def textures(self, images: np.ndarray, seed: int) -> Tensor:
-        """Sample scalp textures ``(B, C, R, R)`` (de-whitened) for uint8 pictures ``(B, S, S, 3)``."""
-        pictures = images_to_tensor(images).to(self.device)
+        """Sample scalp textures ``(B, C, R, R)`` (de-whitened) for uint8 pictures ``(B, S, S, 3)``:
+        each the mean of ``sampling.ensemble`` samples."""
+        members = self.sampling.ensemble
+        pictures = images_to_tensor(images).to(self.device).repeat_interleave(members, 0)
         tokens, vector = self.diffusion.encode_image(pictures)
         null_tokens, null_vector = self.diffusion.encode_image(torch.zeros_like(pictures))
         length, width = self.diffusion.token_shape
@@ -119,7 +121,7 @@ class HairGenerator:
             generator=torch.Generator().manual_seed(seed),
             device=self.device,
         )
-        return self.diffusion.tokens_to_textures(x)
+        return self.diffusion.tokens_to_textures(x).unflatten(0, (-1, members)).mean(1)
 
     def decode(self, texture: Tensor, n_strands: int, seed: int) -> Groom:
         """Strands of one texture ``(C, R, R)`` from ``n_strands`` root candidates."""
