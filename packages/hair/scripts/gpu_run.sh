@@ -25,6 +25,9 @@
 #   bash packages/hair/scripts/gpu_run.sh                      # call 1
 #   REUSE=1 bash packages/hair/scripts/gpu_run.sh              # optional: more diffusion steps
 #   STAGE=eval REUSE=1 bash packages/hair/scripts/gpu_run.sh   # the evaluation
+# INIT=default (or a model folder): continue training that model's DiT with its codec (no codec
+# training; the styles are still generated for the DiT and the baselines), on a fresh schedule of
+# DIFFUSION_STEPS, e.g. `INIT=default DIFFUSION_STEPS=18000 bash ...`, then REUSE=1 calls as above.
 # DIFFUSION_ARGS: extra `key=value` overrides for the DiT training (keep them the same in a
 # REUSE=1 call), e.g. DIFFUSION_ARGS="channel_weights=uniform" for the ablation of the loss weights.
 # CPU dry run of the whole pipeline (tiny presets, no install), about 3 minutes on 2 cores:
@@ -58,6 +61,7 @@ else
   EVAL_ARGS=${EVAL_ARGS:-}
 fi
 DIFFUSION_ARGS=${DIFFUSION_ARGS:-}
+INIT=${INIT:-}
 CODEC_LIMIT_S=${CODEC_LIMIT_S:-75}
 PREP_S=${PREP_S:-$(( STYLES / 16 + 10 ))}  # train preamble: reads the styles in $WORKERS processes,
 # then encodes each serially (~0.05 s a style); each call logs the real figure: set PREP_S from it.
@@ -105,7 +109,9 @@ train_stage() {
       --workers $(( WORKERS > 2 ? WORKERS - 1 : 1 )) $SAMPLE_ARGS > "$WORK/styles_rest.log" 2>&1 &
     REST_PID=$!
   fi
-  if [ -f "$WORK/codec/metrics.json" ]; then
+  if [ -n "$INIT" ]; then
+    echo "== strand codec: the one of $INIT (INIT)"
+  elif [ -f "$WORK/codec/metrics.json" ]; then
     echo "== strand codec: reusing $WORK/codec"
   else
     echo "== strand codec: $CODEC_STYLES styles, $CODEC_STEPS steps (limit ${CODEC_LIMIT_S}s)"
@@ -122,7 +128,9 @@ train_stage() {
   echo "== scalp diffusion: $STYLES styles, $DIFFUSION_STEPS steps planned, ${limit}s in this call" \
     "${DIFFUSION_ARGS:+(overrides: $DIFFUSION_ARGS)}"
   local start=$SECONDS
-  $HAIR train --data "$WORK/styles" --codec "$WORK/codec" --out "$WORK/model" \
+  local start_from=(--codec "$WORK/codec")
+  [ -z "$INIT" ] || start_from=(--init "$INIT")
+  $HAIR train --data "$WORK/styles" "${start_from[@]}" --out "$WORK/model" \
     --config "$CONFIG" train.steps="$DIFFUSION_STEPS" time_limit_s="$limit" train.tensorboard=false \
     data.workers="$WORKERS" $DIFFUSION_ARGS
   rm -rf "$OUT/default" && cp -r "$WORK/model" "$OUT/default" && du -sh "$OUT/default"

@@ -9,11 +9,12 @@ import json
 import pytest
 import torch
 
-from difforge.core.errors import ConfigError
+from difforge.core.errors import ConfigError, UserError
 from difforge.core.pretrained import save_component
 from difforge.hair.cli import main
 from difforge.hair.codec import StrandCodec
 from difforge.hair.data.dataset import SampleConfig, build_dataset
+from difforge.hair.model import HairModel
 from difforge.hair.train import (
     codec_channel_weights,
     load_run_config,
@@ -68,3 +69,41 @@ def test_diffusion_training_with_codec_weights_and_the_output_head_check(tmp_pat
     too_few = load_run_config("diffusion", "tiny", ["model.patch_size=4", "train.steps=2"])
     with pytest.raises(ConfigError, match="hidden_size"):
         train_diffusion(tmp_path / "data", tmp_path / "codec", tmp_path / "other", too_few)
+
+
+def test_init_continues_from_a_model_folder_with_its_codec_and_sampling(tmp_path):
+    build_dataset(
+        tmp_path / "data", [0, 5], SampleConfig(n_strands=300, n_points=16, image_size=64)
+    )
+    torch.manual_seed(0)
+    save_component(
+        StrandCodec(n_points=16, latent_dim=4, encoder_channels=(8, 16), decoder_width=32,
+                    decoder_layers=2),
+        tmp_path / "codec",
+    )  # fmt: skip
+    first = load_run_config("diffusion", "tiny", ["train.steps=3", "sampling.ensemble=3"])
+    train_diffusion(tmp_path / "data", tmp_path / "codec", tmp_path / "start", first)
+    start = HairModel.load(tmp_path / "start")  # as saved (float16), what --init reads
+    # lr ~0: the continued model must hold the weights and whitening it started from
+    frozen = load_run_config(
+        "diffusion", "tiny", ["train.steps=2", "train.lr=1e-12", "train.min_lr=1e-12"]
+    )
+    model = train_diffusion(
+        tmp_path / "data", None, tmp_path / "next", frozen, init_dir=tmp_path / "start"
+    )
+    for name, tensor in start.diffusion.state_dict().items():
+        torch.testing.assert_close(model.diffusion.state_dict()[name], tensor, msg=name)
+    torch.testing.assert_close(model.codec.decoder[0].weight, start.codec.decoder[0].weight)
+    assert model.sampling.ensemble == 3  # the init model's settings, not the preset's
+    assert model.info["training"]["init"]["steps"] == 3
+    with pytest.raises(UserError, match="leave out --codec"):
+        train_diffusion(
+            tmp_path / "data",
+            tmp_path / "codec",
+            tmp_path / "x",
+            frozen,
+            init_dir=tmp_path / "start",
+        )
+    wider = load_run_config("diffusion", "tiny", ["model.hidden_size=64", "train.steps=2"])
+    with pytest.raises(UserError, match="its DiT differs"):
+        train_diffusion(tmp_path / "data", None, tmp_path / "y", wider, init_dir=tmp_path / "start")

@@ -346,7 +346,12 @@ def add_train(subparsers: argparse._SubParsersAction) -> Runner:
         "train", help="train the image-conditioned scalp-texture diffusion model"
     )
     _add_data_argument(parser)
-    parser.add_argument("--codec", type=Path, required=True, help="codec folder from `train-codec`")
+    parser.add_argument("--codec", type=Path, help="codec folder from `train-codec`")
+    parser.add_argument(
+        "--init",
+        help="continue from this model folder (or `default`): its codec, DiT weights and "
+        "sampling settings, with a fresh schedule (instead of --codec)",
+    )
     parser.add_argument("--out", type=Path, required=True, help="model folder to write")
     add_config_arguments(parser)
     return _run_train
@@ -356,7 +361,7 @@ def _run_train(args: argparse.Namespace) -> None:
     from difforge.hair.train import load_run_config, train_diffusion
 
     config = load_run_config("diffusion", args.config, args.overrides)
-    model = train_diffusion(args.data, args.codec, args.out, config, args.run_dir)
+    model = train_diffusion(args.data, args.codec, args.out, config, args.run_dir, args.init)
     print(f"model ({model.info['training']['styles']} styles) -> {args.out}")
 
 

@@ -58,6 +58,7 @@ from difforge.hair.model import (
     ScalpDiffusion,
     images_to_tensor,
     num_parameters,
+    resolve_model_dir,
     scalp_texture,
 )
 
@@ -434,14 +435,24 @@ def encode_styles(
 
 def train_diffusion(
     data_dir: str | Path | None,
-    codec_dir: str | Path,
+    codec_dir: str | Path | None,
     out_dir: str | Path,
     config: DiffusionRunConfig,
     run_dir: str | Path | None = None,
+    init_dir: str | Path | None = None,
 ) -> HairModel:
-    """Train the image-conditioned scalp-texture DiT; write the model folder ``out_dir``."""
+    """Train the image-conditioned scalp-texture DiT; write the model folder ``out_dir``.
+
+    ``init_dir``: a model folder (or ``default``) to continue from: its codec (``codec_dir`` must
+    then be None), its DiT weights and texture whitening, and its sampling settings; the schedule
+    of ``config.train`` starts afresh. ``config.model`` must describe the same DiT."""
     out_dir = Path(out_dir)
-    codec_path = codec_folder(codec_dir)
+    init = HairModel.load(init_dir) if init_dir is not None else None
+    if init is not None and codec_dir is not None:
+        raise UserError("--init brings its own codec: leave out --codec")
+    if init is None and codec_dir is None:
+        raise UserError("give --codec (a codec folder) or --init (a model folder)")
+    codec_path = codec_folder(resolve_model_dir(init_dir) if init is not None else codec_dir)
     codec = load_component(StrandCodec, codec_path)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     codec.to(device)
@@ -463,7 +474,16 @@ def train_diffusion(
         f">= texture channels x patch_size² = {outputs} (else use a smaller model.patch_size)",
         config.model.hidden_size,
     )
-    diffusion.set_normalisation(textures)
+    if init is None:
+        diffusion.set_normalisation(textures)
+    else:  # the whitening comes with the weights (buffers), so the tokens match its training
+        try:
+            diffusion.load_state_dict(init.diffusion.state_dict())
+        except RuntimeError as exc:
+            first = str(exc).splitlines()[1].strip() if "\n" in str(exc) else str(exc)
+            raise UserError(
+                f"--init {init_dir}: its DiT differs from the config ({first})"
+            ) from None
     with torch.no_grad():
         tokens = diffusion.textures_to_tokens(textures)
     loss_args = {
@@ -503,6 +523,12 @@ def train_diffusion(
             "diffusion": run,
             "config": to_dict(config),
             "channel_weights": [round(float(w), 4) for w in channel_weights],
+            "init": None
+            if init is None
+            else {
+                "model": str(init_dir),
+                "steps": init.info.get("training", {}).get("diffusion", {}).get("steps"),
+            },
         },
         "parameters": {"codec": num_parameters(codec), "diffusion": num_parameters(diffusion)},
     }
@@ -510,6 +536,7 @@ def train_diffusion(
         info["codec_metrics"] = json.loads(codec_metrics_path.read_text(encoding="utf-8"))[
             "held_out"
         ]
-    model = HairModel(codec=codec, diffusion=diffusion.cpu(), sampling=config.sampling, info=info)
+    sampling = config.sampling if init is None else init.sampling
+    model = HairModel(codec=codec, diffusion=diffusion.cpu(), sampling=sampling, info=info)
     model.save(out_dir)
     return model
