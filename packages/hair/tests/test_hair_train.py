@@ -107,3 +107,39 @@ def test_init_continues_from_a_model_folder_with_its_codec_and_sampling(tmp_path
     wider = load_run_config("diffusion", "tiny", ["model.hidden_size=64", "train.steps=2"])
     with pytest.raises(UserError, match="its DiT differs"):
         train_diffusion(tmp_path / "data", None, tmp_path / "y", wider, init_dir=tmp_path / "start")
+
+
+def test_a_resumed_diffusion_run_reuses_its_encoded_textures(tmp_path, monkeypatch):
+    import difforge.hair.train as train_module
+
+    build_dataset(
+        tmp_path / "data", [0, 5], SampleConfig(n_strands=300, n_points=16, image_size=64)
+    )
+    torch.manual_seed(0)
+    save_component(
+        StrandCodec(n_points=16, latent_dim=4, encoder_channels=(8, 16), decoder_width=32,
+                    decoder_layers=2),
+        tmp_path / "codec",
+    )  # fmt: skip
+    config = load_run_config("diffusion", "tiny", ["train.steps=2"])
+    first = train_diffusion(tmp_path / "data", tmp_path / "codec", tmp_path / "model", config)
+    assert (tmp_path / "model-run" / train_module.TEXTURE_CACHE).is_file()
+
+    def no_encoding(*args, **kwargs):
+        raise AssertionError("the styles were encoded again")
+
+    monkeypatch.setattr(train_module, "encode_styles", no_encoding)
+    more = load_run_config("diffusion", "tiny", ["train.steps=3"])  # resumes at step 2
+    again = train_diffusion(tmp_path / "data", tmp_path / "codec", tmp_path / "model", more)
+    torch.testing.assert_close(again.diffusion.channel_std, first.diffusion.channel_std)
+    assert again.info["training"]["diffusion"]["steps"] == 3
+    assert again.info["training"]["last_seed"] == 5
+    # another codec means other latents: the cache must not be used
+    torch.manual_seed(1)
+    save_component(
+        StrandCodec(n_points=16, latent_dim=4, encoder_channels=(8, 16), decoder_width=32,
+                    decoder_layers=2),
+        tmp_path / "codec2",
+    )  # fmt: skip
+    with pytest.raises(AssertionError, match="encoded again"):
+        train_diffusion(tmp_path / "data", tmp_path / "codec2", tmp_path / "model", more)
