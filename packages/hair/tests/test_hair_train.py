@@ -22,6 +22,21 @@ from difforge.hair.train import (
 )
 
 
+def save_tiny_codec(folder, seed: int = 0) -> None:
+    torch.manual_seed(seed)
+    codec = StrandCodec(n_points=16, latent_dim=4, encoder_channels=(8, 16), decoder_width=32,
+                        decoder_layers=2)  # fmt: skip
+    save_component(codec, folder)
+
+
+def write_tiny_data_and_codec(tmp_path) -> None:
+    """Two styles in ``tmp_path/data`` and an untrained tiny codec in ``tmp_path/codec``."""
+    build_dataset(
+        tmp_path / "data", [0, 5], SampleConfig(n_strands=300, n_points=16, image_size=64)
+    )
+    save_tiny_codec(tmp_path / "codec")
+
+
 def test_time_limit_stops_codec_training_early_and_a_rerun_resumes(tmp_path):
     args = ["train-codec", "--out", str(tmp_path / "codec"), "--config", "tiny", "data.styles=2"]
     # Any step outlasts a nanosecond: the run stops after its first step whatever the machine.
@@ -52,15 +67,7 @@ def test_codec_channel_weights_follow_the_decoders_sensitivity():
 
 
 def test_diffusion_training_with_codec_weights_and_the_output_head_check(tmp_path):
-    build_dataset(
-        tmp_path / "data", [0, 5], SampleConfig(n_strands=300, n_points=16, image_size=64)
-    )
-    torch.manual_seed(0)
-    save_component(
-        StrandCodec(n_points=16, latent_dim=4, encoder_channels=(8, 16), decoder_width=32,
-                    decoder_layers=2),
-        tmp_path / "codec",
-    )  # fmt: skip
+    write_tiny_data_and_codec(tmp_path)
     config = load_run_config("diffusion", "tiny", ["channel_weights=codec", "train.steps=2"])
     model = train_diffusion(tmp_path / "data", tmp_path / "codec", tmp_path / "model", config)
     weights = model.info["training"]["channel_weights"]
@@ -72,15 +79,7 @@ def test_diffusion_training_with_codec_weights_and_the_output_head_check(tmp_pat
 
 
 def test_init_continues_from_a_model_folder_with_its_codec_and_sampling(tmp_path):
-    build_dataset(
-        tmp_path / "data", [0, 5], SampleConfig(n_strands=300, n_points=16, image_size=64)
-    )
-    torch.manual_seed(0)
-    save_component(
-        StrandCodec(n_points=16, latent_dim=4, encoder_channels=(8, 16), decoder_width=32,
-                    decoder_layers=2),
-        tmp_path / "codec",
-    )  # fmt: skip
+    write_tiny_data_and_codec(tmp_path)
     first = load_run_config("diffusion", "tiny", ["train.steps=3", "sampling.ensemble=3"])
     train_diffusion(tmp_path / "data", tmp_path / "codec", tmp_path / "start", first)
     start = HairModel.load(tmp_path / "start")  # as saved (float16), what --init reads
@@ -112,15 +111,7 @@ def test_init_continues_from_a_model_folder_with_its_codec_and_sampling(tmp_path
 def test_a_resumed_diffusion_run_reuses_its_encoded_textures(tmp_path, monkeypatch):
     import difforge.hair.train as train_module
 
-    build_dataset(
-        tmp_path / "data", [0, 5], SampleConfig(n_strands=300, n_points=16, image_size=64)
-    )
-    torch.manual_seed(0)
-    save_component(
-        StrandCodec(n_points=16, latent_dim=4, encoder_channels=(8, 16), decoder_width=32,
-                    decoder_layers=2),
-        tmp_path / "codec",
-    )  # fmt: skip
+    write_tiny_data_and_codec(tmp_path)
     config = load_run_config("diffusion", "tiny", ["train.steps=2"])
     first = train_diffusion(tmp_path / "data", tmp_path / "codec", tmp_path / "model", config)
     assert (tmp_path / "model-run" / train_module.TEXTURE_CACHE).is_file()
@@ -135,11 +126,6 @@ def test_a_resumed_diffusion_run_reuses_its_encoded_textures(tmp_path, monkeypat
     assert again.info["training"]["diffusion"]["steps"] == 3
     assert again.info["training"]["last_seed"] == 5
     # another codec means other latents: the cache must not be used
-    torch.manual_seed(1)
-    save_component(
-        StrandCodec(n_points=16, latent_dim=4, encoder_channels=(8, 16), decoder_width=32,
-                    decoder_layers=2),
-        tmp_path / "codec2",
-    )  # fmt: skip
+    save_tiny_codec(tmp_path / "codec2", seed=1)
     with pytest.raises(AssertionError, match="encoded again"):
         train_diffusion(tmp_path / "data", tmp_path / "codec2", tmp_path / "model", more)
