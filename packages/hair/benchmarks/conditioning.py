@@ -2,9 +2,11 @@
 style's picture at several noise levels, and how close sampled textures come to their own style.
 
 Usage: python packages/hair/benchmarks/conditioning.py --model MODEL_DIR [--n 14] [--workers 1]
-       [--strands 10000] [--device auto] [--out FILE.json] [--md FILE.md]
+       [--strands 10000] [--device auto] [--split held-out|train] [--out FILE.json] [--md FILE.md]
 Held-out styles (one per family for --n 14) are encoded by the model's own codec into their
 ground-truth scalp textures (:func:`difforge.hair.sample.conditioning_check` explains the numbers).
+``--split train`` uses the first training seeds instead: the gap between the two splits' denoising
+errors is the model's generalisation gap.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 
 from difforge.core.cli import resolve_device
 from difforge.core.io import atomic_open, write_json
-from difforge.hair.data.dataset import SampleConfig, held_out_seeds, make_sample
+from difforge.hair.data.dataset import SampleConfig, held_out_seeds, make_sample, training_seeds
 from difforge.hair.data.groom import density_map
 from difforge.hair.model import HairModel
 from difforge.hair.sample import HairGenerator, conditioning_check, conditioning_table
@@ -42,6 +44,7 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, help="picture side (default: the model's)")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--split", choices=("held-out", "train"), default="held-out")
     parser.add_argument("--out", type=Path, help="JSON report")
     parser.add_argument("--md", type=Path, help="append the table to this Markdown file")
     args = parser.parse_args()
@@ -50,7 +53,8 @@ def main() -> None:
     if args.image_size not in (None, image_size):
         raise SystemExit(f"error: the model takes {image_size}px pictures")
     config = SampleConfig(args.strands, args.points or model.codec.config.n_points, image_size)
-    tasks = [(seed, config) for seed in held_out_seeds(max(args.n, 2))]
+    seeds = (held_out_seeds if args.split == "held-out" else training_seeds)(max(args.n, 2))
+    tasks = [(seed, config) for seed in seeds]
     if args.workers > 1:
         with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn")) as pool:
             records = list(pool.map(held_out_record, tasks))
@@ -62,9 +66,9 @@ def main() -> None:
     )
     report = conditioning_check(HairGenerator(model, device), textures, images.numpy())
     report["styles"] = [record.family for record in records]
-    table = f"## Conditioning check ({len(records)} held-out styles)\n\n" + conditioning_table(
-        report
-    )
+    report["split"] = args.split
+    title = f"{len(records)} {'held-out' if args.split == 'held-out' else 'training'} styles"
+    table = f"## Conditioning check ({title})\n\n" + conditioning_table(report)
     if args.out:
         write_json(args.out, report)
     if args.md:
