@@ -414,19 +414,17 @@ def _generator(args: argparse.Namespace, seed: int = 0, model=None):  # -> HairG
     if args.smooth is not None and args.smooth < 0:
         raise UserError("--smooth must be >= 0")
     model = model or HairModel.load(args.model)
-    sampling = model.sampling
-    if args.steps is not None:
-        sampling = dataclasses.replace(sampling, steps=args.steps)
-    if args.guidance is not None:
-        sampling = dataclasses.replace(sampling, guidance_scale=args.guidance)
-    if args.min_density is not None:
-        sampling = dataclasses.replace(sampling, min_density=args.min_density)
-    if args.smooth is not None:
-        sampling = dataclasses.replace(sampling, latent_smoothing=args.smooth)
-    if args.project_head_range is not None:
-        sampling = dataclasses.replace(sampling, project_to_head_range=args.project_head_range)
-    if args.ensemble is not None:
-        sampling = dataclasses.replace(sampling, ensemble=args.ensemble)
+    given = {  # SamplingConfig field: its flag (None: not given, the model's setting stays)
+        "steps": args.steps,
+        "guidance_scale": args.guidance,
+        "min_density": args.min_density,
+        "latent_smoothing": args.smooth,
+        "project_to_head_range": args.project_head_range,
+        "ensemble": args.ensemble,
+    }
+    sampling = dataclasses.replace(
+        model.sampling, **{name: value for name, value in given.items() if value is not None}
+    )
     return HairGenerator(model, device, sampling, seed=seed)
 
 
