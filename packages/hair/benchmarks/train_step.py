@@ -4,9 +4,9 @@ Usage: python packages/hair/benchmarks/train_step.py [--config default] [--laten
        [--batch 8] [--steps 5] [--device auto] [key=value ...]
 e.g. ``model.patch_size=2`` or ``channel_weights=codec``. Random textures and pictures of the
 preset's sizes (the cost does not depend on the data); one AdamW step per training step, with
-the loss the ``train`` command builds, under bf16 autocast on a GPU when the preset trains in bf16. Prints one JSON object: parameters, the DiT's outputs per
-token against its width (the output head's rank bound) and the median seconds per step after one
-warm-up step.
+the loss the ``train`` command builds, under bf16 autocast on a GPU when the preset trains in
+bf16. Prints one JSON object: parameters, the DiT's outputs per token against its width (the
+output head's rank bound) and the median seconds per step after one warm-up step.
 """
 
 from __future__ import annotations

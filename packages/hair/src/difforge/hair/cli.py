@@ -401,8 +401,8 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _generator(args: argparse.Namespace, seed: int = 0, model=None):  # -> HairGenerator
     """The generator of ``--model`` on ``--device`` with ``--steps``, ``--guidance``,
-    ``--min-density``, ``--smooth``, ``--project-head-range`` and ``--ensemble`` applied (``model``: an already
-    loaded HairModel). Model modules are imported here, lazily."""
+    ``--min-density``, ``--smooth``, ``--project-head-range`` and ``--ensemble`` applied
+    (``model``: an already loaded HairModel). Model modules are imported here, lazily."""
     from difforge.hair.model import HairModel
     from difforge.hair.sample import HairGenerator
 
