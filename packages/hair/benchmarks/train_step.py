@@ -1,18 +1,22 @@
 """Parameters and training-step time of a scalp-texture DiT preset (with overrides).
 
 Usage: python packages/hair/benchmarks/train_step.py [--config default] [--latent-dim 16]
-       [--batch 8] [--steps 5] [--device auto] [key=value ...]
+       [--batch 8] [--steps 5] [--device auto] [--profile] [key=value ...]
 e.g. ``model.patch_size=2`` or ``channel_weights=codec``. Random textures and pictures of the
 preset's sizes (the cost does not depend on the data); one AdamW step per training step, with
 the loss the ``train`` command builds, under bf16 autocast on a GPU when the preset trains in
 bf16. Prints one JSON object: parameters, the DiT's outputs per token against its width (the
 output head's rank bound) and the median seconds per step after one warm-up step.
+``--profile``: also prints (to stderr) torch.profiler's table of the operators that took the most
+device time over the timed steps, to see what a step's time goes to.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import sys
 import time
 
 import torch
@@ -33,6 +37,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--profile", action="store_true", help="print the top operators")
     parser.add_argument("overrides", nargs="*", help="key=value config overrides")
     args = parser.parse_args()
     config = load_run_config("diffusion", args.config, args.overrides)
@@ -56,7 +61,11 @@ def main() -> None:
     optimizer = torch.optim.AdamW(diffusion.parameters(), lr=1e-4)
     bf16 = config.train.mixed_precision == "bf16" and device.type == "cuda"
     seconds = []
-    for _ in range(args.steps + 1):
+    profiler = contextlib.nullcontext()
+    for step in range(args.steps + 1):
+        if step == 1 and args.profile:  # after the warm-up step
+            profiler = torch.profiler.profile()
+            profiler.__enter__()
         synchronize(device)
         started = time.perf_counter()
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
@@ -66,6 +75,10 @@ def main() -> None:
         optimizer.step()
         synchronize(device)
         seconds.append(time.perf_counter() - started)
+    if args.profile:
+        profiler.__exit__(None, None, None)
+        sort_by = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+        print(profiler.key_averages().table(sort_by=sort_by, row_limit=20), file=sys.stderr)
     outputs = tokens.shape[-1]
     report = {
         "config": args.config,
