@@ -10,6 +10,7 @@ from PIL import Image
 
 from difforge.hair.cli import main
 from difforge.hair.data.dataset import load_sample
+from difforge.hair.data.styles import HELD_OUT_SEED_BASE
 from difforge.hair.export import read_obj, read_ply
 
 SMALL = ["--strands", "300", "--points", "8", "--image-size", "64"]
@@ -102,6 +103,7 @@ def test_evaluate_baselines_writes_json_and_markdown(tmp_path):
     assert main([*args, "--out", str(tmp_path / "r.json"), "--md", str(tmp_path / "r.md")]) == 0
     report = json.loads((tmp_path / "r.json").read_text())
     assert set(report) == {"mean_groom", "retrieval"}
+    assert report["retrieval"]["per_style"][0]["seed"] == HELD_OUT_SEED_BASE  # the test set
     assert "| mean_groom |" in (tmp_path / "r.md").read_text()
 
 

@@ -10,6 +10,7 @@ from PIL import Image
 
 from difforge.hair.cli import main
 from difforge.hair.data.head import DEFAULT_HEAD
+from difforge.hair.data.styles import HELD_OUT_SEED_BASE
 from difforge.hair.export import read_obj, read_ply
 
 SMALL = ["--strands", "300", "--points", "16", "--image-size", "64"]
@@ -76,9 +77,11 @@ def test_evaluate_reports_model_and_baselines(trained, tmp_path, capsys):
     out, md = tmp_path / "eval.json", tmp_path / "eval.md"
     args = ["evaluate", "--model", str(trained / "model"), "--n", "1", "--train", "2"]
     args += ["--out", str(out), "--md", str(md), "--eval-points", "2000", *SMALL]
-    assert main(args) == 0
+    assert main([*args, "--first-held-out", "3"]) == 0
     report = json.loads(out.read_text())
     assert list(report) == ["difforge_hair", "mean_groom", "retrieval"]
+    # a validation set: every method scored on the 4th held-out style, not the test set's first
+    assert {r["per_style"][0]["seed"] for r in report.values()} == {HELD_OUT_SEED_BASE + 3}
     summary = report["difforge_hair"]["summary"]
     assert 0 <= summary["occupancy_f1@3mm"] <= 100 and summary["seconds"] > 0
     assert report["difforge_hair"]["protocol"]["n_styles"] == 1

@@ -99,6 +99,13 @@ def _add_evaluation_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--workers", type=_positive_int, default=1, help="processes (results do not depend on it)"
     )
+    parser.add_argument(
+        "--first-held-out",
+        type=_seed,
+        default=0,
+        help="score held-out styles from this one on: 0 (default) is the test set of RESULTS.md; "
+        "tune settings on a later start (a validation set), never on the test set",
+    )
     _add_sample_arguments(parser)
 
 
@@ -294,7 +301,14 @@ def _run_evaluate_baselines(args: argparse.Namespace) -> None:
         bars[stage].update(count - bars[stage].n)
 
     reports = evaluate_baselines(
-        args.train, args.test, args.seed, config, args.workers, report, args.train_data
+        args.train,
+        args.test,
+        args.seed,
+        config,
+        args.workers,
+        report,
+        args.train_data,
+        args.first_held_out,
     )
     for bar in bars.values():
         bar.close()
@@ -499,10 +513,14 @@ def _run_evaluate(args: argparse.Namespace) -> None:
     reports = (
         {}
         if args.no_baselines
-        else evaluate_baselines(n_train, args.n, 0, config, args.workers, report, args.train_data)
+        else evaluate_baselines(
+            n_train, args.n, 0, config, args.workers, report, args.train_data, args.first_held_out
+        )
     )
     generator = _generator(args, model=model)
-    model_report = evaluate_generator(generator, args.n, config, args.workers, report)
+    model_report = evaluate_generator(
+        generator, args.n, config, args.workers, report, args.first_held_out
+    )
     model_report["protocol"].update(
         model=str(args.model), sampling=dataclasses.asdict(generator.sampling)
     )

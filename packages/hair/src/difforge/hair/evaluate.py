@@ -541,8 +541,10 @@ def evaluate_baselines(
     workers: int = 1,
     progress: Callable[[str, int], None] | None = None,
     train_data: str | Path | None = None,
+    first_held_out: int = 0,
 ) -> dict[str, dict]:
-    """Fit both baselines on ``n_train`` training styles and score them on ``n_test`` held-out ones.
+    """Fit both baselines on ``n_train`` training styles and score them on ``n_test`` held-out ones
+    (from the ``first_held_out``-th: 0 is the test set, a later start a validation set).
 
     ``train_data``: a folder written by ``difforge-hair dataset`` with ``config.sample``'s settings;
     its styles are read instead of generating seeds ``seed .. seed + n_train - 1`` (the same
@@ -571,7 +573,9 @@ def evaluate_baselines(
     with _pool(workers, initializer=_init_scoring, initargs=(methods, config)) as pool:
         if workers <= 1:
             _init_scoring(methods, config)
-        for done, scored in enumerate(pool.map(_score_seed, held_out_seeds(n_test)), start=1):
+        for done, scored in enumerate(
+            pool.map(_score_seed, held_out_seeds(n_test, first_held_out)), start=1
+        ):
             for name, row in scored.items():
                 rows[name].append(row)
             if progress is not None:

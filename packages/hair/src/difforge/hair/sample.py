@@ -363,14 +363,15 @@ def evaluate_generator(
     config: EvalConfig = EvalConfig(),  # noqa: B008 (frozen)
     workers: int = 1,
     progress: Callable[[str, int], None] | None = None,
+    first_held_out: int = 0,
 ) -> dict:
     """The harness's report (:func:`~difforge.hair.evaluate.summarise` of
     :func:`~difforge.hair.evaluate.evaluate_sample` rows) for ``generator`` on ``n_test`` held-out
-    styles: the same rows ``evaluate_reconstructor`` makes, with the ground truth built and the
+    styles (from the ``first_held_out``-th): the same rows ``evaluate_reconstructor`` makes, with the ground truth built and the
     metrics computed in ``workers`` processes while the model runs in this one. ``seconds`` is
     the generation time of each groom."""
     _init_worker(config)
-    seeds = list(held_out_seeds(n_test))
+    seeds = list(held_out_seeds(n_test, first_held_out))
     pool = (  # spawned, not forked: this process holds the model, maybe a CUDA context
         ProcessPoolExecutor(
             workers, mp_context=get_context("spawn"), initializer=_init_worker, initargs=(config,)
