@@ -1,13 +1,14 @@
 """Parameters and training-step time of a scalp-texture DiT preset (with overrides).
 
 Usage: python packages/hair/benchmarks/train_step.py [--config default] [--latent-dim 16]
-       [--batch 8] [--steps 5] [--device auto] [--profile] [key=value ...]
+       [--batch 8] [--steps 5] [--device auto] [--profile] [--compile] [key=value ...]
 e.g. ``model.patch_size=2`` or ``channel_weights=codec``. Random textures and pictures of the
 preset's sizes (the cost does not depend on the data); one AdamW step per training step, with
 the loss the ``train`` command builds, under bf16 autocast on a GPU when the preset trains in
 bf16. Prints one JSON object: parameters, the DiT's outputs per token against its width (the
 output head's rank bound) and the median seconds per step after one warm-up step.
-``--profile``: also prints (to stderr) torch.profiler's table of the operators that took the most
+``--compile``: the step through ``torch.compile`` (as ``train.compile=true`` trains; the warm-up
+step then includes the compilation). ``--profile``: also prints (to stderr) torch.profiler's table of the operators that took the most
 device time over the timed steps, to see what a step's time goes to.
 """
 
@@ -38,6 +39,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--profile", action="store_true", help="print the top operators")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model")
     parser.add_argument("overrides", nargs="*", help="key=value config overrides")
     args = parser.parse_args()
     config = load_run_config("diffusion", args.config, args.overrides)
@@ -60,6 +62,7 @@ def main() -> None:
     loss_fn = EDMLoss(scheduler, feature_weights=features, **noise_levels)
     optimizer = torch.optim.AdamW(diffusion.parameters(), lr=1e-4)
     bf16 = config.train.mixed_precision == "bf16" and device.type == "cuda"
+    step_model = torch.compile(diffusion) if args.compile else diffusion
     seconds = []
     profiler = contextlib.nullcontext()
     for step in range(args.steps + 1):
@@ -69,7 +72,7 @@ def main() -> None:
         synchronize(device)
         started = time.perf_counter()
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            loss = loss_fn(diffusion, tokens, {"image": images.to(device)})
+            loss = loss_fn(step_model, tokens, {"image": images.to(device)})
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -86,6 +89,7 @@ def main() -> None:
         "device": str(device),
         "threads": torch.get_num_threads(),
         "bf16_autocast": bf16,
+        "compile": args.compile,
         "batch": args.batch,
         "tokens": tokens.shape[1],
         "outputs_per_token": outputs,
