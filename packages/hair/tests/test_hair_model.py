@@ -381,29 +381,3 @@ def test_model_folder_errors(tmp_path, monkeypatch):
     (tmp_path / "bad" / "config.json").write_text(json.dumps({"model_type": "difforge-hair"}))
     with pytest.raises(CheckpointError, match="codec: missing"):
         HairModel.load(tmp_path / "bad")
-
-
-def test_refinement_denoises_the_ensemble_mean_again_from_refine_sigma():
-    diffusion = tiny_diffusion()
-    torch.nn.init.normal_(diffusion.dit.proj_out.weight, std=0.5)
-    model = HairModel(tiny_codec(), diffusion, SamplingConfig(steps=3, n_strands=200))
-    images = np.random.default_rng(1).integers(0, 255, size=(2, 64, 64, 3), dtype=np.uint8)
-
-    def textures(**refine) -> torch.Tensor:
-        sampling = SamplingConfig(steps=3, guidance_scale=0.0, ensemble=3, **refine)
-        return HairGenerator(model, sampling=sampling).textures(images, seed=0)
-
-    mean = textures()
-    # a tiny noise level leaves the mean as it is; a real one redraws its detail
-    torch.testing.assert_close(textures(refine_sigma=1e-4), mean, atol=5e-3, rtol=0)
-    refined = textures(refine_sigma=2.0, refine_steps=2)
-    assert refined.shape == mean.shape and (refined - mean).abs().max() > 0.1
-    torch.testing.assert_close(textures(refine_sigma=2.0, refine_steps=2), refined)
-    from difforge.hair.cli import _generator, build_parser
-
-    args = build_parser()[0].parse_args(
-        ["evaluate", "--device", "cpu", "--out", "unused.json", "--refine-sigma", "1.5"]
-    )
-    assert _generator(args, model=model).sampling.refine_sigma == 1.5
-    with pytest.raises(ConfigError, match="refine_steps"):
-        SamplingConfig(refine_steps=0)

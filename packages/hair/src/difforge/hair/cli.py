@@ -411,18 +411,11 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
         type=_positive_int,
         help="textures sampled per picture and averaged before decoding (model default: 1)",
     )
-    parser.add_argument(
-        "--refine-sigma",
-        type=float,
-        help="noise level at which the ensemble's mean is denoised again, restoring detail "
-        "such as curls (0 = off; model default)",
-    )
 
 
 def _generator(args: argparse.Namespace, seed: int = 0, model=None):  # -> HairGenerator
     """The generator of ``--model`` on ``--device`` with ``--steps``, ``--guidance``,
-    ``--min-density``, ``--smooth``, ``--project-head-range``, ``--ensemble`` and
-    ``--refine-sigma`` applied
+    ``--min-density``, ``--smooth``, ``--project-head-range`` and ``--ensemble`` applied
     (``model``: an already loaded HairModel). Model modules are imported here, lazily."""
     from difforge.hair.model import HairModel
     from difforge.hair.sample import HairGenerator
@@ -434,8 +427,6 @@ def _generator(args: argparse.Namespace, seed: int = 0, model=None):  # -> HairG
         raise UserError("--min-density must be in [0, 1)")
     if args.smooth is not None and args.smooth < 0:
         raise UserError("--smooth must be >= 0")
-    if args.refine_sigma is not None and args.refine_sigma < 0:
-        raise UserError("--refine-sigma must be >= 0")
     model = model or HairModel.load(args.model)
     given = {  # SamplingConfig field: its flag (None: not given, the model's setting stays)
         "steps": args.steps,
@@ -444,7 +435,6 @@ def _generator(args: argparse.Namespace, seed: int = 0, model=None):  # -> HairG
         "latent_smoothing": args.smooth,
         "project_to_head_range": args.project_head_range,
         "ensemble": args.ensemble,
-        "refine_sigma": args.refine_sigma,
     }
     sampling = dataclasses.replace(
         model.sampling, **{name: value for name, value in given.items() if value is not None}

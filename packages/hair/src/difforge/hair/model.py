@@ -329,9 +329,6 @@ class SamplingConfig:
     ``ensemble``: textures sampled per picture (different noise, one batch) and averaged before
     decoding, Marigold's test-time ensembling: the average keeps what the picture determines and
     shrinks what each sample guesses; it costs ``ensemble`` times the sampling work.
-    ``refine_sigma``: after the ensemble mean (which also shrinks the detail each sample draws
-    at random, curls above all), noise it to this level and denoise it again in
-    ``refine_steps`` steps (SDEdit), so the detail comes back on the shared structure (0 = off).
     """
 
     steps: int = 20
@@ -343,14 +340,10 @@ class SamplingConfig:
     latent_smoothing: float = 0.0
     project_to_head_range: bool = False
     ensemble: int = 1
-    refine_sigma: float = 0.0
-    refine_steps: int = 3
 
     def __post_init__(self) -> None:
         check_config(self.steps >= 1, "steps", ">= 1", self.steps)
         check_config(self.ensemble >= 1, "ensemble", ">= 1", self.ensemble)
-        check_config(self.refine_sigma >= 0, "refine_sigma", ">= 0", self.refine_sigma)
-        check_config(self.refine_steps >= 1, "refine_steps", ">= 1", self.refine_steps)
         check_config(self.guidance_scale >= 0, "guidance_scale", ">= 0", self.guidance_scale)
         check_config(
             self.sampler in ("edm_euler", "edm_dpmsolver++"),

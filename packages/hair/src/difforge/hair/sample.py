@@ -99,7 +99,7 @@ class HairGenerator:
     @torch.no_grad()
     def textures(self, images: np.ndarray, seed: int) -> Tensor:
         """Sample scalp textures ``(B, C, R, R)`` (de-whitened) for uint8 pictures ``(B, S, S, 3)``:
-        each the mean of ``sampling.ensemble`` samples, refined if ``sampling.refine_sigma``."""
+        each the mean of ``sampling.ensemble`` samples."""
         members = self.sampling.ensemble
         pictures = images_to_tensor(images).to(self.device).repeat_interleave(members, 0)
         tokens, vector = self.diffusion.encode_image(pictures)
@@ -110,12 +110,6 @@ class HairGenerator:
             if self.sampling.project_to_head_range
             else self.diffusion
         )
-        generator = torch.Generator().manual_seed(seed)
-        common = {
-            "guidance_scale": self.sampling.guidance_scale,
-            "generator": generator,
-            "device": self.device,
-        }
         x = sample(
             denoiser,
             self.scheduler,
@@ -123,27 +117,11 @@ class HairGenerator:
             num_inference_steps=self.sampling.steps,
             condition={"image_tokens": tokens, "image_vector": vector},
             uncondition={"image_tokens": null_tokens, "image_vector": null_vector},
-            **common,
+            guidance_scale=self.sampling.guidance_scale,
+            generator=torch.Generator().manual_seed(seed),
+            device=self.device,
         )
-        x = x.unflatten(0, (-1, members)).mean(1)  # whitening is affine: the textures' mean
-        if self.sampling.refine_sigma > 0:
-            first = slice(None, None, members)  # each picture's condition once
-            x = sample(
-                denoiser,
-                type(self.scheduler).from_config(
-                    self.scheduler.config, sigma_max=self.sampling.refine_sigma
-                ),
-                x.shape,
-                num_inference_steps=self.sampling.refine_steps,
-                condition={"image_tokens": tokens[first], "image_vector": vector[first]},
-                uncondition={
-                    "image_tokens": null_tokens[first],
-                    "image_vector": null_vector[first],
-                },
-                init=x,
-                **common,
-            )
-        return self.diffusion.tokens_to_textures(x)
+        return self.diffusion.tokens_to_textures(x).unflatten(0, (-1, members)).mean(1)
 
     def decode(self, texture: Tensor, n_strands: int, seed: int) -> Groom:
         """Strands of one texture ``(C, R, R)`` from ``n_strands`` root candidates."""

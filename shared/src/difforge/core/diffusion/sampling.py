@@ -114,27 +114,18 @@ def sample(
     cache_model: Any = None,
     callback: Callable[[int, Tensor, Tensor], None] | None = None,
     progress: bool = False,
-    init: Tensor | None = None,
 ) -> Tensor:
     """Draw samples of ``shape`` by running ``scheduler`` from noise to data.
 
     ``cache_model`` is the model whose diffusers cache hooks (``enable_cache``) should see each step;
     ``callback(i, t, x)`` runs before step ``i`` (e.g. to feed PyramidAttentionBroadcast its timestep).
-    ``init`` (SDEdit): start from these samples noised to the schedule's first noise level instead
-    of from pure noise; EDM schedulers only (whose states are data + sigma * noise), made with a
-    small ``sigma_max`` so that the coarse structure of ``init`` survives.
     """
     scheduler = type(scheduler).from_config(
         scheduler.config
     )  # fresh state; the caller's is untouched
     scheduler.set_timesteps(num_inference_steps, device=device)
     x = torch.randn(shape, generator=generator, dtype=dtype).to(device)
-    if init is None:
-        x = x * getattr(scheduler, "init_noise_sigma", 1.0)  # flow schedulers start at unit noise
-    elif hasattr(scheduler, "precondition_inputs"):  # the EDM schedulers
-        x = init.to(device=device, dtype=dtype) + x * scheduler.sigmas[0].to(device)
-    else:
-        raise ValueError(f"init needs an EDM scheduler, not {type(scheduler).__name__}")
+    x = x * getattr(scheduler, "init_noise_sigma", 1.0)  # flow schedulers start at unit noise
     step_kwargs = (
         {"generator": generator}
         if "generator" in inspect.signature(scheduler.step).parameters
