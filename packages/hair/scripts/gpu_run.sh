@@ -28,6 +28,9 @@
 # INIT=default (or a model folder): continue training that model's DiT with its codec (no codec
 # training; the styles are still generated for the DiT and the baselines), on a fresh schedule of
 # DIFFUSION_STEPS, e.g. `INIT=default DIFFUSION_STEPS=18000 bash ...`, then REUSE=1 calls as above.
+# EXTRA_STYLES=N: N more training styles of EXTRA_FAMILIES only (default curly,coily,wavy, the
+# families the model trails retrieval on most), seeds from STYLES on, into $WORK/styles/extra; the
+# DiT trains and the baselines are fitted on them too. Keep it the same in REUSE=1 calls.
 # DIFFUSION_ARGS: extra `key=value` overrides for the DiT training (keep them the same in a
 # REUSE=1 call), e.g. DIFFUSION_ARGS="channel_weights=uniform" for the ablation of the loss weights.
 # CPU dry run of the whole pipeline (tiny presets, no install), about 3 minutes on 2 cores:
@@ -61,12 +64,14 @@ else
   EVAL_ARGS=${EVAL_ARGS:-}
 fi
 DIFFUSION_ARGS=${DIFFUSION_ARGS:-}
+EXTRA_STYLES=${EXTRA_STYLES:-0}
+EXTRA_FAMILIES=${EXTRA_FAMILIES:-curly,coily,wavy}
 INIT=${INIT:-}
 CODEC_LIMIT_S=${CODEC_LIMIT_S:-75}
 # Train preamble: the first call reads the styles in $WORKERS processes and encodes them (96-111 s
 # for 980 styles on the H200 machine); REUSE=1 calls load the textures the first one cached in
 # $WORK/model-run. Each call logs the real figure: set PREP_S from it.
-[ "$REUSE" = 1 ] && PREP_S=${PREP_S:-30} || PREP_S=${PREP_S:-$(( STYLES / 10 + 10 ))}
+[ "$REUSE" = 1 ] && PREP_S=${PREP_S:-30} || PREP_S=${PREP_S:-$(( (STYLES + EXTRA_STYLES) / 10 + 10 ))}
 CHECK_S=${CHECK_S:-60}                    # conditioning check (held-out styles + sampling)
 [ "$CHECK_N" -gt 0 ] || CHECK_S=0          # CHECK_N=0: no conditioning check (run it on a CPU)
 [ "$CODEC_STYLES" -lt "$STYLES" ] || { echo "CODEC_STYLES must be < STYLES"; exit 2; }
@@ -99,7 +104,8 @@ conditioning_check() {
 }
 
 train_stage() {
-  if [ -f "$WORK/styles/codec/index.json" ] && [ -f "$WORK/styles/rest/index.json" ]; then
+  if [ -f "$WORK/styles/codec/index.json" ] && [ -f "$WORK/styles/rest/index.json" ] &&
+    { [ "$EXTRA_STYLES" = 0 ] || [ -f "$WORK/styles/extra/index.json" ]; }; then
     echo "== styles: reusing $WORK/styles"
   else
     rm -rf "$WORK/styles"
@@ -123,11 +129,16 @@ train_stage() {
   if [ -n "${REST_PID:-}" ]; then
     wait "$REST_PID" || { cat "$WORK/styles_rest.log"; exit 1; }
   fi
+  if [ "$EXTRA_STYLES" -gt 0 ] && [ ! -f "$WORK/styles/extra/index.json" ]; then
+    echo "== $EXTRA_STYLES extra styles of $EXTRA_FAMILIES, seeds from $STYLES on (at ${SECONDS}s)"
+    $HAIR dataset --n "$EXTRA_STYLES" --seed "$STYLES" --families "$EXTRA_FAMILIES" \
+      --out "$WORK/styles/extra" --workers "$WORKERS" $SAMPLE_ARGS
+  fi
   echo "   styles and codec done at ${SECONDS}s"
 
   local limit=$(( $(left) - PREP_S - CHECK_S - 30 ))  # 30: start-up, saving, copying
   [ "$limit" -ge 20 ] || { echo "no time left for the diffusion model (${limit}s)"; exit 1; }
-  echo "== scalp diffusion: $STYLES styles, $DIFFUSION_STEPS steps planned, ${limit}s in this call" \
+  echo "== scalp diffusion: $(( STYLES + EXTRA_STYLES )) styles, $DIFFUSION_STEPS steps planned, ${limit}s in this call" \
     "${DIFFUSION_ARGS:+(overrides: $DIFFUSION_ARGS)}"
   local start=$SECONDS
   local start_from=(--codec "$WORK/codec")

@@ -123,6 +123,7 @@ def test_user_mistakes_exit_2_with_one_line_and_no_output(tmp_path, dataset, cap
             str(out),
         ],
         ["dataset", "--n", "2", "--seed", "999999", "--out", str(tmp_path / "d")],
+        ["dataset", "--n", "2", "--families", "curly,straight", "--out", str(tmp_path / "d")],
         ["render", str(tmp_path / "missing.npz"), "--out", str(tmp_path / "v.png")],
         ["groom", "--out", str(tmp_path / "groom.txt")],
         ["groom", "--points", "1", "--out", str(out)],

@@ -52,6 +52,19 @@ def test_consecutive_seeds_cycle_through_every_family():
     assert family_for_seed(HELD_OUT_SEED_BASE) in FAMILIES
 
 
+def test_training_seeds_of_chosen_families_are_the_first_from_start_on():
+    from difforge.hair.data.dataset import training_seeds
+
+    seeds = training_seeds(7, 1960, ["curly", "coily", "wavy"])
+    expected = [s for s in range(1960, 2100) if family_for_seed(s) in ("curly", "coily", "wavy")]
+    assert list(seeds) == expected[:7]
+    assert list(training_seeds(3, 5)) == [5, 6, 7]  # no families: consecutive seeds
+    with pytest.raises(UserError, match="unknown hair style families bob2"):
+        training_seeds(2, 0, ["bob2"])
+    with pytest.raises(UserError, match="held out"):
+        training_seeds(2, HELD_OUT_SEED_BASE - 5, ["buzz"])  # the 2nd is >= 14 seeds on
+
+
 def test_same_seed_gives_identical_groom_and_other_seed_differs():
     style = sample_style(3)
     first, again = generate_groom(style, 800, 24), generate_groom(sample_style(3), 800, 24)

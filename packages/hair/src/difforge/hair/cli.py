@@ -153,13 +153,19 @@ def add_dataset(subparsers: argparse._SubParsersAction) -> Runner:
         default=1,
         help="processes (the styles do not depend on it)",
     )
+    parser.add_argument(
+        "--families",
+        type=lambda text: [name.strip() for name in text.split(",") if name.strip()],
+        help="comma-separated style families: only the first N seeds from --seed on that have "
+        "one of them (default: every seed, so every family alike)",
+    )
     _add_sample_arguments(parser)
     return _run_dataset
 
 
 def _run_dataset(args: argparse.Namespace) -> None:
     config = _sample_config(args)
-    seeds = training_seeds(args.n, args.seed)
+    seeds = training_seeds(args.n, args.seed, args.families)
     with progress(total=len(seeds), desc="styles") as bar:
         folders = build_dataset(
             args.out,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from multiprocessing import get_context
@@ -24,7 +24,13 @@ from difforge.core.errors import UserError
 from difforge.core.io import write_json
 from difforge.hair.data.groom import Groom, density_map, generate_groom
 from difforge.hair.data.head import DEFAULT_HEAD, Head
-from difforge.hair.data.styles import HELD_OUT_SEED_BASE, StyleParams, sample_style
+from difforge.hair.data.styles import (
+    FAMILIES,
+    HELD_OUT_SEED_BASE,
+    StyleParams,
+    family_for_seed,
+    sample_style,
+)
 from difforge.hair.export import read_npz, write_npz
 from difforge.hair.render import (
     CONDITIONING_SIZE,
@@ -65,15 +71,31 @@ def make_sample(
     return HairSample(style=style, groom=groom, render=render)
 
 
-def training_seeds(n: int, start: int = 0) -> range:
-    """Seeds ``start .. start + n - 1``; refuses any that reach the held-out range."""
+def training_seeds(
+    n: int, start: int = 0, families: Collection[str] | None = None
+) -> Sequence[int]:
+    """Seeds ``start .. start + n - 1``, or with ``families`` the first ``n`` seeds from
+    ``start`` on whose family (the seed's, :func:`~difforge.hair.data.styles.family_for_seed`) is
+    one of them, e.g. more of the styles a model gets wrong; refuses any in the held-out range."""
     if n < 1 or start < 0:
         raise UserError(f"need n >= 1 and seed >= 0 (got n={n}, seed={start})")
-    if start + n > HELD_OUT_SEED_BASE:
+    unknown = sorted(set(families or ()) - set(FAMILIES))
+    if unknown or (families is not None and not families):
+        raise UserError(
+            f"unknown hair style families {', '.join(unknown) or '(none given)'}; "
+            f"choose from {', '.join(FAMILIES)}"
+        )
+    if families is None:
+        seeds: Sequence[int] = range(start, start + n)
+    else:  # the family cycles with the seed: each run of len(FAMILIES) seeds has each once
+        cycle = len(FAMILIES)
+        first = [seed for seed in range(start, start + cycle) if family_for_seed(seed) in families]
+        seeds = [first[i % len(first)] + cycle * (i // len(first)) for i in range(n)]
+    if seeds[-1] >= HELD_OUT_SEED_BASE:
         raise UserError(
             f"training seeds must stay below {HELD_OUT_SEED_BASE} (held out for evaluation)"
         )
-    return range(start, start + n)
+    return seeds
 
 
 def held_out_seeds(n: int, start: int = 0) -> range:
