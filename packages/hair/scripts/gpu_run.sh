@@ -31,6 +31,8 @@
 # EXTRA_STYLES=N: N more training styles of EXTRA_FAMILIES only (default curly,coily,wavy, the
 # families the model trails retrieval on most), seeds from STYLES on, into $WORK/styles/extra; the
 # DiT trains and the baselines are fitted on them too. Keep it the same in REUSE=1 calls.
+# NGPU=N: train the DiT on N GPUs of the machine (DDP through torchrun; train.batch_size is each
+# GPU's, so the global batch is N times larger). The codec, evaluation and checks stay on one.
 # DIFFUSION_ARGS: extra `key=value` overrides for the DiT training (keep them the same in a
 # REUSE=1 call), e.g. DIFFUSION_ARGS="channel_weights=uniform" for the ablation of the loss weights.
 # CPU dry run of the whole pipeline (tiny presets, no install), about 3 minutes on 2 cores:
@@ -64,6 +66,7 @@ else
   EVAL_ARGS=${EVAL_ARGS:-}
 fi
 DIFFUSION_ARGS=${DIFFUSION_ARGS:-}
+NGPU=${NGPU:-1}  # processes (GPUs) for the DiT training, through torchrun; batch_size is per GPU
 EXTRA_STYLES=${EXTRA_STYLES:-0}
 EXTRA_FAMILIES=${EXTRA_FAMILIES:-curly,coily,wavy}
 INIT=${INIT:-}
@@ -143,7 +146,10 @@ train_stage() {
   local start=$SECONDS
   local start_from=(--codec "$WORK/codec")
   [ -z "$INIT" ] || start_from=(--init "$INIT")
-  $HAIR train --data "$WORK/styles" "${start_from[@]}" --out "$WORK/model" \
+  local launch=$HAIR
+  [ "$NGPU" -le 1 ] ||
+    launch="$PY -m torch.distributed.run --standalone --nproc_per_node $NGPU -m difforge.hair.cli"
+  $launch train --data "$WORK/styles" "${start_from[@]}" --out "$WORK/model" \
     --config "$CONFIG" train.steps="$DIFFUSION_STEPS" time_limit_s="$limit" train.tensorboard=false \
     data.workers="$WORKERS" $DIFFUSION_ARGS
   rm -rf "$OUT/default" && cp -r "$WORK/model" "$OUT/default" && du -sh "$OUT/default"

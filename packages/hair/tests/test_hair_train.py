@@ -5,6 +5,7 @@ weights (``channel_weights=codec``) and the output-head check on ``model.patch_s
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import torch
@@ -129,3 +130,42 @@ def test_a_resumed_diffusion_run_reuses_its_encoded_textures(tmp_path, monkeypat
     save_tiny_codec(tmp_path / "codec2", seed=1)
     with pytest.raises(AssertionError, match="encoded again"):
         train_diffusion(tmp_path / "data", tmp_path / "codec2", tmp_path / "model", more)
+
+
+def test_two_processes_train_one_model_on_different_batches(tmp_path):
+    """``torchrun --nproc_per_node 2`` (gloo on the CPU, as DDP on two GPUs): the processes
+    draw different rows, the step count is shared and only the main process writes."""
+    import subprocess
+    import sys
+
+    write_tiny_data_and_codec(tmp_path)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+               "2", "-m", "difforge.hair.cli", "train", "--data", str(tmp_path / "data"),
+               "--codec", str(tmp_path / "codec"), "--out", str(tmp_path / "model"),
+               "--config", "tiny", "train.steps=3", "train.batch_size=4"]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    state = json.loads(
+        next((tmp_path / "model-run" / "checkpoints").glob("step_*/state.json")).read_text()
+    )
+    assert state["components"]["data"]["samples_seen"] == 3 * 4 * 2  # steps x batch x processes
+    assert len(state["components"]["rng"]) == 2
+    assert HairModel.load(tmp_path / "model").info["training"]["diffusion"]["steps"] == 3
+
+
+def test_random_batches_differ_between_processes_and_match_one_process(monkeypatch):
+    import difforge.hair.train as train_module
+
+    rows = {"x": torch.arange(1000)}
+
+    def batches(rank: int, world: int) -> list[torch.Tensor]:
+        state = type("State", (), {"process_index": rank, "num_processes": world})
+        monkeypatch.setattr(train_module, "process_state", lambda: state)
+        stream = train_module._random_batches(rows, 8, seed=3, start=5)
+        return [next(stream)["x"] for _ in range(2)]
+
+    first, second = batches(0, 2), batches(1, 2)
+    assert not any(torch.equal(a, b) for a, b in zip(first, second, strict=True))
+    generator = torch.Generator().manual_seed(3 * 1_000_003 + 5)  # one process: batch 5 as ever
+    torch.testing.assert_close(batches(0, 1)[0], torch.randint(1000, (8,), generator=generator))

@@ -45,7 +45,7 @@ from difforge.core.errors import UserError
 from difforge.core.io import atomic_dir, atomic_path, write_json
 from difforge.core.nn.dit import check_head_size
 from difforge.core.pretrained import CONFIG_NAME, load_component, save_component
-from difforge.core.train import TrainConfig, Trainer
+from difforge.core.train import TrainConfig, Trainer, process_state
 from difforge.hair.codec import (
     CodecLossWeights,
     StrandCodec,
@@ -303,10 +303,14 @@ def local_strands(record: StyleRecord, n_points: int) -> np.ndarray:
 
 
 def _random_batches(tensors: dict[str, torch.Tensor], batch_size: int, seed: int, start: int):
-    """Endless batches of random rows; batch b depends only on (seed, b), so resume is exact."""
+    """Endless batches of random rows; batch b of process r of n depends only on (seed, b, r, n),
+    so resume is exact and the processes of a multi-GPU run (``torchrun``, ``accelerate launch``)
+    draw different rows (one process: the same batches as before multi-GPU support)."""
+    state = process_state()
+    rank, world = state.process_index, state.num_processes
     rows = len(next(iter(tensors.values())))
     for index in itertools.count(start):
-        generator = torch.Generator().manual_seed(seed * 1_000_003 + index)
+        generator = torch.Generator().manual_seed(seed * 1_000_003 + index * world + rank)
         pick = torch.randint(rows, (batch_size,), generator=generator)
         yield {key: value[pick] for key, value in tensors.items()}
 
@@ -369,9 +373,11 @@ def train_codec(
         "parameters": num_parameters(codec),
         **run,
     }
-    with atomic_dir(out_dir) as tmp:
-        save_component(codec, tmp)
-        write_json(tmp / "metrics.json", metrics)
+    if process_state().is_main_process:
+        with atomic_dir(out_dir) as tmp:
+            save_component(codec, tmp)
+            write_json(tmp / "metrics.json", metrics)
+    process_state().wait_for_everyone()
     return metrics
 
 
@@ -497,18 +503,19 @@ def train_diffusion(
         raise UserError("give --codec (a codec folder) or --init (a model folder)")
     codec_path = codec_folder(resolve_model_dir(init_dir) if init is not None else codec_dir)
     codec = load_component(StrandCodec, codec_path)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    codec.to(device)
-    textures, images, seeds = cached_textures(
-        _run_dir(out_dir, run_dir) / TEXTURE_CACHE,
-        _texture_cache_key(codec_path, data_dir, config),
-        lambda: encode_styles(
-            codec,
-            iter_styles(data_dir, config.data, codec.config.n_points),
-            config.model.resolution,
-            device,
-        ),
-    )
+    state = process_state()  # one process, or one per GPU under torchrun / accelerate launch
+    codec.to(state.device)
+    with state.main_process_first():  # the other processes then load the textures it cached
+        textures, images, seeds = cached_textures(
+            _run_dir(out_dir, run_dir) / TEXTURE_CACHE,
+            _texture_cache_key(codec_path, data_dir, config),
+            lambda: encode_styles(
+                codec,
+                iter_styles(data_dir, config.data, codec.config.n_points),
+                config.model.resolution,
+                state.device,
+            ),
+        )
     diffusion = ScalpDiffusion(
         texture_channels=textures.shape[1],
         image_size=images.shape[1],
@@ -585,5 +592,7 @@ def train_diffusion(
         ]
     sampling = config.sampling if init is None else init.sampling
     model = HairModel(codec=codec, diffusion=diffusion.cpu(), sampling=sampling, info=info)
-    model.save(out_dir)
+    if state.is_main_process:
+        model.save(out_dir)
+    state.wait_for_everyone()
     return model

@@ -20,6 +20,7 @@ from difforge.core.train.trainer import (
     TrainConfig,
     Trainer,
     TrainResult,
+    process_state,
     warmup_cosine,
 )
 
@@ -38,6 +39,7 @@ __all__ = [
     "latest_checkpoint",
     "list_checkpoints",
     "load_checkpoint",
+    "process_state",
     "prune_checkpoints",
     "restore_rng_state",
     "save_checkpoint",

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from accelerate import Accelerator
+from accelerate import Accelerator, PartialState
 from accelerate.utils import ProjectConfiguration, gather_object, send_to_device, set_seed
 from diffusers import ModelMixin
 from diffusers.training_utils import EMAModel
@@ -64,7 +64,15 @@ from difforge.core.train.checkpoint import (
 )
 from difforge.core.train.sampler import ResumableBatchSampler
 
-__all__ = ["DataFactory", "LossFn", "TrainConfig", "TrainResult", "Trainer", "warmup_cosine"]
+__all__ = [
+    "DataFactory",
+    "LossFn",
+    "TrainConfig",
+    "TrainResult",
+    "Trainer",
+    "process_state",
+    "warmup_cosine",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -164,6 +172,15 @@ class TrainResult:
         }
 
 
+def process_state() -> PartialState:
+    """This process's place in the launch, as the :class:`Trainer` sees it: one process, or one
+    of ``torchrun``/``accelerate launch``'s (one per GPU; gloo processes where there is no GPU,
+    which accelerate only allows when asked to stay on the CPU). Its ``process_index``,
+    ``num_processes``, ``device`` and ``main_process_first()`` let code around a Trainer (data
+    factories, preprocessing, exports) share the work between the processes."""
+    return PartialState(cpu=not torch.cuda.is_available())
+
+
 def warmup_cosine(step: int, *, warmup_steps: int, total_steps: int, min_ratio: float) -> float:
     """LR multiplier: linear warmup over ``warmup_steps``, then cosine decay to ``min_ratio``."""
     if step < warmup_steps:
@@ -211,6 +228,7 @@ class Trainer:
         # also covers loss code outside model.forward, and accelerate's process-wide state
         # cannot switch precision between two trainers in one process.
         self.accelerator = accelerator or Accelerator(
+            cpu=not torch.cuda.is_available(),  # as process_state(): gloo processes on CPUs
             mixed_precision="no",
             log_with="tensorboard" if config.tensorboard else None,
             project_config=ProjectConfiguration(
