@@ -350,15 +350,17 @@ def add_train_codec(subparsers: argparse._SubParsersAction) -> Runner:
 
 
 def _run_train_codec(args: argparse.Namespace) -> None:
+    from difforge.core.train import process_state
     from difforge.hair.train import load_run_config, train_codec
 
     config = load_run_config("codec", args.config, args.overrides)
     metrics = train_codec(args.data, args.out, config, args.run_dir)
     errors = metrics["held_out"]
-    print(
-        f"codec -> {args.out}: held-out E_pos {errors['position_mm']:.2f} mm, "
-        f"E_dir {errors['direction_deg']:.1f} deg, E_curv {errors['curvature_mm']:.3f} mm"
-    )
+    if process_state().is_main_process:  # once under torchrun
+        print(
+            f"codec -> {args.out}: held-out E_pos {errors['position_mm']:.2f} mm, "
+            f"E_dir {errors['direction_deg']:.1f} deg, E_curv {errors['curvature_mm']:.3f} mm"
+        )
 
 
 def add_train(subparsers: argparse._SubParsersAction) -> Runner:
@@ -378,11 +380,13 @@ def add_train(subparsers: argparse._SubParsersAction) -> Runner:
 
 
 def _run_train(args: argparse.Namespace) -> None:
+    from difforge.core.train import process_state
     from difforge.hair.train import load_run_config, train_diffusion
 
     config = load_run_config("diffusion", args.config, args.overrides)
     model = train_diffusion(args.data, args.codec, args.out, config, args.run_dir, args.init)
-    print(f"model ({model.info['training']['styles']} styles) -> {args.out}")
+    if process_state().is_main_process:  # once under torchrun
+        print(f"model ({model.info['training']['styles']} styles) -> {args.out}")
 
 
 # ---- generate --------------------------------------------------------------------------------
