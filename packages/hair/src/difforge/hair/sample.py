@@ -367,9 +367,9 @@ def evaluate_generator(
 ) -> dict:
     """The harness's report (:func:`~difforge.hair.evaluate.summarise` of
     :func:`~difforge.hair.evaluate.evaluate_sample` rows) for ``generator`` on ``n_test`` held-out
-    styles (from the ``first_held_out``-th): the same rows ``evaluate_reconstructor`` makes, with the ground truth built and the
-    metrics computed in ``workers`` processes while the model runs in this one. ``seconds`` is
-    the generation time of each groom."""
+    styles (from the ``first_held_out``-th): the same rows ``evaluate_reconstructor`` makes,
+    with the ground truth built and the metrics computed in ``workers`` processes while the model
+    runs in this one. ``seconds`` is the generation time of each groom."""
     _init_worker(config)
     seeds = list(held_out_seeds(n_test, first_held_out))
     pool = (  # spawned, not forked: this process holds the model, maybe a CUDA context
