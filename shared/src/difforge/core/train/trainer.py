@@ -80,7 +80,10 @@ LossFn = Callable[[nn.Module, Any], "torch.Tensor | tuple[torch.Tensor, Mapping[
 """``loss_fn(model, batch) -> loss`` or ``(loss, logs)``; ``logs`` values are averaged and logged."""
 
 DataFactory = Callable[[int], Iterable[Any]]
-"""``factory(start_batch) -> batches``: this process's batches from micro-batch ``start_batch`` on."""
+"""``factory(start_batch) -> batches``: this process's batches from micro-batch ``start_batch`` on.
+Every process of a multi-GPU launch calls it: draw per-process data from
+``process_state().process_index`` (and ``num_processes``), or all processes train on the same
+batches."""
 
 # Settings that may change between a checkpoint and its resume without changing the results.
 _RESUME_SAFE_KEYS = {
