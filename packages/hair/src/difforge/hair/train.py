@@ -305,14 +305,15 @@ def local_strands(record: StyleRecord, n_points: int) -> np.ndarray:
 def _random_batches(tensors: dict[str, torch.Tensor], batch_size: int, seed: int, start: int):
     """Endless batches of random rows; batch b of process r of n depends only on (seed, b, r, n),
     so resume is exact and the processes of a multi-GPU run (``torchrun``, ``accelerate launch``)
-    draw different rows (one process: the same batches as before multi-GPU support)."""
+    draw different rows (one process: the same batches as before multi-GPU support). The rows
+    are gathered where the tensors are (the indices are drawn on the CPU either way)."""
     state = process_state()
     rank, world = state.process_index, state.num_processes
     rows = len(next(iter(tensors.values())))
     for index in itertools.count(start):
         generator = torch.Generator().manual_seed(seed * 1_000_003 + index * world + rank)
         pick = torch.randint(rows, (batch_size,), generator=generator)
-        yield {key: value[pick] for key, value in tensors.items()}
+        yield {key: value[pick.to(value.device)] for key, value in tensors.items()}
 
 
 def _run_dir(out_dir: Path, run_dir: str | Path | None) -> Path:
@@ -540,6 +541,10 @@ def train_diffusion(
             ) from None
     with torch.no_grad():
         tokens = diffusion.textures_to_tokens(textures)
+    # The training set lives on the training device: gathering each batch (71 MB of tokens at
+    # batch 256) on one CPU thread and copying it over is the likely reason compiled training
+    # ran at half the benchmark's speed on the H200 (RESULTS.md, session 6).
+    tokens, images = tokens.to(state.device), images.to(state.device)
     loss_args = {
         "p_mean": config.p_mean,
         "p_std": config.p_std,
