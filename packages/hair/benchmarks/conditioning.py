@@ -18,21 +18,10 @@ from pathlib import Path
 
 from difforge.core.cli import resolve_device
 from difforge.core.io import atomic_open, write_json
-from difforge.hair.data.dataset import SampleConfig, held_out_seeds, make_sample, training_seeds
-from difforge.hair.data.groom import density_map
+from difforge.hair.data.dataset import SampleConfig, held_out_seeds, training_seeds
 from difforge.hair.model import HairModel
 from difforge.hair.sample import HairGenerator, conditioning_check, conditioning_table
-from difforge.hair.train import StyleRecord, encode_styles
-
-
-def held_out_record(task: tuple[int, SampleConfig]) -> StyleRecord:
-    seed, config = task
-    sample = make_sample(seed, config)
-    groom = sample.groom
-    return StyleRecord(
-        seed, sample.style.family, groom.points, groom.root_uv, sample.render.rgb,
-        density_map(sample.style, 128),
-    )  # fmt: skip
+from difforge.hair.train import encode_styles, procedural_record
 
 
 def main() -> None:
@@ -52,14 +41,15 @@ def main() -> None:
     image_size = model.diffusion.config.image_size
     if args.image_size not in (None, image_size):
         raise SystemExit(f"error: the model takes {image_size}px pictures")
-    config = SampleConfig(args.strands, args.points or model.codec.config.n_points, image_size)
+    n_points = model.codec.config.n_points
+    config = SampleConfig(args.strands, args.points or n_points, image_size)
     seeds = (held_out_seeds if args.split == "held-out" else training_seeds)(max(args.n, 2))
-    tasks = [(seed, config) for seed in seeds]
+    tasks = [(seed, config, n_points) for seed in seeds]
     if args.workers > 1:
         with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn")) as pool:
-            records = list(pool.map(held_out_record, tasks))
+            records = list(pool.map(procedural_record, tasks))
     else:
-        records = list(map(held_out_record, tasks))
+        records = list(map(procedural_record, tasks))
     device = resolve_device(args.device)
     textures, images, _ = encode_styles(
         model.codec.to(device), iter(records), model.diffusion.config.resolution, device

@@ -33,6 +33,8 @@
 # DiT trains and the baselines are fitted on them too. Keep it the same in REUSE=1 calls.
 # NGPU=N: train the DiT on N GPUs of the machine (DDP through torchrun; train.batch_size is each
 # GPU's, so the global batch is N times larger). The codec, evaluation and checks stay on one.
+# Check it first, in the same call (about a minute; CHECK_N=0 leaves the tiny DiT its time):
+#   PRESET=tiny NGPU=2 CHECK_N=0 TOTAL_S=150 OUT=/tmp/smoke_out WORK=/tmp/smoke bash ... && N=2
 # DIFFUSION_ARGS: extra `key=value` overrides for the DiT training (keep them the same in a
 # REUSE=1 call), e.g. DIFFUSION_ARGS="channel_weights=uniform" for the ablation of the loss weights.
 # CPU dry run of the whole pipeline (tiny presets, no install), about 3 minutes on 2 cores:
@@ -66,6 +68,9 @@ else
   EVAL_ARGS=${EVAL_ARGS:-}
 fi
 DIFFUSION_ARGS=${DIFFUSION_ARGS:-}
+# torch.compile for the DiT on a GPU: 2.3x the benchmark's step and 1.3-1.45x real training on
+# the H200 (RESULTS.md, session 6). A run may switch it between REUSE=1 calls (exact resume).
+COMPILE=${COMPILE:-$([ "$DEVICE" = cuda ] && echo true || echo false)}
 NGPU=${NGPU:-1}  # processes (GPUs) for the DiT training, through torchrun; batch_size is per GPU
 EXTRA_STYLES=${EXTRA_STYLES:-0}
 EXTRA_FAMILIES=${EXTRA_FAMILIES:-curly,coily,wavy}
@@ -151,7 +156,7 @@ train_stage() {
     launch="$PY -m torch.distributed.run --standalone --nproc_per_node $NGPU -m difforge.hair.cli"
   $launch train --data "$WORK/styles" "${start_from[@]}" --out "$WORK/model" \
     --config "$CONFIG" train.steps="$DIFFUSION_STEPS" time_limit_s="$limit" train.tensorboard=false \
-    data.workers="$WORKERS" $DIFFUSION_ARGS
+    train.compile="$COMPILE" data.workers="$WORKERS" $DIFFUSION_ARGS
   rm -rf "$OUT/default" && cp -r "$WORK/model" "$OUT/default" && du -sh "$OUT/default"
   $PY -c "import json, sys; d = json.load(open(sys.argv[1]))['training']['diffusion']; \
 print(f\"   step {d['steps']} of {d['planned_steps']}, last logs {d['final_logs']}\"); \

@@ -221,12 +221,13 @@ def load_run_config(kind: str, config: str | Path | None, overrides: list[str]) 
 
 @dataclass(frozen=True)
 class StyleRecord:
-    """One training style: strands (N, K, 3) metres, root UVs, picture (S, S, 3) uint8, scalp
-    density map (128, 128) in [0, 1]."""
+    """One training style: strands in root frames (N, K, 3) in codec units (:func:`local_strands`,
+    computed where the style is read, so in the data workers), root UVs, picture (S, S, 3) uint8,
+    scalp density map (128, 128) in [0, 1]."""
 
     seed: int
     family: str
-    points: np.ndarray
+    local: np.ndarray
     root_uv: np.ndarray
     image: np.ndarray
     density: np.ndarray
@@ -243,8 +244,8 @@ def style_folders(data_dir: str | Path) -> list[Path]:
     return folders
 
 
-def _read_folder(task: tuple[Path, int]) -> StyleRecord:
-    folder, image_size = task
+def _read_folder(task: tuple[Path, int, int]) -> StyleRecord:
+    folder, image_size, n_points = task
     style, groom, image = load_sample(folder)
     try:
         with Image.open(folder / "density.png") as picture:
@@ -255,16 +256,19 @@ def _read_folder(task: tuple[Path, int]) -> StyleRecord:
         image = np.asarray(
             Image.fromarray(image).resize((image_size, image_size), Image.Resampling.LANCZOS)
         )
-    return StyleRecord(style.seed, style.family, groom.points, groom.root_uv, image, density)
+    local = local_strands(groom.points, groom.root_uv, n_points)
+    return StyleRecord(style.seed, style.family, local, groom.root_uv, image, density)
 
 
-def _procedural(task: tuple[int, SampleConfig]) -> StyleRecord:
-    seed, config = task
+def procedural_record(task: tuple[int, SampleConfig, int]) -> StyleRecord:
+    """The style of a seed, generated with the sample settings ``config``, its strands resampled
+    to ``n_points`` (the codec's) in root frames; ``task`` is ``(seed, config, n_points)``."""
+    seed, config, n_points = task
     sample = make_sample(seed, config)
     return StyleRecord(
         seed,
         sample.style.family,
-        sample.groom.points,
+        local_strands(sample.groom.points, sample.groom.root_uv, n_points),
         sample.groom.root_uv,
         sample.render.rgb,
         density_map(sample.style, 128),
@@ -277,15 +281,14 @@ def iter_styles(
     """Training styles in a fixed order, read from folders or generated from seeds, in
     ``data.workers`` processes."""
     if data_dir is not None:
-        read, tasks = _read_folder, [(f, data.image_size) for f in style_folders(data_dir)]
+        read = _read_folder
+        tasks = [(f, data.image_size, n_points) for f in style_folders(data_dir)]
     else:
         config = SampleConfig(
             n_strands=data.n_strands, n_points=n_points, image_size=data.image_size
         )
-        read, tasks = (
-            _procedural,
-            [(seed, config) for seed in training_seeds(data.styles, data.seed)],
-        )
+        read = procedural_record
+        tasks = [(seed, config, n_points) for seed in training_seeds(data.styles, data.seed)]
     if data.workers <= 1:
         yield from map(read, tasks)
         return
@@ -294,12 +297,11 @@ def iter_styles(
         yield from pool.map(read, tasks, chunksize=4)
 
 
-def local_strands(record: StyleRecord, n_points: int) -> np.ndarray:
-    """A style's strands in root frames (codec units), resampled to ``n_points`` if needed."""
-    points = record.points
+def local_strands(points: np.ndarray, root_uv: np.ndarray, n_points: int) -> np.ndarray:
+    """Strands (N, K, 3) in metres -> root frames (codec units), resampled to ``n_points``."""
     if points.shape[1] != n_points:
         points = resample_by_arc_length(points, n_points).astype(np.float32)
-    return strands_to_local(points, record.root_uv)
+    return strands_to_local(points, root_uv)
 
 
 def _random_batches(tensors: dict[str, torch.Tensor], batch_size: int, seed: int, start: int):
@@ -337,7 +339,7 @@ def train_codec(
     rng = np.random.default_rng(config.train.seed)
     train_parts, eval_parts, families = [], [], {}
     for index, record in enumerate(iter_styles(data_dir, config.data, n_points)):
-        local = local_strands(record, n_points)
+        local = record.local
         held_out = len(train_parts) > 0 and index % CODEC_EVAL_EVERY == CODEC_EVAL_EVERY - 1
         if held_out:
             eval_parts.append(local)
@@ -432,9 +434,8 @@ def encode_styles(
 ) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
     """Scalp textures ``(S, C, R, R)`` and pictures ``(S, H, W, 3)`` uint8 of every style."""
     textures, images, seeds = [], [], []
-    n_points = codec.config.n_points
     for record in records:
-        local = torch.from_numpy(local_strands(record, n_points))
+        local = torch.from_numpy(record.local)
         latents = torch.cat(
             [codec.encode(chunk.to(device))[0].cpu() for chunk in local.split(ENCODE_BATCH)]
         )
