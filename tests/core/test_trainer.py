@@ -300,3 +300,16 @@ def test_sampler_ranks_split_each_global_batch() -> None:
     with pytest.raises(ValueError, match="rank 2 is outside world size 2"):
         ResumableBatchSampler(7, 2, rank=2, world_size=2)
     assert np.array_equal(np.sort(one.epoch_order(3)), np.arange(7))
+
+
+def test_train_runs_a_model_handed_over_in_eval_mode_in_training_mode(tmp_path: Path) -> None:
+    modes: list[bool] = []
+
+    def loss(model: nn.Module, x0: torch.Tensor):
+        modes.append(model.training)
+        return noisy_loss(model, x0)
+
+    trainer = make_trainer(tmp_path, loss_fn=loss, steps=2, grad_accum=1, ema_decay=0.0)
+    trainer.model.eval()  # e.g. after load_ema_weights, or a caller's evaluation
+    trainer.train()
+    assert modes == [True, True]

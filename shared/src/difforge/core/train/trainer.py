@@ -326,6 +326,7 @@ class Trainer:
             acc.device.type, dtype=torch.bfloat16, enabled=cfg.mixed_precision == "bf16"
         )
         batches = self._batches()
+        self.train_model.train()  # dropout on, whatever mode the model was handed over in
         show_bar = cfg.progress and acc.is_main_process
         bar = progress(
             total=cfg.steps, initial=self.step, desc="train", disable=None if show_bar else True
