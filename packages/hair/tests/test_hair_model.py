@@ -36,7 +36,6 @@ from difforge.hair.model import (
     texel_noise_ratio,
 )
 from difforge.hair.sample import HairGenerator, HeadRangeDenoiser, _outside_head_range
-from difforge.hair.train import load_run_config
 
 N_POINTS, LATENT = 16, 4
 
@@ -52,10 +51,9 @@ def tiny_codec() -> StrandCodec:
     )
 
 
-def tiny_diffusion(resolution: int = 8, patch_size: int = 2, **kwargs) -> ScalpDiffusion:
+def tiny_diffusion(resolution: int = 8, patch_size: int = 2) -> ScalpDiffusion:
     torch.manual_seed(1)
     return ScalpDiffusion(
-        **kwargs,
         texture_channels=LATENT + 1,
         resolution=resolution,
         patch_size=patch_size,
@@ -152,20 +150,6 @@ def test_dit_sampling_shapes_and_guidance():
     tokens = diffusion.textures_to_tokens(textures)
     assert tokens.shape == (2, 16, (LATENT + 1) * 4)
     torch.testing.assert_close(diffusion.tokens_to_textures(tokens), textures)
-
-
-def test_image_dropout_acts_while_training_only():
-    diffusion = tiny_diffusion(image_dropout=0.5)
-    assert diffusion.config.image_dropout == 0.5  # saved with the model folder
-    images = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1
-    diffusion.train()
-    assert not torch.equal(diffusion.image_encoder(images)[0], diffusion.image_encoder(images)[0])
-    diffusion.eval()
-    torch.testing.assert_close(
-        diffusion.image_encoder(images)[0], diffusion.image_encoder(images)[0]
-    )
-    with pytest.raises(ConfigError, match="image_dropout"):
-        load_run_config("diffusion", "tiny", ["model.image_dropout=1.0"])
 
 
 def test_ensemble_averages_its_members_and_reaches_the_sampler():

@@ -180,17 +180,10 @@ def texel_noise_ratio(textures: Tensor, reference: Tensor) -> Tensor:
 
 class ImageEncoder(nn.Module):
     """Small CNN from scratch: picture (B, 3, S, S) in [-1, 1] -> tokens (B, G*G, D) and their
-    mean (B, D); stride-2 convolutions halve the side until it is ``token_grid``. ``dropout``
-    drops token features while training (a regulariser against memorising the training
-    pictures)."""
+    mean (B, D); stride-2 convolutions halve the side until it is ``token_grid``."""
 
     def __init__(
-        self,
-        image_size: int,
-        channels: tuple[int, ...],
-        dim: int,
-        token_grid: int,
-        dropout: float = 0.0,
+        self, image_size: int, channels: tuple[int, ...], dim: int, token_grid: int
     ) -> None:
         super().__init__()
         if image_size != token_grid * 2 ** len(channels):
@@ -210,10 +203,9 @@ class ImageEncoder(nn.Module):
         self.net = nn.Sequential(*layers)
         self.position = nn.Parameter(torch.zeros(1, token_grid * token_grid, dim))
         nn.init.normal_(self.position, std=0.02)
-        self.dropout = nn.Dropout(dropout)
 
     def forward(self, image: Tensor) -> tuple[Tensor, Tensor]:
-        tokens = self.dropout(self.net(image).flatten(2).transpose(1, 2) + self.position)
+        tokens = self.net(image).flatten(2).transpose(1, 2) + self.position
         return tokens, tokens.mean(dim=1)
 
 
@@ -238,14 +230,11 @@ class ScalpDiffusion(ModelMixin, ConfigMixin):
         num_layers: int = 6,
         num_heads: int = 4,
         mlp_ratio: float = 3.0,
-        image_dropout: float = 0.0,
     ) -> None:
         super().__init__()
         if resolution % patch_size:
             raise ValueError(f"resolution {resolution} must be a multiple of patch {patch_size}")
-        self.image_encoder = ImageEncoder(
-            image_size, encoder_channels, hidden_size, token_grid, image_dropout
-        )
+        self.image_encoder = ImageEncoder(image_size, encoder_channels, hidden_size, token_grid)
         self.dit = DiTBackbone(
             in_channels=texture_channels * patch_size**2,
             hidden_size=hidden_size,

@@ -145,12 +145,8 @@ class DiffusionModelConfig:
     num_layers: int = 6
     num_heads: int = 4
     mlp_ratio: float = 3.0
-    image_dropout: float = 0.0  # dropout on the picture's features while training
 
     def __post_init__(self) -> None:
-        check_config(
-            0.0 <= self.image_dropout < 1.0, "image_dropout", "in [0, 1)", self.image_dropout
-        )
         check_config(
             self.resolution % self.patch_size == 0,
             "resolution",
