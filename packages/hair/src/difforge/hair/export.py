@@ -136,13 +136,14 @@ def read_obj(path: str | os.PathLike[str]) -> np.ndarray:
 
 
 def write_npz(path: str | os.PathLike[str], points: np.ndarray, root_uv: np.ndarray) -> None:
-    """Write ``points`` (N, K, 3) and ``root_uv`` (N, 2), compressed."""
+    """Write ``points`` (N, K, 3) and ``root_uv`` (N, 2), uncompressed: float32 coordinates
+    shrink by 9 % under zip, which took a fifth of the time of generating a training style."""
     points = _oriented(points, "y")
     root_uv = np.asarray(root_uv, dtype=np.float32)
     if root_uv.shape != (points.shape[0], 2):
         raise UserError(f"root_uv must have shape ({points.shape[0]}, 2), got {root_uv.shape}")
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:  # a file object: numpy adds no suffix
-        np.savez_compressed(fh, points=points, root_uv=root_uv)
+        np.savez(fh, points=points, root_uv=root_uv)
 
 
 def read_npz(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
