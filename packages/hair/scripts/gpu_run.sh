@@ -10,7 +10,8 @@
 #       diffusion training resumes from its last checkpoint for another TOTAL_S (exact resume;
 #       the cosine schedule runs over DIFFUSION_STEPS in all).
 #   STAGE=eval REUSE=1     evaluation of $WORK/model beside the mean-groom and retrieval baselines,
-#       which are fitted on the same cached styles (read, not generated again), then the
+#       which are fitted on the same cached styles (read, not generated again), the conditioning
+#       check on CHECK_N held-out and CHECK_N training styles (the memorisation gap), then the
 #       generation speed.
 #   STAGE=all              everything in one call (the CPU dry run below).
 #   STAGE=bench            DiT training-step time at the preset's batch size with 2x2 and 4x4
@@ -19,8 +20,9 @@
 # Writes to $OUT (each call):
 #   default/      the model folder (config.json, codec/, diffusion/): copy it to
 #                 packages/hair/src/difforge/hair/weights/default after a good evaluation
-#   results.md    conditioning check (train), evaluation table and generation speed (eval)
-#   conditioning.json, results.json, log.txt
+#   results.md    conditioning check (train), evaluation table, conditioning checks on held-out
+#                 and training styles and generation speed (eval)
+#   conditioning.json (held-out styles), conditioning_train.json (eval), results.json, log.txt
 # Run from the repository root with .whl (the diffusers wheel) carried:
 #   bash packages/hair/scripts/gpu_run.sh                      # call 1
 #   REUSE=1 bash packages/hair/scripts/gpu_run.sh              # optional: more diffusion steps
@@ -103,12 +105,14 @@ rm -f "$OUT/results.md"
 
 left() { echo $(( TOTAL_S - SECONDS )); }
 
-conditioning_check() {
+conditioning_check() {  # $1: held-out (default) or train styles
   [ "$CHECK_N" -gt 0 ] || return 0
-  echo "== conditioning check: $CHECK_N held-out styles (at ${SECONDS}s)"
+  local split=${1:-held-out} out=$OUT/conditioning.json
+  [ "$split" = held-out ] || out=$OUT/conditioning_$split.json
+  echo "== conditioning check: $CHECK_N $split styles (at ${SECONDS}s)"
   timeout "$CHECK_S" $PY packages/hair/benchmarks/conditioning.py --model "$WORK/model" \
-    --n "$CHECK_N" --workers "$WORKERS" --device "$DEVICE" $SAMPLE_ARGS \
-    --out "$OUT/conditioning.json" --md "$OUT/results.md" || echo "   conditioning check failed"
+    --n "$CHECK_N" --split "$split" --workers "$WORKERS" --device "$DEVICE" $SAMPLE_ARGS \
+    --out "$out" --md "$OUT/results.md" || echo "   conditioning check failed"
 }
 
 train_stage() {
@@ -175,6 +179,9 @@ eval_stage() {
     --out "$OUT/results.json" --md "$OUT/results.md.new"
   cat "$OUT/results.md.new" >> "$OUT/results.md" && rm "$OUT/results.md.new"
   echo "   done at ${SECONDS}s"
+  # The memorisation gap: held-out against training styles (RESULTS.md, session 6).
+  conditioning_check held-out
+  conditioning_check train
   echo "== generation speed (10,000 strands)"
   $PY packages/hair/benchmarks/generate_speed.py --model "$WORK/model" --device "$DEVICE" \
     --md "$OUT/results.md"
