@@ -13,6 +13,8 @@
 #       which are fitted on the same cached styles (read, not generated again), the conditioning
 #       check on CHECK_N held-out and CHECK_N training styles (the memorisation gap), then the
 #       generation speed.
+#   STAGE=styles           only the training styles (REUSE=1 train calls then read them): the
+#       two-GPU smoke test below can run beside it, e.g. `(... smoke ...) & STAGE=styles ...; wait`.
 #   STAGE=all              everything in one call (the CPU dry run below).
 #   STAGE=bench            DiT training-step time at the preset's batch size with 2x2 and 4x4
 #       patches (benchmarks/train_step.py, under a minute): set DIFFUSION_STEPS from it.
@@ -90,7 +92,9 @@ mkdir -p "$OUT" "$WORK"
 exec > >(tee "$OUT/log.txt") 2>&1
 
 if [ "$DEVICE" = cuda ]; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl
+  # Once per machine: two runs side by side (the smoke test beside STAGE=styles) share it.
+  [ -d /tmp/site/diffusers ] ||
+    python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl
   export PYTHONPATH=/tmp/site:$PWD/shared/src:$PWD/packages/hair/src
   nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 fi
@@ -115,7 +119,7 @@ conditioning_check() {  # $1: held-out (default) or train styles
     --out "$out" --md "$OUT/results.md" || echo "   conditioning check failed"
 }
 
-train_stage() {
+generate_styles() {  # the codec's styles now, the rest in the background (wait_for_styles)
   if [ -f "$WORK/styles/codec/index.json" ] && [ -f "$WORK/styles/rest/index.json" ] &&
     { [ "$EXTRA_STYLES" = 0 ] || [ -f "$WORK/styles/extra/index.json" ]; }; then
     echo "== styles: reusing $WORK/styles"
@@ -124,11 +128,26 @@ train_stage() {
     echo "== styles 0..$(( CODEC_STYLES - 1 )) (the codec's) with $WORKERS workers"
     $HAIR dataset --n "$CODEC_STYLES" --seed 0 --out "$WORK/styles/codec" --workers "$WORKERS" \
       $SAMPLE_ARGS
-    echo "   done at ${SECONDS}s; styles $CODEC_STYLES..$(( STYLES - 1 )) go on beside the codec"
+    echo "   done at ${SECONDS}s; styles $CODEC_STYLES..$(( STYLES - 1 )) go on in the background"
     $HAIR dataset --n $(( STYLES - CODEC_STYLES )) --seed "$CODEC_STYLES" --out "$WORK/styles/rest" \
       --workers $(( WORKERS > 2 ? WORKERS - 1 : 1 )) $SAMPLE_ARGS > "$WORK/styles_rest.log" 2>&1 &
     REST_PID=$!
   fi
+}
+
+wait_for_styles() {
+  if [ -n "${REST_PID:-}" ]; then
+    wait "$REST_PID" || { cat "$WORK/styles_rest.log"; exit 1; }
+  fi
+  if [ "$EXTRA_STYLES" -gt 0 ] && [ ! -f "$WORK/styles/extra/index.json" ]; then
+    echo "== $EXTRA_STYLES extra styles of $EXTRA_FAMILIES, seeds from $STYLES on (at ${SECONDS}s)"
+    $HAIR dataset --n "$EXTRA_STYLES" --seed "$STYLES" --families "$EXTRA_FAMILIES" \
+      --out "$WORK/styles/extra" --workers "$WORKERS" $SAMPLE_ARGS
+  fi
+}
+
+train_stage() {
+  generate_styles
   if [ -n "$INIT" ]; then
     echo "== strand codec: the one of $INIT (INIT)"
   elif [ -f "$WORK/codec/metrics.json" ]; then
@@ -138,14 +157,7 @@ train_stage() {
     $HAIR train-codec --data "$WORK/styles/codec" --out "$WORK/codec" --config "$CONFIG" \
       train.steps="$CODEC_STEPS" time_limit_s="$CODEC_LIMIT_S" train.tensorboard=false
   fi
-  if [ -n "${REST_PID:-}" ]; then
-    wait "$REST_PID" || { cat "$WORK/styles_rest.log"; exit 1; }
-  fi
-  if [ "$EXTRA_STYLES" -gt 0 ] && [ ! -f "$WORK/styles/extra/index.json" ]; then
-    echo "== $EXTRA_STYLES extra styles of $EXTRA_FAMILIES, seeds from $STYLES on (at ${SECONDS}s)"
-    $HAIR dataset --n "$EXTRA_STYLES" --seed "$STYLES" --families "$EXTRA_FAMILIES" \
-      --out "$WORK/styles/extra" --workers "$WORKERS" $SAMPLE_ARGS
-  fi
+  wait_for_styles
   echo "   styles and codec done at ${SECONDS}s"
 
   local limit=$(( $(left) - PREP_S - CHECK_S - 30 ))  # 30: start-up, saving, copying
@@ -204,9 +216,10 @@ print(c('diffusion', '$CONFIG', []).train.batch_size, c('codec', '$CONFIG', []).
 
 case "$STAGE" in
   bench) bench_stage ;;
+  styles) generate_styles; wait_for_styles; echo "   styles done at ${SECONDS}s" ;;
   train) train_stage ;;
   eval) eval_stage ;;
   all) train_stage; eval_stage ;;
-  *) echo "STAGE must be train, eval, all or bench"; exit 2 ;;
+  *) echo "STAGE must be styles, train, eval, all or bench"; exit 2 ;;
 esac
 echo "== all done at ${SECONDS}s"
