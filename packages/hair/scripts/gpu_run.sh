@@ -39,6 +39,8 @@
 # GPU's, so the global batch is N times larger). The codec, evaluation and checks stay on one.
 # Check it first, in the same call (about a minute; CHECK_N=0 leaves the tiny DiT its time):
 #   PRESET=tiny NGPU=2 CHECK_N=0 TOTAL_S=150 OUT=/tmp/smoke_out WORK=/tmp/smoke bash ... && N=2
+# It passed on two H200s in session 7 (WORKERS=4, beside STAGE=styles); NGPU=2 with batch_size=128
+# then trained at 5,800 samples/s (RESULTS.md, "Sixth GPU-trained candidate").
 # DIFFUSION_ARGS: extra `key=value` overrides for the DiT training (keep them the same in a
 # REUSE=1 call), e.g. DIFFUSION_ARGS="channel_weights=uniform" for the ablation of the loss weights.
 # CPU dry run of the whole pipeline (tiny presets, no install), about 3 minutes on 2 cores:
@@ -80,8 +82,8 @@ EXTRA_STYLES=${EXTRA_STYLES:-0}
 EXTRA_FAMILIES=${EXTRA_FAMILIES:-curly,coily,wavy}
 INIT=${INIT:-}
 CODEC_LIMIT_S=${CODEC_LIMIT_S:-75}
-# Train preamble: the first call reads the styles in $WORKERS processes and encodes them (96-111 s
-# for 980 styles on the H200 machine); REUSE=1 calls load the textures the first one cached in
+# Train preamble: the first call reads the styles in $WORKERS processes and encodes them (99 s for
+# 3,920 styles with 31 workers, session 7); REUSE=1 calls load the textures the first one cached in
 # $WORK/model-run. Each call logs the real figure: set PREP_S from it.
 [ "$REUSE" = 1 ] && PREP_S=${PREP_S:-30} || PREP_S=${PREP_S:-$(( (STYLES + EXTRA_STYLES) / 10 + 10 ))}
 CHECK_S=${CHECK_S:-60}                    # conditioning check (held-out styles + sampling)
