@@ -102,26 +102,28 @@ class HairGenerator:
         each the mean of ``sampling.ensemble`` samples."""
         members = self.sampling.ensemble
         pictures = images_to_tensor(images).to(self.device).repeat_interleave(members, 0)
-        tokens, vector = self.diffusion.encode_image(pictures)
-        null_tokens, null_vector = self.diffusion.encode_image(torch.zeros_like(pictures))
         length, width = self.diffusion.token_shape
         denoiser = (
             HeadRangeDenoiser(self.diffusion)
             if self.sampling.project_to_head_range
             else self.diffusion
         )
-        x = sample(
-            denoiser,
-            self.scheduler,
-            (len(pictures), length, width),
-            num_inference_steps=self.sampling.steps,
-            condition={"image_tokens": tokens, "image_vector": vector},
-            uncondition={"image_tokens": null_tokens, "image_vector": null_vector},
-            guidance_scale=self.sampling.guidance_scale,
-            generator=torch.Generator().manual_seed(seed),
-            device=self.device,
-        )
-        return self.diffusion.tokens_to_textures(x).unflatten(0, (-1, members)).mean(1)
+        with torch.autocast(self.device.type, torch.bfloat16, enabled=self.sampling.bf16):
+            tokens, vector = self.diffusion.encode_image(pictures)
+            null_tokens, null_vector = self.diffusion.encode_image(torch.zeros_like(pictures))
+            x = sample(
+                denoiser,
+                self.scheduler,
+                (len(pictures), length, width),
+                num_inference_steps=self.sampling.steps,
+                condition={"image_tokens": tokens, "image_vector": vector},
+                uncondition={"image_tokens": null_tokens, "image_vector": null_vector},
+                guidance_scale=self.sampling.guidance_scale,
+                generator=torch.Generator().manual_seed(seed),
+                device=self.device,
+            )
+        textures = self.diffusion.tokens_to_textures(x.float())
+        return textures.unflatten(0, (-1, members)).mean(1)
 
     def decode(self, texture: Tensor, n_strands: int, seed: int) -> Groom:
         """Strands of one texture ``(C, R, R)`` from ``n_strands`` root candidates."""
