@@ -329,7 +329,7 @@ class SamplingConfig:
     ``ensemble``: textures sampled per picture (different noise, one batch) and averaged before
     decoding, Marigold's test-time ensembling: the average keeps what the picture determines and
     shrinks what each sample guesses; it costs ``ensemble`` times the sampling work.
-    ``bf16``: sample the DiT under bfloat16 autocast (textures still come back in float32): 1.8x
+    ``bf16``: sample the DiT under bfloat16 autocast (textures still come back in float32): 1.7x
     faster on a CPU with AMX (RESULTS.md), but slower on CPUs without bfloat16 units.
     """
 
