@@ -139,8 +139,10 @@ class DiffusionModelConfig:
 
 
 def _diffusion_train() -> TrainConfig:
+    # The shipped default model's recipe (its config.json records it): AdamW's default betas and
+    # no weight decay.
     return TrainConfig(steps=8000, batch_size=64, lr=4e-4, min_lr=2e-5, warmup_steps=200,
-                       betas=(0.9, 0.99), weight_decay=1e-3, grad_clip=1.0, ema_decay=0.999,
+                       betas=(0.9, 0.999), weight_decay=0.0, grad_clip=1.0, ema_decay=0.999,
                        log_every=200, ckpt_every=0, keep_checkpoints=1)  # fmt: skip
 
 
@@ -158,13 +160,15 @@ class DiffusionRunConfig:
         check_config(self.time_limit_s >= 0, "time_limit_s", ">= 0", self.time_limit_s)
 
 
+DEFAULT_PRESET = "default"
+
+
 def load_run_config(kind: str, config: str | Path | None, overrides: Sequence[str]) -> Any:
     """``kind`` ``vae`` or ``diffusion``; ``config`` a YAML file or a preset name
-    (``configs/<kind>/<name>.yaml``), then ``key=value`` overrides."""
+    (``configs/<kind>/<name>.yaml``; None: the ``default`` preset, the settings of the shipped
+    model), then ``key=value`` overrides."""
     cls = VAERunConfig if kind == "vae" else DiffusionRunConfig
-    if config is None:
-        return load_config(cls, None, overrides)
-    name = str(config)
+    name = DEFAULT_PRESET if config is None else str(config)
     preset = CONFIGS_DIR / kind / f"{name}.yaml"
     if preset.is_file() and not Path(name).suffix:
         return load_config(cls, preset, overrides)
