@@ -398,6 +398,7 @@ def train_vae(
     else:
         evaluation_s = 0.0
     _, _, channels, resolution, _ = fits.planes.shape
+    torch.manual_seed(config.train.seed)  # the initial weights belong to the run's seed
     vae = TriPlaneVAE(channels=channels, resolution=resolution, **to_dict(config.model))
     vae.set_normalisation(fits.planes[train_rows])
     data = {"planes": fits.planes[train_rows], "surface": fits.surface[train_rows]}
@@ -513,6 +514,7 @@ def train_diffusion(
     _, _, z_channels, z_res, _ = latent.shape
     if vae is not None:
         vae.cpu()
+    torch.manual_seed(config.train.seed)  # the initial weights belong to the run's seed
     diffusion = LatentDiffusion(
         latent_channels=z_channels, latent_resolution=z_res, **to_dict(config.model)
     )
