@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from difforge.core.io import write_json
-from difforge.traj.baselines import ModalRoute, ShortestPath
+from difforge.traj.baselines.routes import ModalRoute, ShortestPath
 from difforge.traj.bench import BenchSettings, Harness
 from difforge.traj.data.datasets import dataset_dir
 from difforge.traj.data.hoser import Trajectories

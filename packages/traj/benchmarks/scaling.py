@@ -49,8 +49,8 @@ from difforge.core.io import atomic_open, write_json
 from difforge.traj.bench import device_name, warm_up
 from difforge.traj.data.datasets import dataset_dir
 from difforge.traj.data.hoser import read_trajectories
+from difforge.traj.data.requests import sample_od_requests
 from difforge.traj.data.synthetic import SCALING_GRIDS, write_synthetic_dataset
-from difforge.traj.evaluate import sample_od_requests
 from difforge.traj.model import TrajDLM
 from difforge.traj.sample import TrajectorySampler, model_sampling
 from difforge.traj.train import load_train_config, train

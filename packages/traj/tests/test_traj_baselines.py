@@ -11,24 +11,25 @@ import pytest
 import torch
 
 from difforge.core.errors import CheckpointError
-from difforge.traj.baselines import (
-    MarkovChain,
-    ModalRoute,
+from difforge.traj.baselines.next_segment import (
     NextSegmentConfig,
     NextSegmentModel,
-    ShortestPath,
-    generate_timed,
     next_segment_accuracy,
     search,
-    segment_travel_seconds,
-    timed,
-    toward_destinations,
     train_next_segment_model,
 )
+from difforge.traj.baselines.routes import (
+    MarkovChain,
+    ModalRoute,
+    ShortestPath,
+    toward_destinations,
+)
+from difforge.traj.baselines.travel_times import generate_timed, segment_travel_seconds, timed
 from difforge.traj.data.geo import haversine_m
 from difforge.traj.data.hoser import Trajectories, read_roadmap, write_roadmap
+from difforge.traj.data.requests import ODRequests, sample_od_requests
 from difforge.traj.data.segments import SegmentGraph
-from difforge.traj.evaluate import ODRequests, evaluate_trajectories, sample_od_requests
+from difforge.traj.evaluate import evaluate_trajectories
 
 SIDE = 4
 SPEED_MS = {"primary": 10.0, "residential": 5.0}

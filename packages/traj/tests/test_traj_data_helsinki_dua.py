@@ -7,12 +7,13 @@ import json
 import numpy as np
 import pytest
 
-from difforge.traj.baselines import ModalRoute
+from difforge.traj.baselines.routes import ModalRoute
 from difforge.traj.data.build import shortest_path_share
 from difforge.traj.data.datasets import available_datasets, dataset_dir
 from difforge.traj.data.hoser import SPLITS, Trajectories, read_dataset, read_trajectories
+from difforge.traj.data.requests import sample_od_requests
 from difforge.traj.data.sumo import RouteCosts
-from difforge.traj.evaluate import evaluate_trajectories, sample_od_requests
+from difforge.traj.evaluate import evaluate_trajectories
 
 DATA = dataset_dir("helsinki_drive_dua")
 NOISY = dataset_dir("helsinki_drive")

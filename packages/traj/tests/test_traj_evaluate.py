@@ -11,22 +11,17 @@ import pytest
 
 from difforge.core.errors import UserError
 from difforge.traj.data.hoser import Trajectories, write_roadmap, write_trajectories
+from difforge.traj.data.requests import sample_od_requests
 from difforge.traj.data.segments import SegmentGraph
-from difforge.traj.evaluate import (
-    METRIC_KEYS,
-    ODGrid,
+from difforge.traj.evaluate import METRIC_KEYS, evaluate, format_markdown_table, summarize_runs
+from difforge.traj.od_grid import ODGrid, hoser_city, pair_by_od
+from difforge.traj.trip_metrics import (
     central_angle,
     edr,
-    evaluate,
     fastdtw_km,
-    format_markdown_table,
     hausdorff_km,
     histogram_jsd_or_none,
-    hoser_city,
-    pair_by_od,
     radii_of_gyration_km,
-    sample_od_requests,
-    summarize_runs,
     travel_distances_km,
 )
 

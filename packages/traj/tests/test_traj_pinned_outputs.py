@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from difforge.traj.data.hoser import read_trajectories
-from difforge.traj.evaluate import sample_od_requests
+from difforge.traj.data.requests import sample_od_requests
 from difforge.traj.model import TrajDLM, model_data_dir
 from difforge.traj.sample import TrajectorySampler, model_sampling
 

@@ -1,7 +1,7 @@
 """The method comparison (``difforge-traj bench``): every method on the same OD requests.
 
 For each seed, ``n`` OD requests (origin, destination, departure time) are drawn from the training
-set (HOSER's ``gene.py``; :func:`~difforge.traj.evaluate.sample_od_requests`) and given to every
+set (HOSER's ``gene.py``; :func:`~difforge.traj.data.requests.sample_od_requests`) and given to every
 method; each method's trips are scored against the test set by the HOSER protocol
 (:func:`~difforge.traj.evaluate.evaluate_trajectories`), then summarised as mean ± std over seeds.
 Methods:
@@ -10,7 +10,7 @@ Methods:
   origin-destination pair (shortest path for unseen pairs); ``markov``: first-order chain
   descending to the destination; ``hoser_beam`` / ``hoser_astar``: the HOSER-style next-segment model with beam or
   A* search (trained here with HOSER's settings unless a saved one is given). Their times come
-  from the training set's mean speed per segment (:func:`~difforge.traj.baselines.timed`);
+  from the training set's mean speed per segment (:func:`~difforge.traj.baselines.travel_times.timed`);
 - ``ar_decoding``: plain autoregressive decoding (block size 1, KV cache) of our backbone — a
   model trained with ``model.block_size=1`` when given, else the TrajDLM weights decoded one
   token at a time (the label says which);
@@ -47,30 +47,20 @@ import torch
 from difforge.core.cli import progress
 from difforge.core.errors import UserError
 from difforge.core.io import atomic_open, write_json
-from difforge.traj.baselines import (
-    MarkovChain,
-    ModalRoute,
-    NextSegmentModel,
-    ShortestPath,
-    generate_timed,
-    search,
-    segment_travel_seconds,
-    train_next_segment_model,
-)
+from difforge.traj.baselines.next_segment import NextSegmentModel, search, train_next_segment_model
+from difforge.traj.baselines.routes import MarkovChain, ModalRoute, ShortestPath
+from difforge.traj.baselines.travel_times import generate_timed, segment_travel_seconds
 from difforge.traj.data.hoser import Trajectories, read_roadmap, read_trajectories
+from difforge.traj.data.requests import ODRequests, sample_od_requests
 from difforge.traj.data.segments import SegmentGraph
 from difforge.traj.evaluate import (
-    HOSER_BOUNDING_BOXES,
-    ODGrid,
-    ODRequests,
     Throughput,
     evaluate_trajectories,
     format_markdown_table,
-    hoser_city,
-    sample_od_requests,
     summarize_runs,
 )
 from difforge.traj.model import TrajDLM
+from difforge.traj.od_grid import HOSER_BOUNDING_BOXES, ODGrid, hoser_city
 from difforge.traj.sample import TrajectorySampler, model_sampling
 
 BASELINES = ("shortest_path", "modal_route", "markov", "hoser_beam", "hoser_astar")

@@ -130,7 +130,7 @@ def _generate(args: argparse.Namespace) -> None:
     import numpy as np
 
     from difforge.traj.data.hoser import read_trajectories
-    from difforge.traj.evaluate import sample_od_requests
+    from difforge.traj.data.requests import sample_od_requests
     from difforge.traj.export import draw_map, write_generated_csv, write_geojson, write_gpx
 
     if args.n < 1:

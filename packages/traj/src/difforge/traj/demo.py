@@ -14,15 +14,12 @@ import torch
 
 from difforge.core.gallery import DemoSection
 from difforge.core.io import write_json
-from difforge.traj.baselines import (
-    MarkovChain,
-    ShortestPath,
-    generate_timed,
-    segment_travel_seconds,
-)
+from difforge.traj.baselines.routes import MarkovChain, ShortestPath
+from difforge.traj.baselines.travel_times import generate_timed, segment_travel_seconds
 from difforge.traj.bench import od_grid
 from difforge.traj.data.hoser import read_trajectories
-from difforge.traj.evaluate import Throughput, evaluate_trajectories, sample_od_requests
+from difforge.traj.data.requests import sample_od_requests
+from difforge.traj.evaluate import Throughput, evaluate_trajectories
 from difforge.traj.export import draw_map, write_generated_csv, write_geojson, write_gpx
 from difforge.traj.model import TrajDLM, model_data_dir, resolve_model_dir
 from difforge.traj.sample import TrajectorySampler, model_sampling

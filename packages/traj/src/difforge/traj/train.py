@@ -42,6 +42,7 @@ from difforge.core.diffusion import BlockDiffusionLoss, MaskSchedule
 from difforge.core.diffusion.guidance import ConditionDropout
 from difforge.core.errors import UserError
 from difforge.core.train import TrainConfig, Trainer
+from difforge.traj.constraint import HopDistances
 from difforge.traj.data.hoser import Trajectories, read_roadmap, read_trajectories
 from difforge.traj.data.segments import SegmentGraph
 from difforge.traj.model import (
@@ -52,7 +53,7 @@ from difforge.traj.model import (
     round_up,
     time_bucket,
 )
-from difforge.traj.sample import HopDistances, SamplingConfig, departure_minutes
+from difforge.traj.sample import SamplingConfig, departure_minutes
 
 CONFIGS_DIR = Path(__file__).resolve().parent / "configs"
 DEFAULT_PRESET = "default"

@@ -1,26 +1,10 @@
-"""Baselines in the evaluation harness: shortest path, a Markov chain and a HOSER-style search model.
+"""A HOSER-style autoregressive next-segment model, its training, and its beam and A* search.
 
-Every baseline answers the same question as the diffusion model: given OD requests (origin and
-destination segments, departure times; :func:`difforge.traj.evaluate.sample_od_requests`), return
-one segment sequence per request. :func:`timed` adds HOSER-style per-segment entry times from the
-training set's mean speed per segment (:func:`segment_travel_seconds`), so every method is scored
-by the same :func:`difforge.traj.evaluate.evaluate_trajectories`.
-
-- :class:`ShortestPath`: Dijkstra on segment length (scipy ``csgraph``).
-- :class:`ModalRoute`: the most frequent training route per origin-destination pair (a
-  reference: how far copying habitual routes goes).
-- :class:`MarkovChain`: first-order transition counts from the training set, walked from the
-  origin. To reach the destination soundly the walk only moves to successors that are strictly
-  closer to the destination in network distance (metres along the road, one reverse Dijkstra per
-  destination), picking among them with the chain's (add-alpha smoothed) transition
-  probabilities. Network distance falls with every step, so the walk always ends at the
-  destination after finitely many steps, with no cap and no fallback; the constraint restricts
-  the chain to "descending" routes (no loops, no moves away from the destination).
-- :class:`NextSegmentModel` + :func:`search`: a HOSER-style autoregressive next-segment model
-  (a GRU over the prefix, additive attention over the reachable candidates with
-  destination-aware features: log distance to the destination and its excess over the best
-  candidate's in units of 100 m, as HOSER's navigator, and the angle between the move and the
-  direction to the destination) decoded by beam search or A* best-first search.
+:class:`NextSegmentModel` is a GRU over the prefix with additive attention over the reachable
+candidates, with destination-aware features (log distance to the destination and its excess over
+the best candidate's in units of 100 m, as HOSER's navigator, and the angle between the move and
+the direction to the destination); :func:`search` decodes it by beam search or A* best-first
+search.
 """
 
 from __future__ import annotations
@@ -29,267 +13,21 @@ import heapq
 import itertools
 import json
 import math
-import time
-from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import connected_components, dijkstra
 from torch import Tensor, nn
 
 from difforge.core.errors import CheckpointError, UserError
 from difforge.core.io import atomic_path, write_json
+from difforge.traj.baselines.routes import check_requests, strongly_connected, toward_destinations
 from difforge.traj.data.geo import LocalProjection
 from difforge.traj.data.hoser import Trajectories
+from difforge.traj.data.requests import ODRequests
 from difforge.traj.data.segments import SegmentGraph
-from difforge.traj.evaluate import ODRequests, Throughput
-
-DEFAULT_SPEED_KMH = 30.0  # used only when the training set carries no times at all
-MIN_SEGMENT_COST_M = (
-    0.01  # zero-length segments: csgraph drops explicit zeros, and descent needs > 0
-)
-
-
-# ----------------------------------------------------------------------------------------------
-# Per-segment travel times.
-
-
-def segment_travel_seconds(graph: SegmentGraph, train: Trajectories) -> np.ndarray:
-    """Mean travel time (s) of every segment from the training set's entry times.
-
-    The time on segment ``rids[i]`` is ``times[i+1] - times[i]`` (the last segment of a trajectory
-    has no exit time and is not observed). A segment's speed is its total observed length over its
-    total observed time; segments never observed (or with zero total time) take the speed of
-    their road type, then the speed of the whole training set, then :data:`DEFAULT_SPEED_KMH`.
-    """
-    n = graph.num_segments
-    seconds = np.zeros(n)
-    visits = np.zeros(n)
-    for rids, times in train:
-        if times is None or len(rids) < 2:
-            continue
-        dwell = np.diff(times.astype("datetime64[s]").astype(np.int64)).astype(np.float64)
-        np.add.at(seconds, rids[:-1], dwell)
-        np.add.at(visits, rids[:-1], 1.0)
-    length = np.maximum(graph.length_m, MIN_SEGMENT_COST_M)
-    observed = seconds > 0
-    speed = np.zeros(n)
-    speed[observed] = visits[observed] * length[observed] / seconds[observed]
-    total_time = seconds.sum()
-    fallback = visits @ length / total_time if total_time > 0 else DEFAULT_SPEED_KMH / 3.6
-    for road_type in np.unique(graph.road_type):
-        members = graph.road_type == road_type
-        time_of_type = seconds[members].sum()
-        type_speed = (
-            visits[members] @ length[members] / time_of_type if time_of_type > 0 else fallback
-        )
-        speed[members & ~observed] = type_speed
-    return length / speed
-
-
-def timed(
-    paths: list[np.ndarray], departures: np.ndarray, travel_seconds: np.ndarray
-) -> list[np.ndarray | None]:
-    """Entry time of every segment: departure plus the travel times of the segments before it."""
-    out: list[np.ndarray | None] = []
-    for path, start in zip(paths, np.asarray(departures, dtype="datetime64[s]")):
-        if np.isnat(start):
-            out.append(None)
-            continue
-        offsets = np.concatenate([[0.0], np.cumsum(travel_seconds[path[:-1]])])
-        out.append(start + np.round(offsets).astype("timedelta64[s]"))
-    return out
-
-
-def generate_timed(
-    generate: Callable[[ODRequests], list[np.ndarray]],
-    requests: ODRequests,
-    travel_seconds: np.ndarray,
-    *,
-    batch_size: int | None = None,
-    device: str | None = "cpu",
-) -> tuple[Trajectories, Throughput]:
-    """Run a generator on ``requests``, time it, and add entry times from ``travel_seconds``.
-
-    ``generate`` is e.g. ``ShortestPath(graph).generate`` or
-    ``functools.partial(search, model, graph, method="beam")``; the wall time covers path
-    generation only (not the time assignment), which is what :class:`Throughput` reports.
-    """
-    start = time.perf_counter()
-    paths = generate(requests)
-    seconds = time.perf_counter() - start
-    trajectories = Trajectories(
-        rids=paths,
-        times=timed(paths, requests.departures, travel_seconds),
-        traj_ids=[str(k) for k in range(len(paths))],
-    )
-    return trajectories, Throughput(len(paths), seconds, batch_size=batch_size, device=device)
-
-
-# ----------------------------------------------------------------------------------------------
-# Graph searches shared by the baselines.
-
-
-def _cost_matrix(graph: SegmentGraph, reverse: bool) -> csr_matrix:
-    """Moving a -> b costs the length of b (the origin's own length never counts)."""
-    src = np.repeat(np.arange(graph.num_segments), np.diff(graph.succ_indptr))
-    dst = graph.succ_indices
-    cost = np.maximum(graph.length_m[dst], MIN_SEGMENT_COST_M)
-    rows, cols = (dst, src) if reverse else (src, dst)
-    return csr_matrix((cost, (rows, cols)), shape=(graph.num_segments,) * 2)
-
-
-def toward_destinations(
-    graph: SegmentGraph, destinations: np.ndarray, chunk: int = 256
-) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """For chunks of destinations: (ids, metres to each from every segment, next hop toward it).
-
-    One reverse Dijkstra per destination; ``next_hop[k, s]`` is the segment after ``s`` on a
-    shortest path from ``s`` to ``ids[k]`` (-9999 where none, scipy's convention).
-    """
-    reverse = _cost_matrix(graph, reverse=True)
-    for start in range(0, len(destinations), chunk):
-        ids = destinations[start : start + chunk]
-        dist, pred = dijkstra(reverse, indices=ids, return_predecessors=True)
-        yield ids, np.atleast_2d(dist), np.atleast_2d(pred)
-
-
-def _strongly_connected(graph: SegmentGraph) -> bool:
-    count, _ = connected_components(graph.successor_matrix(), directed=True, connection="strong")
-    return count == 1
-
-
-def _per_request(
-    graph: SegmentGraph, requests: ODRequests
-) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-    """Each request index with its destination's rows of :func:`toward_destinations`."""
-    unique, inverse = np.unique(requests.destinations, return_inverse=True)
-    base = 0
-    for ids, dist, next_hop in toward_destinations(graph, unique):
-        for request in np.flatnonzero((inverse >= base) & (inverse < base + len(ids))):
-            row = inverse[request] - base
-            yield int(request), dist[row], next_hop[row]
-        base += len(ids)
-
-
-def _check_requests(graph: SegmentGraph, requests: ODRequests) -> None:
-    for name, ids in (("origin", requests.origins), ("destination", requests.destinations)):
-        if len(ids) and (ids.min() < 0 or ids.max() >= graph.num_segments):
-            raise UserError(
-                f"an OD request names an unknown {name} segment (network has {graph.num_segments})"
-            )
-
-
-class ShortestPath:
-    """Length-shortest legal path from origin to destination (Dijkstra, scipy ``csgraph``)."""
-
-    def __init__(self, graph: SegmentGraph) -> None:
-        self.graph = graph
-
-    def generate(self, requests: ODRequests) -> list[np.ndarray]:
-        """One path per request; a request with no path gives ``[origin]`` (destination missed)."""
-        _check_requests(self.graph, requests)
-        paths: list[np.ndarray | None] = [None] * len(requests)
-        for request, _dist, next_hop in _per_request(self.graph, requests):
-            node, dest = int(requests.origins[request]), int(requests.destinations[request])
-            path = [node]
-            while node != dest and next_hop[node] >= 0:
-                node = int(next_hop[node])
-                path.append(node)
-            paths[request] = np.asarray(path, dtype=np.int64)
-        return paths  # type: ignore[return-value]
-
-
-class ModalRoute:
-    """The most frequent training route between the request's origin and destination segments
-    (a historical route look-up; ties go to the route seen first), the shortest path for pairs
-    never seen in training. On HOSER's pairwise metrics it shows how far habitual routes go."""
-
-    def __init__(self, graph: SegmentGraph, train: Trajectories) -> None:
-        self.graph = graph
-        self.routes: dict[tuple[int, int], Counter] = defaultdict(Counter)
-        for rids in train.rids:
-            self.routes[int(rids[0]), int(rids[-1])][tuple(rids.tolist())] += 1
-        self.fallback = ShortestPath(graph)
-
-    def generate(self, requests: ODRequests) -> list[np.ndarray]:
-        _check_requests(self.graph, requests)
-        unseen = [
-            k
-            for k, (o, d) in enumerate(zip(requests.origins, requests.destinations))
-            if (int(o), int(d)) not in self.routes
-        ]
-        paths = self.fallback.generate(
-            ODRequests(
-                requests.origins[unseen], requests.destinations[unseen], requests.departures[unseen]
-            )
-        )
-        fallback = dict(zip(unseen, paths))
-        return [
-            fallback[k]
-            if k in fallback
-            else np.asarray(self.routes[int(o), int(d)].most_common(1)[0][0], dtype=np.int64)
-            for k, (o, d) in enumerate(zip(requests.origins, requests.destinations))
-        ]
-
-    def repeat_share(self) -> float:
-        """Share of the trips between repeated (origin, destination) pairs that take the pair's
-        most frequent route."""
-        repeated = [c for c in self.routes.values() if c.total() >= 2]
-        return sum(c.most_common(1)[0][1] for c in repeated) / sum(c.total() for c in repeated)
-
-
-class MarkovChain:
-    """First-order transition counts walked from origin to destination (module docstring).
-
-    ``alpha`` is added to the count of every legal transition, so a legal move never seen in
-    training stays possible when the walk needs it.
-    """
-
-    def __init__(
-        self, graph: SegmentGraph, train: Trajectories, alpha: float = 1.0, seed: int = 0
-    ) -> None:
-        self.graph = graph
-        self.alpha = alpha
-        self.seed = seed
-        # Successor slices are sorted and rows ascend, so CSR edge order is the order of the keys
-        # a * N + b: an observed transition's edge index is a binary search away.
-        n = graph.num_segments
-        edge_keys = np.repeat(np.arange(n), np.diff(graph.succ_indptr)) * n + graph.succ_indices
-        pairs = [np.stack([r[:-1], r[1:]]) for r in train.rids if len(r) >= 2]
-        a, b = np.concatenate(pairs, axis=1) if pairs else np.zeros((2, 0), dtype=np.int64)
-        legal = graph.transition_legal(a, b)
-        edges = np.searchsorted(edge_keys, a[legal] * n + b[legal])
-        self.counts = np.bincount(edges, minlength=graph.num_transitions).astype(np.float64)
-
-    def generate(self, requests: ODRequests) -> list[np.ndarray]:
-        """One walk per request; an origin that cannot reach its destination gives ``[origin]``."""
-        _check_requests(self.graph, requests)
-        graph = self.graph
-        rng = np.random.default_rng(self.seed)
-        paths: list[np.ndarray | None] = [None] * len(requests)
-        for request, to_dest, _next in _per_request(graph, requests):
-            node, dest = int(requests.origins[request]), int(requests.destinations[request])
-            path = [node]
-            while node != dest and np.isfinite(to_dest[node]):
-                lo, hi = graph.succ_indptr[node], graph.succ_indptr[node + 1]
-                candidates = graph.succ_indices[lo:hi]
-                descending = to_dest[candidates] < to_dest[node]
-                weights = (self.counts[lo:hi] + self.alpha) * descending
-                if weights.sum() == 0:  # alpha = 0 and no observed descending move
-                    weights = descending.astype(np.float64)
-                node = int(candidates[rng.choice(len(candidates), p=weights / weights.sum())])
-                path.append(node)
-            paths[request] = np.asarray(path, dtype=np.int64)
-        return paths  # type: ignore[return-value]
-
-
-# ----------------------------------------------------------------------------------------------
-# HOSER-style autoregressive next-segment model.
 
 
 @dataclass
@@ -581,14 +319,14 @@ def search(
     """
     if method not in ("beam", "astar"):
         raise UserError(f"unknown search {method!r}: use beam or astar")
-    _check_requests(graph, requests)
+    check_requests(graph, requests)
     device = model.segment.weight.device
-    strongly_connected = _strongly_connected(graph)
+    whole_network_reachable = strongly_connected(graph)
     paths: list[np.ndarray | None] = [None] * len(requests)
     limit = max_steps or min(graph.num_segments, 1000)
     for start in range(0, len(requests), batch_size):
         index = np.arange(start, min(start + batch_size, len(requests)))
-        if strongly_connected:
+        if whole_network_reachable:
             reach = torch.ones(len(index), graph.num_segments, dtype=torch.bool, device=device)
         else:
             unique, inverse = np.unique(requests.destinations[index], return_inverse=True)
