@@ -122,3 +122,125 @@ def test_progress_hides_when_not_a_terminal_or_asked() -> None:
     assert progress(range(3)).disable is True
     assert progress(range(3), disable=False).disable is False
     assert list(progress(range(3), disable=True)) == [0, 1, 2]
+
+
+def _toy_commands(seen: dict) -> list:
+    from difforge.core.cli import (
+        Command,
+        add_device_argument,
+        add_overwrite_argument,
+        add_seed_argument,
+        float_arg,
+        int_arg,
+    )
+
+    def add_generate(p: argparse.ArgumentParser) -> None:
+        add_seed_argument(p)
+        add_device_argument(p)
+        add_overwrite_argument(p)
+        p.add_argument("--count", type=int_arg(1, 100, raise_with="pass --max-count N"), default=1)
+        p.add_argument("--noise", type=float_arg(0.0), default=1.0)
+        p.add_argument("--out", type=Path)
+
+    def generate(args: argparse.Namespace) -> None:
+        seen.update(vars(args))
+        if args.out is not None:
+            args.out.write_text("x")  # e.g. a read-only or missing folder
+
+    return [Command("generate", "draw samples", add_generate, generate)]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["generate", "--seed", "-1"], "argument --seed: must be at least 0, got -1"),
+        (["generate", "--seed", "1e23"], "argument --seed: expected an integer, got '1e23'"),
+        (["generate", "--seed", str(2**32)], "must be at most 4294967295"),
+        (["generate", "--count", "0"], "argument --count: must be at least 1, got 0"),
+        (["generate", "--count", "5000"], "must be at most 100, got 5000 (pass --max-count N)"),
+        (["generate", "--noise", "nan"], "argument --noise: must be a finite number, got nan"),
+        (["generate", "--noise", "inf"], "must be a finite number"),
+        (["generate", "--noise", "-5"], "argument --noise: must be >= 0, got -5"),
+        (["generate", "--nope"], "unrecognized arguments: --nope"),
+        (["explode"], "invalid choice: 'explode'"),
+    ],
+)
+def test_command_line_rejects_bad_numbers_in_one_line(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from difforge.core.cli import command_line
+
+    main = command_line("difforge-toy", "a toy", _toy_commands({}))
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: difforge-toy")
+    assert message in err
+
+
+def test_command_line_shared_flags_and_os_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from difforge.core.cli import command_line
+
+    seen: dict = {}
+    main = command_line("difforge-toy", "a toy", _toy_commands(seen))
+    assert main(["generate", "--quiet", "--seed", "5"]) == 0
+    assert (
+        seen["seed"] == 5 and seen["device"] == "auto" and seen["quiet"] and not seen["overwrite"]
+    )
+    assert main(["generate", "--out", str(tmp_path / "missing" / "x.txt")]) == 1
+    err = capsys.readouterr().err
+    assert err == f"error: {tmp_path / 'missing' / 'x.txt'}: No such file or directory\n"
+
+
+def test_every_subcommand_help_has_the_shared_flags(capsys: pytest.CaptureFixture[str]) -> None:
+    from difforge.core.cli import command_line
+
+    with pytest.raises(SystemExit) as exit_info:
+        command_line("difforge-toy", "a toy", _toy_commands({}))(["generate", "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for flag in ("--seed", "--device", "--overwrite", "--quiet", "--verbose"):
+        assert flag in out
+    assert "(default: auto)" in out
+
+
+def test_presets_no_config_is_the_default_preset(tmp_path: Path) -> None:
+    from difforge.core.cli import load_preset
+    from difforge.core.errors import ConfigError
+
+    (tmp_path / "default.yaml").write_text("steps: 50\nlr: 2e-3\n")
+    (tmp_path / "tiny.yaml").write_text("steps: 2\n")
+    assert load_preset(TrainConfig, tmp_path, None) == load_preset(TrainConfig, tmp_path, "default")
+    assert load_preset(TrainConfig, tmp_path, None, ["steps=7"]).lr == 2e-3
+    assert load_preset(TrainConfig, tmp_path, "tiny").steps == 2
+    file = tmp_path / "mine.yaml"
+    file.write_text("steps: 9\n")
+    assert load_preset(TrainConfig, tmp_path, str(file)).steps == 9
+    with pytest.raises(ConfigError, match="no preset 'huge' \\(presets: default, mine, tiny"):
+        load_preset(TrainConfig, tmp_path, "huge")
+    parser = argparse.ArgumentParser()
+    add_config_arguments(parser, tmp_path)
+    args = parser.parse_args(["steps=3"])
+    assert config_from_args(TrainConfig, args) == load_preset(
+        TrainConfig, tmp_path, "default", ["steps=3"]
+    )
+
+
+def test_run_cli_one_line_for_memory_and_recursion(capsys: pytest.CaptureFixture[str]) -> None:
+    @run_cli
+    def too_big() -> None:
+        raise MemoryError
+
+    @run_cli
+    def too_deep() -> None:
+        raise RecursionError("maximum recursion depth exceeded")
+
+    assert too_big() == 1 and too_deep() == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        "error: out of memory: ask for a smaller size (fewer samples, a smaller batch)",
+        "error: the input is nested too deeply to read",
+    ]

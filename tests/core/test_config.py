@@ -188,3 +188,38 @@ def test_config_diff_lists_differing_dotted_keys() -> None:
     assert config_diff(a, b) == ["model.hidden_size", "train.lr", "teacher"]
     assert config_diff(to_dict(b), b) == []
     assert config_diff({"x": {"y": 1}}, {"x": {"y": 1, "z": 2}, "w": [1]}) == ["x.z", "w"]
+
+
+@dataclass(frozen=True)
+class _Inner:
+    steps: int = 10
+    lr: float = 1e-4
+    batch_size: int = 32
+
+
+@dataclass(frozen=True)
+class _Deep:
+    inner: _Inner = field(default_factory=lambda: _Inner(lr=5e-3))
+
+
+@dataclass(frozen=True)
+class _Preset:
+    train: _Inner = field(default_factory=lambda: _Inner(lr=2e-3, batch_size=1024))
+    deep: _Deep = field(default_factory=lambda: _Deep(inner=_Inner(batch_size=7)))
+    optional: _Inner | None = None
+
+
+def test_one_override_keeps_the_rest_of_a_factory_default_group() -> None:
+    cfg = load_config(_Preset, None, ["train.steps=5"])
+    assert cfg.train == _Inner(steps=5, lr=2e-3, batch_size=1024)
+    # nested two levels down: the outer factory's value wins over the inner class default
+    cfg = load_config(_Preset, None, ["deep.inner.steps=3"])
+    assert cfg.deep.inner == _Inner(steps=3, lr=1e-4, batch_size=7)
+    # an optional group with no default is built from its class defaults
+    assert load_config(_Preset, None, ["optional.steps=2"]).optional == _Inner(steps=2)
+
+
+def test_a_yaml_group_is_laid_over_the_factory_default(tmp_path: Path) -> None:
+    path = tmp_path / "run.yaml"
+    path.write_text("train:\n  steps: 9\n")
+    assert load_config(_Preset, path).train == _Inner(steps=9, lr=2e-3, batch_size=1024)

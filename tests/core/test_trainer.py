@@ -313,3 +313,38 @@ def test_train_runs_a_model_handed_over_in_eval_mode_in_training_mode(tmp_path: 
     trainer.model.eval()  # e.g. after load_ema_weights, or a caller's evaluation
     trainer.train()
     assert modes == [True, True]
+
+
+def test_corrupt_newest_checkpoint_falls_back_to_the_previous_one(tmp_path: Path) -> None:
+    make_trainer(tmp_path, steps=4, ckpt_every=1, keep_checkpoints=0).train(stop_at_step=3)
+    newest = tmp_path / "checkpoints" / "step_00000003" / "model.safetensors"
+    newest.write_bytes(newest.read_bytes()[:100])
+    trainer = make_trainer(tmp_path, steps=4, ckpt_every=1, keep_checkpoints=0)
+    assert trainer._resume_path("latest").name == "step_00000002"
+
+
+def test_a_killed_checkpoint_write_is_cleaned_up_on_the_next_run(tmp_path: Path) -> None:
+    make_trainer(tmp_path, steps=2).train(stop_at_step=1)
+    leftover = tmp_path / "checkpoints" / ".step_00000002.abc.tmp"
+    leftover.mkdir()
+    (leftover / "model.safetensors").write_bytes(b"half")
+    make_trainer(tmp_path, steps=2).train(resume="latest")
+    assert not leftover.exists()
+    assert (tmp_path / "checkpoints" / "step_00000002" / "state.json").is_file()
+
+
+def test_two_runs_on_one_folder_do_not_overwrite_each_other(tmp_path: Path) -> None:
+    from difforge.core.io import exclusive_lock
+
+    with (
+        exclusive_lock(tmp_path, "training run"),  # another process holds the run folder
+        pytest.raises(UserError, match="in use by another training run"),
+    ):
+        make_trainer(tmp_path, steps=2).train()
+    assert not (tmp_path / "checkpoints").exists()
+
+
+def test_fresh_start_message_names_the_command_line_flag(tmp_path: Path) -> None:
+    make_trainer(tmp_path, steps=2).train()
+    with pytest.raises(UserError, match="with --resume"):
+        make_trainer(tmp_path, steps=2).train()

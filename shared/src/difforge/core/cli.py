@@ -1,23 +1,40 @@
-"""Pieces every ``difforge-<name>`` command shares: one-line errors, config arguments, progress, device.
+"""What every ``difforge-<name>`` command shares, so that ``--help`` of every command reads alike.
 
-A domain CLI looks like::
+A domain package's ``cli.py`` is a list of :class:`Command` objects turned into its entry point::
 
-    @run_cli
-    def main(argv: list[str] | None = None) -> int:
-        parser = argparse.ArgumentParser(prog="difforge-traj")
-        add_config_arguments(parser)
-        args = parser.parse_args(argv)
-        config = config_from_args(TrajTrainConfig, args)
+    def _add_generate(p: argparse.ArgumentParser) -> None:
+        add_device_argument(p)
+        add_seed_argument(p)
+        p.add_argument("--out", type=Path, required=True)
+        add_overwrite_argument(p)
+
+    def _generate(args: argparse.Namespace) -> None:
         ...
-        return 0
+
+    main = command_line(
+        "difforge-demo",
+        "What the package generates.",
+        [Command("generate", "draw samples", _add_generate, _generate)],
+    )
+
+Every subcommand gets ``--quiet``/``--verbose``; ``add_config_arguments`` gives ``--config
+NAME|FILE.yaml key=value ...`` with named presets from the package's ``configs/<kind>/`` folder
+("no config" is the ``default`` preset); numeric flags are range-checked by :func:`int_arg` /
+:func:`float_arg`. :func:`run_cli` turns user mistakes, OS errors and Ctrl-C into one line and an
+exit code (2, 130) and never shows a traceback for them.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import functools
+import logging
+import math
+import os
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -25,25 +42,54 @@ import torch
 from tqdm.auto import tqdm
 
 from difforge.core.config import load_config
-from difforge.core.errors import UserError
+from difforge.core.errors import ConfigError, UserError
 
 __all__ = [
+    "Command",
     "add_config_arguments",
+    "add_device_argument",
+    "add_overwrite_argument",
+    "add_seed_argument",
+    "command_line",
     "config_from_args",
+    "echo",
+    "float_arg",
+    "int_arg",
+    "load_preset",
+    "preset_names",
     "progress",
     "resolve_device",
     "run_cli",
 ]
 
 ConfigT = TypeVar("ConfigT")
+EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # the shell's code for a process stopped by Ctrl-C (128 + SIGINT)
+MAX_SEED = 2**32 - 1  # numpy's seed range; torch's is wider
+DEFAULT_PRESET = "default"
+# Set to 1 to see the traceback behind an OS error, for bug reports.
+TRACEBACK_ENV = "DIFFORGE_TRACEBACK"
+
+_verbosity = 0  # -1 quiet, 0 normal, 1 verbose: set by the --quiet/--verbose of command_line
+
+
+# ----------------------------------------------------------------------------------------------
+# Errors and exit codes
+# ----------------------------------------------------------------------------------------------
 
 
 def run_cli(main_fn: Callable[..., int | None]) -> Callable[..., int]:
-    """Wrap a CLI entry point: a UserError prints ``error: <message>`` on one line and returns its
-    exit code (2) instead of a traceback; Ctrl-C prints ``error: interrupted`` and returns 130.
+    """Wrap a CLI entry point so that a user never sees a traceback for a user-side problem.
 
-    The wrapped function returns the exit code, as console-script entry points expect.
+    - :class:`UserError` -> ``error: <message>`` on one line, exit code 2;
+    - an OS error (missing or read-only path, full disk) -> ``error: <path>: <reason>``, exit 1;
+    - ``MemoryError`` / ``RecursionError`` (a size or nesting too large for this machine) -> one
+      line, exit 1;
+    - Ctrl-C -> ``error: interrupted``, exit 130 (outputs are written atomically, so nothing
+      half-written stays behind).
+
+    Other exceptions are bugs and keep their traceback. The wrapped function returns the exit
+    code, as console-script entry points expect.
     """
 
     @functools.wraps(main_fn)
@@ -56,9 +102,32 @@ def run_cli(main_fn: Callable[..., int | None]) -> Callable[..., int]:
         except KeyboardInterrupt:
             _print_error("interrupted")
             return EXIT_INTERRUPTED
+        except BrokenPipeError:
+            # `difforge-x ... | head`: the reader left; say nothing more.
+            sys.stderr.close()
+            return 1
+        except OSError as exc:
+            if os.environ.get(TRACEBACK_ENV):
+                raise
+            _print_error(_os_error_message(exc))
+            return 1
+        except MemoryError:
+            _print_error("out of memory: ask for a smaller size (fewer samples, a smaller batch)")
+            return 1
+        except RecursionError:
+            _print_error("the input is nested too deeply to read")
+            return 1
         return 0 if code is None else code
 
     return wrapper
+
+
+def _os_error_message(exc: OSError) -> str:
+    reason = exc.strerror or (str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    if exc.errno == errno.ENOSPC:
+        reason = "no space left on the disk"
+    name = exc.filename if exc.filename is not None else None
+    return f"{name}: {reason}" if name is not None else reason
 
 
 def _print_error(message: str) -> None:
@@ -66,18 +135,211 @@ def _print_error(message: str) -> None:
     print(f"error: {one_line}", file=sys.stderr, flush=True)
 
 
-def add_config_arguments(
-    parser: argparse.ArgumentParser, default_config: str | Path | None = None
-) -> None:
-    """Add ``--config FILE.yaml`` and trailing ``key=value`` overrides to ``parser``."""
-    parser.add_argument(
-        "--config",
-        type=Path,
-        default=default_config,
-        metavar="FILE.yaml",
-        help="YAML config file; its keys override the defaults"
-        + (f" (default: {default_config})" if default_config else ""),
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with the errors of :func:`run_cli`: one line, exit code 2 (no usage block)."""
+
+    def error(self, message: str) -> Any:
+        _print_error(f"{self.prog}: {message} (see {self.prog} --help)")
+        raise SystemExit(EXIT_USAGE)
+
+
+# ----------------------------------------------------------------------------------------------
+# Commands
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Command:
+    """One subcommand: ``add_arguments(parser)`` registers its flags, ``run(args)`` does the work
+    (returning None or an exit code). ``description`` defaults to ``help``."""
+
+    name: str
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int | None]
+    description: str | None = None
+
+
+def build_parser(prog: str, description: str, commands: Sequence[Command]) -> ArgumentParser:
+    """The parser of a package's command: one subparser per :class:`Command`, each with
+    ``--quiet``/``--verbose``."""
+    parser = ArgumentParser(prog=prog, description=description)
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in commands:
+        sub = subparsers.add_parser(
+            command.name,
+            help=command.help,
+            description=command.description or command.help,
+            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        )
+        command.add_arguments(sub)
+        volume = sub.add_mutually_exclusive_group()
+        volume.add_argument(
+            "-q", "--quiet", action="store_true", help="print errors only, no progress"
+        )
+        volume.add_argument("-v", "--verbose", action="store_true", help="print debug logs as well")
+        sub.set_defaults(_run=command.run)
+    return parser
+
+
+def command_line(
+    prog: str, description: str, commands: Sequence[Command]
+) -> Callable[[Sequence[str] | None], int]:
+    """The console-script entry point of a package (``main`` in its ``cli.py``)."""
+
+    @run_cli
+    def main(argv: Sequence[str] | None = None) -> int | None:
+        args = build_parser(prog, description, commands).parse_args(
+            None if argv is None else list(argv)
+        )
+        set_verbosity(-1 if args.quiet else 1 if args.verbose else 0)
+        return args._run(args)
+
+    return main
+
+
+def set_verbosity(level: int) -> None:
+    """-1 quiet (errors only, no progress bars, :func:`echo` silent), 0 normal, 1 debug logs."""
+    global _verbosity
+    _verbosity = level
+    logging.getLogger("difforge").setLevel(
+        logging.ERROR if level < 0 else logging.DEBUG if level > 0 else logging.INFO
     )
+
+
+def echo(*lines: str) -> None:
+    """Print result lines on stdout unless ``--quiet``."""
+    if _verbosity >= 0:
+        for line in lines:
+            print(line, flush=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# Shared arguments and range-checked numbers
+# ----------------------------------------------------------------------------------------------
+
+
+def int_arg(
+    low: int | None = None, high: int | None = None, *, raise_with: str | None = None
+) -> Callable[[str], int]:
+    """An argparse ``type`` for an integer in ``[low, high]``; ``raise_with`` tells how to go past
+    ``high`` (e.g. "pass --max-strands N"), for limits that protect the machine."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if low is not None and value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        if high is not None and value > high:
+            hint = f" ({raise_with})" if raise_with else ""
+            raise argparse.ArgumentTypeError(f"must be at most {high}, got {value}{hint}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+def float_arg(
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> Callable[[str], float]:
+    """An argparse ``type`` for a finite float in ``[low, high]`` (``low_open``: ``> low``)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+        if low is not None and (value <= low if low_open else value < low):
+            raise argparse.ArgumentTypeError(
+                f"must be {'>' if low_open else '>='} {low:g}, got {value:g}"
+            )
+        if high is not None and (value >= high if high_open else value > high):
+            raise argparse.ArgumentTypeError(
+                f"must be {'<' if high_open else '<='} {high:g}, got {value:g}"
+            )
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
+def add_seed_argument(parser: argparse.ArgumentParser, default: int = 0) -> None:
+    """``--seed N`` (0 to 2**32 - 1): the same seed gives the same outputs."""
+    parser.add_argument(
+        "--seed",
+        type=int_arg(0, MAX_SEED),
+        default=default,
+        help="random seed; the same seed gives the same outputs",
+    )
+
+
+def add_device_argument(parser: argparse.ArgumentParser, default: str = "auto") -> None:
+    """``--device auto|cpu|cuda|cuda:N`` (auto: CUDA when present, else CPU)."""
+    parser.add_argument(
+        "--device",
+        default=default,
+        help="auto (CUDA if available, else CPU), cpu, cuda or cuda:N",
+    )
+
+
+def add_overwrite_argument(parser: argparse.ArgumentParser) -> None:
+    """``--overwrite``: allow replacing an existing output folder (files are always replaced)."""
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing output folder (without it, an existing folder is an error)",
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# Configs and presets
+# ----------------------------------------------------------------------------------------------
+
+
+def preset_names(presets_dir: Path) -> list[str]:
+    """The named presets of a package's ``configs/<kind>/`` folder."""
+    return sorted(p.stem for p in Path(presets_dir).glob("*.yaml"))
+
+
+def load_preset(
+    cls: type[ConfigT],
+    presets_dir: Path,
+    config: str | os.PathLike[str] | None,
+    overrides: Sequence[str] = (),
+) -> ConfigT:
+    """The config ``cls`` from a preset name (``presets_dir/<name>.yaml``) or a YAML file, then
+    ``key=value`` overrides. None is the ``default`` preset, exactly as ``--config default``."""
+    name = DEFAULT_PRESET if config is None else str(config)
+    preset = Path(presets_dir) / f"{name}.yaml"
+    if os.sep not in name and not Path(name).suffix:
+        if not preset.is_file():
+            raise ConfigError(
+                f"no preset {name!r} (presets: {', '.join(preset_names(presets_dir))}; "
+                "or give a .yaml file)"
+            )
+        return load_config(cls, preset, overrides)
+    return load_config(cls, name, overrides)
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, presets_dir: Path | None = None) -> None:
+    """``--config NAME|FILE.yaml`` and trailing ``key=value`` overrides. With ``presets_dir`` the
+    config may be a preset name and defaults to ``default``."""
+    if presets_dir is not None:
+        names = ", ".join(preset_names(presets_dir))
+        help_text = f"a preset ({names}) or a YAML file; its keys override the defaults"
+        default: str | None = DEFAULT_PRESET
+    else:
+        help_text = "YAML config file; its keys override the defaults"
+        default = None
+    parser.add_argument("--config", default=default, metavar="NAME|FILE.yaml", help=help_text)
     parser.add_argument(
         "overrides",
         nargs="*",
@@ -85,10 +347,15 @@ def add_config_arguments(
         metavar="key=value",
         help="config overrides applied after the file, e.g. model.hidden_size=256 train.lr=3e-4",
     )
+    parser.set_defaults(_presets_dir=presets_dir)
 
 
 def config_from_args(cls: type[ConfigT], args: argparse.Namespace) -> ConfigT:
-    """The config ``cls`` built from the defaults, ``args.config`` and ``args.overrides``."""
+    """The config ``cls`` built from the defaults, ``args.config`` (a preset name or a file, when
+    :func:`add_config_arguments` was given a presets folder) and ``args.overrides``."""
+    presets_dir = getattr(args, "_presets_dir", None)
+    if presets_dir is not None:
+        return load_preset(cls, presets_dir, args.config, args.overrides)
     return load_config(cls, args.config, args.overrides)
 
 
@@ -100,9 +367,10 @@ def progress(
     disable: bool | None = None,
     **kwargs: Any,
 ) -> tqdm:
-    """A tqdm bar on stderr; ``disable=None`` shows it only when stderr is a terminal."""
+    """A tqdm bar on stderr; ``disable=None`` shows it only when stderr is a terminal and the
+    command is not ``--quiet``."""
     if disable is None:
-        disable = not sys.stderr.isatty()
+        disable = _verbosity < 0 or not sys.stderr.isatty()
     return tqdm(iterable, total=total, desc=desc, disable=disable, dynamic_ncols=True, **kwargs)
 
 

@@ -135,13 +135,43 @@ def from_dict(cls: type[ConfigT], data: Mapping[str, Any], *, prefix: str = "") 
     for name, fld in fields.items():
         key = prefix + name
         if name in data:
-            kwargs[name] = _coerce(data[name], hints[name], key)
+            kwargs[name] = _coerce(_onto_default(fld, hints[name], data[name]), hints[name], key)
         elif fld.default is dataclasses.MISSING and fld.default_factory is dataclasses.MISSING:
             raise ConfigError(f"missing config key '{key}' (it has no default)")
     try:
         return cls(**kwargs)
     except InvalidConfigValue as exc:
         raise InvalidConfigValue(prefix + exc.key, exc.requirement, exc.value) from None
+
+
+def _onto_default(fld: dataclasses.Field, tp: Any, value: Any) -> Any:
+    """A partial mapping for a nested group, laid over the group's own default.
+
+    A group whose default is ``field(default_factory=lambda: TrainConfig(lr=2e-3))`` keeps
+    ``lr=2e-3`` when only ``train.steps`` is given; building the group from the bare mapping would
+    fall back to ``TrainConfig``'s class defaults instead.
+    """
+    if not isinstance(value, Mapping) or _dataclass_in(tp) is None:
+        return value
+    if fld.default_factory is not dataclasses.MISSING:
+        default = fld.default_factory()
+    elif fld.default is not dataclasses.MISSING:
+        default = fld.default
+    else:
+        return value
+    if not dataclasses.is_dataclass(default):
+        return value  # e.g. an optional group whose default is None
+    return _deep_merge(to_dict(default), value)
+
+
+def _deep_merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def load_config(

@@ -1,4 +1,10 @@
-"""Atomic file writing: outputs appear whole or not at all."""
+"""Atomic file writing: outputs appear whole or not at all, and never replace a user's folder.
+
+- :func:`atomic_path` / :func:`atomic_open` / :func:`write_json`: one file.
+- :func:`atomic_paths`: several files that appear together or not at all.
+- :func:`atomic_dir`: a folder; an existing non-empty folder is replaced only with ``overwrite``.
+- :func:`exclusive_lock`: one process at a time in a folder (two ``train`` runs on one ``--out``).
+"""
 
 from __future__ import annotations
 
@@ -7,9 +13,14 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
+
+from difforge.core.errors import UserError
+
+# Until every caller says what it means, folders are replaced as before; see atomic_dir.
+OVERWRITE_FOLDERS = True
 
 
 @contextlib.contextmanager
@@ -20,6 +31,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     bad input never leaves a half-written output behind.
     """
     target = Path(path)
+    if target.is_dir():
+        raise UserError(f"{target} is a folder; give a file name to write")
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
@@ -47,6 +60,14 @@ def atomic_open(
         yield fh
 
 
+@contextlib.contextmanager
+def atomic_paths(paths: Sequence[str | os.PathLike[str]]) -> Iterator[list[Path]]:
+    """Temporary paths for several outputs: all are renamed into place at the end, or, when the
+    block fails, all are removed and no target is touched (no half set of outputs)."""
+    with contextlib.ExitStack() as stack:
+        yield [stack.enter_context(atomic_path(p)) for p in paths]
+
+
 def write_json(path: str | os.PathLike[str], obj: Any) -> None:
     """Write ``obj`` as indented JSON, atomically."""
     with atomic_open(path, "w", encoding="utf-8") as fh:
@@ -55,13 +76,16 @@ def write_json(path: str | os.PathLike[str], obj: Any) -> None:
 
 
 @contextlib.contextmanager
-def atomic_dir(path: str | Path) -> Iterator[Path]:
+def atomic_dir(path: str | Path, *, overwrite: bool = OVERWRITE_FOLDERS) -> Iterator[Path]:
     """Yield an empty temporary folder beside ``path``; on success fsync it and rename it to ``path``.
 
     On an exception the temporary folder is deleted and ``path`` keeps its old content. An
-    existing ``path`` is replaced (moved aside, then deleted once the new folder is in place).
+    existing empty folder is replaced; an existing non-empty one only with ``overwrite=True``
+    (moved aside, then deleted once the new folder is in place), otherwise a :class:`UserError`
+    is raised before anything is written. An existing file is never replaced by a folder.
     """
     target = Path(path)
+    check_folder_output(target, overwrite=overwrite)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
@@ -83,6 +107,44 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def check_folder_output(target: Path, *, overwrite: bool, flag: str | None = None) -> None:
+    """Raise :class:`UserError` unless a folder may be written at ``target``: nothing there, an
+    empty folder, or (with ``overwrite``) a folder. ``flag`` names the option in the message."""
+    name = f"{flag} {target}" if flag else str(target)
+    if target.is_symlink() or (target.exists() and not target.is_dir()):
+        raise UserError(f"{name} exists and is not a folder; choose another path")
+    if target.is_dir() and not overwrite and any(target.iterdir()):
+        raise UserError(f"{name} already exists; pass --overwrite to replace it")
+
+
+@contextlib.contextmanager
+def exclusive_lock(folder: str | os.PathLike[str], what: str = "run") -> Iterator[None]:
+    """Hold ``folder/.lock`` for the block; a second process asking for it gets a one-line
+    :class:`UserError` instead of writing beside the first. The lock goes with the process, so a
+    killed run never leaves a stale one."""
+    import fcntl
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "a+", encoding="utf-8") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            raise UserError(
+                f"{folder} is in use by another {what} ({holder}); wait for it or choose another folder"
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()}")
+        fh.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _umask() -> int:

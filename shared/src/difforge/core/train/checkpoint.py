@@ -47,6 +47,7 @@ __all__ = [
     "list_checkpoints",
     "load_checkpoint",
     "prune_checkpoints",
+    "remove_unfinished_checkpoints",
     "restore_rng_state",
     "save_checkpoint",
 ]
@@ -97,7 +98,7 @@ def save_checkpoint(
         "components": {},
         "files": {},
     }
-    with atomic_dir(target) as tmp:
+    with atomic_dir(target, overwrite=True) as tmp:
         for name, state in components.items():
             tensors: dict[str, torch.Tensor] = {}
             manifest["components"][name] = _encode(state, "", tensors, {})
@@ -192,9 +193,19 @@ def prune_checkpoints(root: str | Path, keep_last: int) -> list[Path]:
     return old
 
 
-# ----------------------------------------------------------------------------------------------
-# Atomic folders
-# ----------------------------------------------------------------------------------------------
+def remove_unfinished_checkpoints(root: str | Path) -> list[Path]:
+    """Delete the temporary folders of checkpoint writes that a killed run never finished.
+
+    Only call this while holding the run's lock: another live run's write would look the same.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    leftovers = [p for p in root.glob(".step_*.tmp") if p.is_dir()]
+    leftovers += [p for p in root.glob(".step_*.old") if p.is_dir()]
+    for path in leftovers:
+        shutil.rmtree(path, ignore_errors=True)
+    return leftovers
 
 
 # ----------------------------------------------------------------------------------------------

@@ -52,13 +52,16 @@ from torch.utils.data import DataLoader
 from difforge.core.cli import progress
 from difforge.core.config import check_config, config_diff, save_config, to_dict
 from difforge.core.errors import CheckpointError, UserError
+from difforge.core.io import exclusive_lock
 from difforge.core.train.checkpoint import (
     atomic_dir,
     capture_rng_state,
     check_model_config,
     latest_checkpoint,
+    list_checkpoints,
     load_checkpoint,
     prune_checkpoints,
+    remove_unfinished_checkpoints,
     restore_rng_state,
     save_checkpoint,
 )
@@ -291,11 +294,38 @@ class Trainer:
         started_at: float | None = None,
         on_log: Callable[[int, dict[str, float]], None] | None = None,
     ) -> TrainResult:
+        """Run until ``config.steps``; see :meth:`_train` for the arguments.
+
+        The main process holds ``out_dir/.lock`` for the whole run, so a second run on the same
+        folder stops with one line instead of overwriting this one's checkpoints; checkpoint
+        folders a killed run left half-written are removed first.
+        """
+        main = self.accelerator.is_main_process
+        with exclusive_lock(self.out_dir, "training run") if main else contextlib.nullcontext():
+            if main:
+                remove_unfinished_checkpoints(self.checkpoint_dir)
+            return self._train(
+                resume,
+                stop_at_step=stop_at_step,
+                time_limit_s=time_limit_s,
+                started_at=started_at,
+                on_log=on_log,
+            )
+
+    def _train(
+        self,
+        resume: str | Path | None,
+        *,
+        stop_at_step: int | None,
+        time_limit_s: float,
+        started_at: float | None,
+        on_log: Callable[[int, dict[str, float]], None] | None,
+    ) -> TrainResult:
         """Run until ``config.steps`` (or ``stop_at_step``, for a run split in parts).
 
         ``resume``: None starts fresh (refused if ``out_dir`` already holds checkpoints);
-        ``"latest"`` continues from the newest checkpoint in ``out_dir`` if there is one;
-        a path continues from that checkpoint folder.
+        ``"latest"`` continues from the newest readable checkpoint in ``out_dir`` if there is one
+        (a corrupt newest one is skipped with a warning); a path continues from that checkpoint.
 
         ``time_limit_s`` > 0 stops the run after the first step that ends ``time_limit_s`` seconds
         or more after ``started_at`` (a ``time.monotonic()`` value; default: now, so pass an
@@ -537,16 +567,16 @@ class Trainer:
         export_dir = self.out_dir / "model"
         if acc.is_main_process:
             if self.ema is None:
-                with atomic_dir(export_dir) as tmp:
+                with atomic_dir(export_dir, overwrite=True) as tmp:
                     self.model.save_pretrained(tmp)
             else:
-                with atomic_dir(self.out_dir / "model_raw") as tmp:
+                with atomic_dir(self.out_dir / "model_raw", overwrite=True) as tmp:
                     self.model.save_pretrained(tmp)
                 params = list(self.model.parameters())
                 self.ema.store(params)
                 self.ema.copy_to(params)
                 try:
-                    with atomic_dir(export_dir) as tmp:
+                    with atomic_dir(export_dir, overwrite=True) as tmp:
                         self.model.save_pretrained(tmp)
                 finally:
                     self.ema.restore(params)
@@ -558,12 +588,23 @@ class Trainer:
             existing = latest_checkpoint(self.checkpoint_dir)
             if existing is not None:
                 raise UserError(
-                    f"{self.out_dir} already holds checkpoints ({existing.name}); resume with "
-                    "resume='latest' or choose another out_dir"
+                    f"{self.out_dir} already holds checkpoints ({existing.name}); continue it "
+                    "with --resume (in Python: resume='latest') or choose another folder"
                 )
             return None
         if str(resume) == "latest":
-            return latest_checkpoint(self.checkpoint_dir)
+            first_error: CheckpointError | None = None
+            for candidate in reversed(list_checkpoints(self.checkpoint_dir)):
+                try:
+                    load_checkpoint(candidate)
+                except CheckpointError as exc:
+                    logger.warning("skipping unusable checkpoint: %s", exc)
+                    first_error = first_error or exc
+                    continue
+                return candidate
+            if first_error is not None:  # checkpoints exist but none is usable: never start over
+                raise first_error
+            return None
         return Path(resume)
 
 

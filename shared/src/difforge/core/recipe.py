@@ -1,0 +1,129 @@
+"""Training recipes: the stages that made a shipped model, as named configs and Python, resumable.
+
+A recipe is a list of :class:`Stage` objects run in order into one folder, one sub-folder a stage::
+
+    OUT/
+      recipe.json          the recipe's name, version and whole config (written first)
+      1-data/   .done      a finished stage holds a .done file and is skipped on a re-run
+      2-codec/             an unfinished stage is run again; its own checkpoints make it resume
+      3-diffusion/
+      4-evaluate/
+
+A stage gets its folder and the folders of the stages before it. Stages that train through
+:class:`difforge.core.train.Trainer` run on every process of an ``accelerate launch`` (set
+``distributed=True``); the other stages run on the main process while the rest wait, so the same
+recipe runs on one CPU, one GPU or several GPUs with no change.
+
+A re-run of the same folder with a different recipe config is refused (the stages already done
+would not match the new config) unless ``overwrite`` starts the folder afresh.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from difforge.core.config import config_diff, to_dict
+from difforge.core.errors import UserError
+from difforge.core.io import check_folder_output, exclusive_lock, write_json
+from difforge.core.pretrained import read_json_object
+
+__all__ = ["RECIPE_FILE", "Stage", "run_recipe"]
+
+RECIPE_FILE = "recipe.json"
+DONE_FILE = ".done"
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step of a recipe: ``run(stage_dir, previous)`` writes its results into ``stage_dir``;
+    ``previous`` maps the earlier stages' names to their folders."""
+
+    name: str
+    run: Callable[[Path, Mapping[str, Path]], None]
+    distributed: bool = False
+
+
+def run_recipe(
+    name: str,
+    config: Any,
+    stages: Sequence[Stage],
+    out_dir: str | Path,
+    *,
+    only: Sequence[str] | None = None,
+    overwrite: bool = False,
+    log: Callable[[str], None] = print,
+) -> dict[str, Path]:
+    """Run ``stages`` of the recipe ``name`` (``config``: its dataclass, saved to ``recipe.json``)
+    into ``out_dir``; finished stages are skipped. ``only`` runs just those stages (their earlier
+    stages must be done). Returns every stage's folder."""
+    from difforge.core.train import process_state
+
+    out = Path(out_dir)
+    names = [s.name for s in stages]
+    unknown = sorted(set(only or ()) - set(names))
+    if unknown:
+        raise UserError(f"unknown stage(s) {', '.join(unknown)} (stages: {', '.join(names)})")
+    state = process_state()
+    record = {"recipe": name, "config": to_dict(config)}
+    if state.is_main_process:
+        _prepare_folder(out, record, overwrite)
+    state.wait_for_everyone()
+
+    folders = {s.name: out / f"{i}-{s.name}" for i, s in enumerate(stages, start=1)}
+    requested = set(only) if only else set(names)
+    last_requested = max(names.index(n) for n in requested)
+    done: dict[str, Path] = {}
+    for index, stage in enumerate(stages):
+        folder = folders[stage.name]
+        if (folder / DONE_FILE).is_file():
+            log(f"stage {stage.name}: done before, reusing {folder}")
+        elif stage.name in requested:
+            log(f"stage {stage.name}: running into {folder}")
+            _run_stage(stage, folder, dict(done), state.is_main_process)
+            state.wait_for_everyone()
+            if state.is_main_process:
+                (folder / DONE_FILE).write_text("done\n", encoding="utf-8")
+            state.wait_for_everyone()
+        elif index < last_requested:
+            raise UserError(f"stage {stage.name} of {out} is not done yet; run it first")
+        else:
+            continue
+        done[stage.name] = folder
+    return done
+
+
+def _run_stage(stage: Stage, folder: Path, previous: dict[str, Path], is_main: bool) -> None:
+    if not (stage.distributed or is_main):
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    # One writer per stage folder: a second recipe run on the same folder stops with one line.
+    with exclusive_lock(folder, "recipe run") if is_main else contextlib.nullcontext():
+        stage.run(folder, previous)
+    if is_main:
+        (folder / ".lock").unlink(missing_ok=True)
+
+
+def _prepare_folder(out: Path, record: dict[str, Any], overwrite: bool) -> None:
+    recipe_file = out / RECIPE_FILE
+    if recipe_file.is_file():
+        saved = read_json_object(recipe_file)
+        differing = config_diff(saved, record)
+        if differing and not overwrite:
+            raise UserError(
+                f"{out} holds a run of another recipe config (differing: {', '.join(differing)}); "
+                "pass --overwrite to start it afresh or choose another folder"
+            )
+        if differing:
+            shutil.rmtree(out)
+    elif out.exists():
+        check_folder_output(out, overwrite=overwrite)
+        if overwrite:
+            shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if not recipe_file.is_file():
+        write_json(recipe_file, record)

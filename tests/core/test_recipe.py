@@ -1,0 +1,76 @@
+"""Recipes: stages run once into their folders, resume after a failure, refuse a changed config."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from difforge.core.errors import UserError
+from difforge.core.recipe import Stage, run_recipe
+
+
+@dataclass(frozen=True)
+class ToyRecipe:
+    version: int = 1
+    size: int = 3
+
+
+def _stages(calls: list[str], fail_in: str | None = None) -> list[Stage]:
+    def data(folder: Path, previous: Mapping[str, Path]) -> None:
+        calls.append("data")
+        (folder / "data.json").write_text(json.dumps(list(range(3))))
+
+    def train(folder: Path, previous: Mapping[str, Path]) -> None:
+        calls.append("train")
+        if fail_in == "train":
+            raise RuntimeError("killed")
+        values = json.loads((previous["data"] / "data.json").read_text())
+        (folder / "model.json").write_text(json.dumps(sum(values)))
+
+    return [Stage("data", data), Stage("train", train, distributed=True)]
+
+
+def test_stages_run_in_order_and_resume_after_a_failure(tmp_path: Path) -> None:
+    calls: list[str] = []
+    out = tmp_path / "run"
+    with pytest.raises(RuntimeError):
+        run_recipe("toy", ToyRecipe(), _stages(calls, fail_in="train"), out, log=lambda _: None)
+    assert calls == ["data", "train"]
+    assert (out / "1-data" / ".done").is_file() and not (out / "2-train" / ".done").exists()
+    calls.clear()
+    folders = run_recipe("toy", ToyRecipe(), _stages(calls), out, log=lambda _: None)
+    assert calls == ["train"]  # the finished data stage is reused
+    assert json.loads((folders["train"] / "model.json").read_text()) == 3
+    assert json.loads((out / "recipe.json").read_text())["config"] == {"version": 1, "size": 3}
+
+
+def test_a_changed_config_or_a_foreign_folder_is_refused(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    run_recipe("toy", ToyRecipe(), _stages([]), out, log=lambda _: None)
+    with pytest.raises(UserError, match=r"another recipe config \(differing: config.size\)"):
+        run_recipe("toy", ToyRecipe(size=4), _stages([]), out, log=lambda _: None)
+    calls: list[str] = []
+    run_recipe("toy", ToyRecipe(size=4), _stages(calls), out, overwrite=True, log=lambda _: None)
+    assert calls == ["data", "train"]
+    foreign = tmp_path / "photos"
+    foreign.mkdir()
+    (foreign / "me.jpg").write_bytes(b"jpg")
+    with pytest.raises(UserError, match="already exists; pass --overwrite"):
+        run_recipe("toy", ToyRecipe(), _stages([]), foreign, log=lambda _: None)
+    assert (foreign / "me.jpg").read_bytes() == b"jpg"
+
+
+def test_only_runs_the_named_stages(tmp_path: Path) -> None:
+    calls: list[str] = []
+    with pytest.raises(UserError, match=r"stage data of .* is not done yet"):
+        run_recipe("toy", ToyRecipe(), _stages(calls), tmp_path / "a", only=["train"])
+    run_recipe(
+        "toy", ToyRecipe(), _stages(calls), tmp_path / "b", only=["data"], log=lambda _: None
+    )
+    assert calls == ["data"]
+    with pytest.raises(UserError, match="unknown stage"):
+        run_recipe("toy", ToyRecipe(), _stages(calls), tmp_path / "b", only=["codec"])
