@@ -10,6 +10,7 @@ import torch
 from difforge.core.errors import CheckpointError, UserError
 from difforge.scene.model import (
     LatentDiffusion,
+    NoiseSchedule,
     SamplingConfig,
     SceneModel,
     TriPlaneVAE,
@@ -18,7 +19,7 @@ from difforge.scene.model import (
     layout_condition,
 )
 from difforge.scene.sample import Scene, SceneGenerator, neighbour_condition
-from difforge.scene.train import diffusion_scheduler, flip_planes, flip_rasters
+from difforge.scene.train import flip_planes, flip_rasters
 from difforge.scene.triplane import TriPlaneDecoder
 
 
@@ -105,7 +106,7 @@ def test_layout_changes_only_reach_the_model_through_the_condition() -> None:
 
 
 def test_epsilon_from_v_inverts_the_v_target() -> None:
-    scheduler = diffusion_scheduler()
+    scheduler = NoiseSchedule().scheduler()
     x0, noise = torch.randn(3, 5), torch.randn(3, 5)
     t = torch.tensor([1, 400, 999])
     xt = scheduler.add_noise(x0, noise, t)
@@ -210,7 +211,7 @@ def test_vae_and_diffusion_losses_fall_when_trained() -> None:
 
     tokens = model.diffusion.latents_to_tokens(torch.randn(1, 3, 2, 8, 8)).expand(8, -1, -1)
     layout = torch.zeros(8, 9, 8, 8)
-    loss_fn = GaussianLoss(diffusion_scheduler())
+    loss_fn = GaussianLoss(NoiseSchedule().scheduler())
     optimiser = torch.optim.Adam(model.diffusion.parameters(), lr=2e-3)
     generator = torch.Generator().manual_seed(0)
     losses = []

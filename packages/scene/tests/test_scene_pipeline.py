@@ -245,3 +245,13 @@ def test_train_seed_fixes_the_initial_and_trained_weights(trained, tmp_path) -> 
         first, again, other = run("a", 0), run("b", 0), run("c", 1)
         assert _same(first, again), run.__name__
         assert not _same(first, other), run.__name__
+
+
+def test_the_trained_schedule_is_saved_with_the_model(trained, tmp_path) -> None:
+    args = ["train", "--fit", str(trained / "fit"), "--vae", str(trained / "vae"), "--config",
+            "tiny", "--out", str(tmp_path / "model"), "train.steps=1",
+            "sampling.schedule.beta_schedule=scaled_linear"]  # fmt: skip
+    assert main(args) == 0
+    model = SceneModel.load(tmp_path / "model")
+    assert model.sampling.schedule.beta_schedule == "scaled_linear"
+    assert SceneGenerator(model).scheduler.config.beta_schedule == "scaled_linear"

@@ -28,17 +28,19 @@ import itertools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
+from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from torch import Tensor, nn
 
 from difforge.core import pretrained
 from difforge.core.config import check_config
+from difforge.core.diffusion.sampling import make_scheduler
 from difforge.core.io import atomic_dir
 from difforge.core.nn.dit import DiTBackbone
 from difforge.core.pretrained import (
@@ -313,11 +315,40 @@ def epsilon_from_v(v: Tensor, sample: Tensor, alpha_prod: Tensor) -> Tensor:
 
 
 @dataclass(frozen=True)
+class NoiseSchedule:
+    """The Gaussian (DDPM) noise schedule the diffusion model is trained and sampled with, stored
+    with the model so that it samples as it was trained. The defaults are the shipped model's
+    (and of every model folder written before the schedule was saved)."""
+
+    prediction_type: Literal["v_prediction"] = "v_prediction"  # RePaint converts v to epsilon
+    num_train_timesteps: int = 1000
+    beta_schedule: Literal["linear", "scaled_linear", "squaredcos_cap_v2"] = "linear"
+
+    def __post_init__(self) -> None:
+        check_config(
+            self.num_train_timesteps >= 2, "num_train_timesteps", ">= 2", self.num_train_timesteps
+        )
+
+    def scheduler(self, sampler: str | None = None) -> SchedulerMixin:
+        """The diffusers scheduler of this schedule: the training DDPM (``sampler`` None) or the
+        named few-step sampler."""
+        return make_scheduler(
+            "gaussian",
+            sampler,
+            prediction_type=self.prediction_type,
+            num_train_timesteps=self.num_train_timesteps,
+            beta_schedule=self.beta_schedule,
+        )
+
+
+@dataclass(frozen=True)
 class SamplingConfig:
     """Generation defaults stored with a model. ``guidance_scale`` follows the core convention
     ``u + (w + 1)(c - u)`` (0: plain conditional). Expansion uses RePaint (``repaint_steps``,
-    jumps of ``jump_length`` steps repeated ``jump_n_sample`` times); ``grid_resolution`` is the
-    SDF grid each block is decoded to before blending and marching cubes."""
+    jumps of ``jump_length`` steps repeated ``jump_n_sample`` times, ``repaint_eta`` 1: DDPM-like
+    stochastic steps as in RePaint); ``grid_resolution`` is the SDF grid each block is decoded to
+    before blending and marching cubes; ``schedule`` the noise schedule the model was trained
+    with."""
 
     steps: int = 50
     sampler: str = "dpmsolver++"
@@ -325,12 +356,15 @@ class SamplingConfig:
     repaint_steps: int = 50
     jump_length: int = 10
     jump_n_sample: int = 5
+    repaint_eta: float = 1.0
     grid_resolution: int = 64
     stride: float = 2.4
+    schedule: NoiseSchedule = field(default_factory=NoiseSchedule)
 
     def __post_init__(self) -> None:
         for key in ("steps", "repaint_steps", "jump_length", "jump_n_sample"):
             check_config(getattr(self, key) >= 1, key, ">= 1", getattr(self, key))
+        check_config(0 <= self.repaint_eta <= 1, "repaint_eta", "in [0, 1]", self.repaint_eta)
         check_config(
             self.sampler in ("ddpm", "ddim", "dpmsolver++", "unipc"),
             "sampler",

@@ -29,7 +29,6 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -38,7 +37,7 @@ from diffusers import RePaintScheduler
 from safetensors.torch import load_file, save_file
 
 from difforge.core.diffusion.guidance import guided
-from difforge.core.diffusion.sampling import make_scheduler, sample
+from difforge.core.diffusion.sampling import sample
 from difforge.core.errors import UserError
 from difforge.core.io import atomic_dir, atomic_path, write_json
 from difforge.scene.classes import NUM_CLASSES
@@ -77,9 +76,7 @@ class SceneGenerator:
         self.diffusion = model.diffusion
         cfg = self.diffusion.config
         self.latent_shape = (3, cfg.latent_channels, cfg.latent_resolution, cfg.latent_resolution)
-        self.scheduler = make_scheduler(
-            "gaussian", self.sampling.sampler, prediction_type="v_prediction"
-        )
+        self.scheduler = self.sampling.schedule.scheduler(self.sampling.sampler)
         overlap = (BLOCK_SIZE - self.sampling.stride) / BLOCK_SIZE * cfg.latent_resolution
         if abs(overlap - round(overlap)) > 1e-6:
             raise UserError(
@@ -116,11 +113,10 @@ class SceneGenerator:
         is 1 and are generated elsewhere, conditioned on the layout."""
         cfg = self.sampling
         diffusion = self.diffusion
-        train = diffusion_training_config()
         scheduler = RePaintScheduler(
-            num_train_timesteps=train["num_train_timesteps"],
-            beta_schedule=train["beta_schedule"],
-            eta=1.0,  # DDPM-like stochastic steps, as in RePaint
+            num_train_timesteps=cfg.schedule.num_train_timesteps,
+            beta_schedule=cfg.schedule.beta_schedule,
+            eta=cfg.repaint_eta,
             clip_sample=False,
         )
         scheduler.set_timesteps(cfg.repaint_steps, cfg.jump_length, cfg.jump_n_sample, self.device)
@@ -160,13 +156,6 @@ class SceneGenerator:
         return decode_grids(
             self.model.decoder, planes, resolution or self.sampling.grid_resolution, self.device
         )
-
-
-def diffusion_training_config() -> dict[str, Any]:
-    """The DDPM schedule the diffusion model was trained with (train.diffusion_scheduler)."""
-    from difforge.scene.train import diffusion_scheduler
-
-    return dict(diffusion_scheduler().config)
 
 
 ################################################################################

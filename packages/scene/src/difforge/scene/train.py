@@ -40,7 +40,6 @@ import torch
 from difforge.core.config import check_config, load_config, to_dict
 from difforge.core.diffusion.gaussian import GaussianLoss
 from difforge.core.diffusion.guidance import ConditionDropout
-from difforge.core.diffusion.sampling import make_scheduler
 from difforge.core.errors import UserError
 from difforge.core.io import atomic_dir, write_json
 from difforge.core.nn.dit import check_head_size
@@ -471,11 +470,6 @@ class HeldOutEvaluation:
 ################################################################################
 
 
-def diffusion_scheduler() -> Any:
-    """The training scheduler: DDPM, 1000 linear-beta steps, v-prediction (core defaults)."""
-    return make_scheduler("gaussian", prediction_type="v_prediction")
-
-
 def train_diffusion(
     fit_dirs: Sequence[str | Path],
     vae_dir: str | Path | None,
@@ -523,7 +517,8 @@ def train_diffusion(
         tokens = diffusion.latents_to_tokens(latent)
     layout = layout_condition(np.concatenate(rasters), z_res)
     loss = GaussianLoss(
-        diffusion_scheduler(), condition_dropout=ConditionDropout(config.cond_dropout)
+        config.sampling.schedule.scheduler(),
+        condition_dropout=ConditionDropout(config.cond_dropout),
     )
     trainer = Trainer(
         diffusion,
