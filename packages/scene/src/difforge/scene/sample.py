@@ -380,6 +380,17 @@ def save_scene(
     return Path(folder)
 
 
+def _file_inside(root: Path, name: object, key: str) -> Path:
+    """``root / name`` for a file named in scene.json; a name that leaves the scene folder
+    (absolute, ``..``, a link pointing out) is a UserError: a scene never reads other files."""
+    if not isinstance(name, str):
+        raise UserError(f"{root}/scene.json: {key} must be a file name, got {name!r}")
+    path = root / name
+    if not path.resolve().is_relative_to(root.resolve()):
+        raise UserError(f"{root}/scene.json: {key} {name!r} points outside the scene folder")
+    return path
+
+
 def load_scene(folder: str | os.PathLike[str]) -> Scene:
     """Read a scene folder; anything missing or inconsistent is a one-line UserError."""
     root = Path(folder)
@@ -408,11 +419,12 @@ def load_scene(folder: str | os.PathLike[str]) -> Scene:
         )
     layout = None
     if meta.get("layout"):
+        layout_path = _file_inside(root, meta["layout"], "layout")
         try:
-            obj = json.loads((root / meta["layout"]).read_text(encoding="utf-8"))
+            obj = json.loads(layout_path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise UserError(f"{root}/{meta['layout']} is missing or corrupt ({exc})") from None
-        layout = parse_layout(obj, f"{root}/{meta['layout']}")
+            raise UserError(f"{layout_path} is missing or corrupt ({exc})") from None
+        layout = parse_layout(obj, str(layout_path))
     return Scene(
         dict(zip(indices, latents.float())),
         stride,
