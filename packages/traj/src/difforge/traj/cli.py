@@ -114,11 +114,10 @@ def _load_sampler(args: argparse.Namespace):
     """The model of ``--model``, its dataset folder and a sampler with the CLI's settings."""
     from difforge.core.cli import resolve_device
     from difforge.core.config import apply_overrides
-    from difforge.traj.model import TrajDLM, model_data_dir, resolve_model_dir
+    from difforge.traj.model import TrajDLM, model_data_dir
     from difforge.traj.sample import TrajectorySampler, model_sampling
 
-    model_dir = resolve_model_dir(args.model)
-    model, meta = TrajDLM.from_pretrained(model_dir)
+    model, meta = TrajDLM.from_pretrained(args.model)
     data_dir = model_data_dir(meta, args.data)
     sampling = apply_overrides(model_sampling(meta), args.overrides)
     if args.batch_size:
@@ -127,10 +126,7 @@ def _load_sampler(args: argparse.Namespace):
 
 
 def _generate(args: argparse.Namespace) -> None:
-    import numpy as np
-
-    from difforge.traj.data.hoser import read_trajectories
-    from difforge.traj.data.requests import sample_od_requests
+    from difforge.traj.data.requests import read_trip_ends, sample_od_requests
     from difforge.traj.export import draw_map, write_generated_csv, write_geojson, write_gpx
 
     if args.n < 1:
@@ -140,8 +136,8 @@ def _generate(args: argparse.Namespace) -> None:
         raise UserError("--out, --geojson, --gpx and --png must be different files")
     _set_threads(args.threads)
     sampler, data_dir = _load_sampler(args)
-    train_trips = read_trajectories(data_dir / "train.csv", sampler.graph)
-    requests = sample_od_requests(train_trips, args.n, args.seed)
+    train_ends = read_trip_ends(data_dir / "train.csv", sampler.graph.num_segments)
+    requests = sample_od_requests(train_ends, args.n, args.seed)
     trips = sampler.generate(requests, seed=args.seed)
     write_generated_csv(args.out, trips)
     if args.geojson:
@@ -150,14 +146,14 @@ def _generate(args: argparse.Namespace) -> None:
         write_gpx(args.gpx, sampler.graph, trips)
     if args.png:
         draw_map(args.png, sampler.graph, trips)
-    graph = sampler.graph
-    legal = np.mean([graph.transition_legal(r[:-1], r[1:]).all() for r in trips.rids])
-    reached = np.mean([r[-1] == d for r, d in zip(trips.rids, trips.destinations)])
     print(
         f"generated {len(trips)} trips in {trips.seconds:.1f} s ({trips.trajectories_per_second:.1f} "
         f"trips/s on {trips.device}, batch {trips.batch_size}); OD pairs from {data_dir / 'train.csv'}"
     )
-    print(f"fully legal: {legal:.2%}, destination reached: {reached:.2%}")
+    print(
+        f"fully legal: {trips.fully_legal.mean():.2%}, "
+        f"destination reached: {trips.reached.mean():.2%}"
+    )
     print("wrote " + ", ".join(str(p) for p in outputs))
 
 

@@ -25,6 +25,7 @@ from typing import Literal
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from difforge.core.cli import progress
 from difforge.core.config import check_config, from_dict
@@ -94,6 +95,8 @@ class GeneratedTrips:
     seconds: float  # wall time of path + time generation
     batch_size: int
     device: str
+    fully_legal: np.ndarray  # per trip: every transition is in roadmap.rel
+    reached: np.ndarray  # per trip: it ends on its requested destination
 
     def __len__(self) -> int:
         return len(self.rids)
@@ -139,8 +142,13 @@ class TrajectorySampler:
         destinations: np.ndarray,
         minutes: np.ndarray,
         generator: torch.Generator | None = None,
+        table: Tensor | None = None,
     ) -> list[np.ndarray]:
-        """One segment sequence per request (all rows decoded together as one batch)."""
+        """One segment sequence per request (all rows decoded together as one batch).
+
+        ``table``: the model's :meth:`~difforge.traj.model.TrajDLM.token_table`, computed here
+        if not given (it runs the road encoder, so callers with several batches pass it).
+        """
         mc, cfg, device = self.model.config, self.config, self.device
         hops = self.hops.to(destinations)
         origin_hops = hops[np.arange(len(origins)), origins]
@@ -161,7 +169,7 @@ class TrajectorySampler:
         canvas[:, 0] = torch.from_numpy(origins)
         canvas = canvas.to(device)
         dest = torch.from_numpy(destinations).to(device)
-        table = self.model.token_table()
+        table = self.model.token_table() if table is None else table
         bucket = self.model.time_bucket(torch.from_numpy(minutes).to(device))
         origin = canvas[:, 0]
         extra = {"embedding_weight": table, **self.model.condition(table, origin, dest, bucket)}
@@ -205,24 +213,27 @@ class TrajectorySampler:
                 threshold=cfg.threshold,
                 **common,
             )
-        paths = [
-            cut_trip(row, int(d), mc.eos_id) for row, d in zip(out.cpu().numpy(), destinations)
-        ]
-        if cfg.constrained:
-            self._check(paths, destinations)
-        return paths
+        return [cut_trip(row, int(d), mc.eos_id) for row, d in zip(out.cpu().numpy(), destinations)]
 
-    def _check(self, paths: list[np.ndarray], destinations: np.ndarray) -> None:
-        """The constraint's guarantee, verified on the finished trips (a failure is a bug)."""
+    def _legality(
+        self, paths: list[np.ndarray], destinations: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per trip: fully legal, and ending on its destination. With the constraint both are
+        guaranteed, so a failure there is a bug and raises."""
         ids = np.concatenate(paths)
         legal = self.graph.transition_legal(ids[:-1], ids[1:])
-        legal[np.cumsum([len(p) for p in paths])[:-1] - 1] = True  # pairs across two trips
+        lengths = np.array([len(p) for p in paths])
+        ends = np.cumsum(lengths)
+        legal[ends[:-1] - 1] = True  # pairs across two trips
+        illegal_before = np.concatenate([[0], np.cumsum(~legal)])
+        fully_legal = illegal_before[ends - 1] == illegal_before[ends - lengths]
         reached = np.array([p[-1] for p in paths]) == destinations
-        if not (legal.all() and reached.all()):
+        if self.config.constrained and not (fully_legal.all() and reached.all()):
             raise RuntimeError(
-                f"constrained sampling produced {int((~legal).sum())} illegal transitions and "
-                f"{int((~reached).sum())} trips off their destination"
+                f"constrained sampling produced {int((~fully_legal).sum())} trips with illegal "
+                f"transitions and {int((~reached).sum())} trips off their destination"
             )
+        return fully_legal, reached
 
     @torch.no_grad()
     def sample_durations(
@@ -230,8 +241,9 @@ class TrajectorySampler:
         paths: list[np.ndarray],
         minutes: np.ndarray,
         generator: torch.Generator | None = None,
+        table: Tensor | None = None,
     ) -> list[np.ndarray]:
-        """Seconds spent on every segment of every path."""
+        """Seconds spent on every segment of every path (``table`` as in :meth:`sample_paths`)."""
         mc = self.model.config
         width = max(len(p) for p in paths)
         tokens = torch.full((len(paths), width), mc.eos_id, dtype=torch.long)
@@ -239,9 +251,8 @@ class TrajectorySampler:
             tokens[row, : len(path)] = torch.from_numpy(path)
         tokens = tokens.to(self.device)
         minute = torch.from_numpy(np.maximum(minutes, 0)).to(self.device)
-        mean, log_std = self.model(tokens, task="duration", departure_minute=minute).sample.unbind(
-            -1
-        )
+        table = self.model.token_table() if table is None else table
+        mean, log_std = self.model.duration_head(table, tokens, mc.eos_id, minute)
         if self.config.duration_sampling:
             noise = torch.randn(mean.shape, generator=generator, device=self.device)
             mean = mean + noise * log_std.exp()
@@ -274,16 +285,15 @@ class TrajectorySampler:
         generator = torch.Generator(device=self.device).manual_seed(seed)
         origins = np.asarray(requests.origins, dtype=np.int64)
         destinations = np.asarray(requests.destinations, dtype=np.int64)
-        n = self.graph.num_segments
-        for name, ids in (("origin", origins), ("destination", destinations)):
-            if len(ids) and (ids.min() < 0 or ids.max() >= n):
-                raise UserError(f"an OD request names an unknown {name} segment (network has {n})")
+        requests.check(self.graph.num_segments)
         minutes = departure_minutes(requests.departures)
         order = np.argsort(self._trip_size(origins, destinations), kind="stable")
         paths: list[np.ndarray | None] = [None] * len(origins)
         durations: list[np.ndarray | None] = [None] * len(origins)
         size = batch_size or self.config.batch_size
         start = time.perf_counter()
+        with torch.no_grad():
+            table = self.model.token_table()  # the road encoder runs once, not per batch
         bar = progress(
             total=len(origins),
             desc="generate",
@@ -293,14 +303,15 @@ class TrajectorySampler:
         for lo in range(0, len(order), size):
             index = order[lo : lo + size]
             batch_paths = self.sample_paths(
-                origins[index], destinations[index], minutes[index], generator
+                origins[index], destinations[index], minutes[index], generator, table
             )
-            batch_seconds = self.sample_durations(batch_paths, minutes[index], generator)
+            batch_seconds = self.sample_durations(batch_paths, minutes[index], generator, table)
             for k, path, seconds in zip(index, batch_paths, batch_seconds):
                 paths[k], durations[k] = path, seconds
             bar.update(len(index))
         bar.close()
         elapsed = time.perf_counter() - start
+        fully_legal, reached = self._legality(paths, destinations)  # type: ignore[arg-type]
         departures = np.asarray(requests.departures, dtype="datetime64[s]")
         times, end_times = [], []
         for seconds, depart in zip(durations, departures):
@@ -322,6 +333,8 @@ class TrajectorySampler:
             seconds=elapsed,
             batch_size=size,
             device=str(self.device),
+            fully_legal=fully_legal,
+            reached=reached,
         )
 
 

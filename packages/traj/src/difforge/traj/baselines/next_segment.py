@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from difforge.core.errors import CheckpointError, UserError
 from difforge.core.io import atomic_path, write_json
-from difforge.traj.baselines.routes import check_requests, strongly_connected, toward_destinations
+from difforge.traj.baselines.routes import strongly_connected, toward_destinations
 from difforge.traj.data.geo import LocalProjection
 from difforge.traj.data.hoser import Trajectories
 from difforge.traj.data.requests import ODRequests
@@ -319,7 +319,7 @@ def search(
     """
     if method not in ("beam", "astar"):
         raise UserError(f"unknown search {method!r}: use beam or astar")
-    check_requests(graph, requests)
+    requests.check(graph.num_segments)
     device = model.segment.weight.device
     whole_network_reachable = strongly_connected(graph)
     paths: list[np.ndarray | None] = [None] * len(requests)

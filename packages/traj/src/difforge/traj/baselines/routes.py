@@ -21,7 +21,6 @@ import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components, dijkstra
 
-from difforge.core.errors import UserError
 from difforge.traj.data.hoser import Trajectories
 from difforge.traj.data.requests import ODRequests
 from difforge.traj.data.segments import SegmentGraph
@@ -72,14 +71,6 @@ def _per_request(
         base += len(ids)
 
 
-def check_requests(graph: SegmentGraph, requests: ODRequests) -> None:
-    for name, ids in (("origin", requests.origins), ("destination", requests.destinations)):
-        if len(ids) and (ids.min() < 0 or ids.max() >= graph.num_segments):
-            raise UserError(
-                f"an OD request names an unknown {name} segment (network has {graph.num_segments})"
-            )
-
-
 class ShortestPath:
     """Length-shortest legal path from origin to destination (Dijkstra, scipy ``csgraph``)."""
 
@@ -88,7 +79,7 @@ class ShortestPath:
 
     def generate(self, requests: ODRequests) -> list[np.ndarray]:
         """One path per request; a request with no path gives ``[origin]`` (destination missed)."""
-        check_requests(self.graph, requests)
+        requests.check(self.graph.num_segments)
         paths: list[np.ndarray | None] = [None] * len(requests)
         for request, _dist, next_hop in _per_request(self.graph, requests):
             node, dest = int(requests.origins[request]), int(requests.destinations[request])
@@ -113,7 +104,7 @@ class ModalRoute:
         self.fallback = ShortestPath(graph)
 
     def generate(self, requests: ODRequests) -> list[np.ndarray]:
-        check_requests(self.graph, requests)
+        requests.check(self.graph.num_segments)
         unseen = [
             k
             for k, (o, d) in enumerate(zip(requests.origins, requests.destinations))
@@ -164,7 +155,7 @@ class MarkovChain:
 
     def generate(self, requests: ODRequests) -> list[np.ndarray]:
         """One walk per request; an origin that cannot reach its destination gives ``[origin]``."""
-        check_requests(self.graph, requests)
+        requests.check(self.graph.num_segments)
         graph = self.graph
         rng = np.random.default_rng(self.seed)
         paths: list[np.ndarray | None] = [None] * len(requests)
