@@ -30,6 +30,7 @@ from _report import RESULTS_DIR, environment, header_lines, write_report
 
 from difforge.core.cli import resolve_device
 from difforge.core.diffusion.block import BlockDiffusionLoss, sample_block_diffusion
+from difforge.core.diffusion.sampling import SamplerStep
 from difforge.core.nn.dit import DiTBackbone
 from difforge.core.toy import MarkovChain, fit_toy_model, legal_transition_rate, transition_jsd
 
@@ -169,8 +170,8 @@ def bench_commit_rules(args: argparse.Namespace, device: torch.device) -> dict:
         # alone (or with per-row scheduling) would cost.
         row_steps = torch.zeros(args.markov_samples, device=device)
 
-        def count_row_steps(info: dict, row_steps=row_steps) -> None:
-            row_steps.add_(info["committed"].any(1))
+        def count_row_steps(step: SamplerStep, row_steps=row_steps) -> None:
+            row_steps.add_(step.committed.any(1))
 
         def run(options=options, counter=counter, row_steps=row_steps):
             counter.calls = 0

@@ -24,7 +24,7 @@ from diffusers.hooks import (
 )
 
 from difforge.core.diffusion.flow import FlowMatchingLoss
-from difforge.core.diffusion.sampling import make_scheduler, sample
+from difforge.core.diffusion.sampling import SamplerStep, make_scheduler, sample
 from difforge.core.metrics import sliced_wasserstein
 from difforge.core.nn.dit import DiTBackbone
 from difforge.core.toy import fit_toy_model, gaussian_mixture
@@ -87,8 +87,9 @@ def main() -> None:
     timestep_now = {"t": 1000.0}
 
     def run_once() -> torch.Tensor:
-        def remember(i: int, t: torch.Tensor, x: torch.Tensor) -> None:
-            timestep_now["t"] = float(t)
+        def remember(step: SamplerStep) -> None:  # the timestep of the next model call
+            if step.next_t is not None:
+                timestep_now["t"] = float(step.next_t)
 
         out = sample(
             lambda x, t: model(x[:, None], t).sample[:, 0],

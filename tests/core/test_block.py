@@ -368,8 +368,9 @@ def test_callback_reports_every_commit():
         steps_per_block=2,
         callback=events.append,
     )
-    assert [(e["block"], e["step"]) for e in events] == [(0, 0), (0, 1), (1, 0), (1, 1)]
-    assert all(int(e["committed"].sum()) == 2 for e in events)
+    assert [(e.block, e.block_step) for e in events] == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    assert [e.index for e in events] == [0, 1, 2, 3]
+    assert all(int(e.committed.sum()) == 2 for e in events)
 
 
 @pytest.mark.parametrize(

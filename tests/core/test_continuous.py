@@ -146,3 +146,15 @@ def test_feature_weighted_edm_loss_is_the_plain_loss_with_unit_weights_and_skips
     loss = EDMLoss(scheduler, p_mean=0.5, p_std=1.8, feature_weights=weights)
     loss(denoiser, x0, generator=torch.Generator().manual_seed(1)).backward()
     assert torch.all(scale.grad[:3] == 0) and torch.all(scale.grad[3:] != 0), scale.grad
+
+
+def test_continuous_sampler_reports_each_step_like_the_discrete_one():
+    from difforge.core.diffusion.sampling import SamplerStep
+
+    steps: list[SamplerStep] = []
+    scheduler = make_scheduler("flow", "flow_euler")
+    out = sample(lambda x, t: -x, scheduler, (3, 2), num_inference_steps=4, callback=steps.append)
+    assert [s.index for s in steps] == [0, 1, 2, 3]
+    assert torch.equal(steps[-1].x, out)
+    assert [float(s.next_t) for s in steps[:-1]] == [float(s.t) for s in steps[1:]]
+    assert steps[-1].next_t is None and steps[0].block is None

@@ -170,3 +170,25 @@ def test_head_size_check_names_the_config_key():
             DiTBackbone(in_channels=4, hidden_size=hidden, num_layers=1, num_heads=heads)
     with pytest.raises(InvalidConfigValue):
         check_head_size(64, 0)
+
+
+def test_a_backbone_without_its_own_token_table_is_a_supported_mode(tmp_path):
+    torch.manual_seed(0)
+    model = DiTBackbone(vocab_size=11, hidden_size=32, num_layers=1, num_heads=2,
+                        external_embedding=True)  # fmt: skip
+    assert model.token_embed is None
+    assert not any("token_embed" in k for k in model.state_dict())
+    tokens = torch.randint(0, 11, (2, 5))
+    table = torch.randn(11, 32)
+    assert model(tokens, embedding_weight=table).sample.shape == (2, 5, 11)
+    with pytest.raises(ValueError, match="external_embedding=True: pass embedding_weight"):
+        model(tokens)
+    model.save_pretrained(tmp_path)
+    loaded = DiTBackbone.from_pretrained(tmp_path).eval()
+    model.eval()
+    assert loaded.token_embed is None
+    torch.testing.assert_close(
+        loaded(tokens, embedding_weight=table).sample, model(tokens, embedding_weight=table).sample
+    )
+    with pytest.raises(ValueError, match="needs vocab_size"):
+        DiTBackbone(in_channels=3, external_embedding=True)

@@ -33,8 +33,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from difforge.core.diffusion.guidance import guided
+from difforge.core.diffusion.guidance import guidance_batch, mix_guidance
 from difforge.core.diffusion.masked import MaskedDiffusionLoss, subs_logits
+from difforge.core.diffusion.sampling import SamplerCallback, SamplerStep
 from difforge.core.errors import ConfigError
 from difforge.core.nn.dit import KVCache
 
@@ -210,9 +211,10 @@ def _crop(cache: KVCache, length: int) -> KVCache:
 class _Denoiser:
     """One model call on a span of new tokens: conditions, prefix tokens, CFG and the cache.
 
-    Classifier-free guidance goes through ``difforge.core.diffusion.guidance.guided`` (one doubled
-    batch, ``u + (w + 1)(c - u)`` on the logits, as LLaDA); the cache then holds both halves.
-    Prefix condition tokens are sent until a call has stored them in the cache.
+    Classifier-free guidance runs the conditional and unconditional halves as one doubled batch
+    (``guidance_batch``) and mixes the logits ``u + (w + 1)(c - u)`` (``mix_guidance``, as
+    LLaDA); the cache then holds both halves. Prefix condition tokens are sent until a call has
+    stored them in the cache.
     """
 
     def __init__(
@@ -258,34 +260,25 @@ class _Denoiser:
             for name in list(cond)
             if not isinstance(cond[name], Tensor) or name == "embedding_weight"
         }
-        uncond = None
-        if self.uncond is not None:
-            uncond = {
-                k: v for k, v in self._call_args(self.uncond, start, end).items() if k in cond
-            }
-        new_cache: list[KVCache | None] = []
-
-        def denoiser(x: Tensor, _t: Tensor, **kwargs: Any) -> Tensor:
-            out = self.model(x, **kwargs)
-            new_cache.append(out.past_key_values)
-            return out.sample
-
-        logits = guided(
-            denoiser,
-            tokens,
-            torch.zeros(()),
-            cond,
-            uncond,
-            self.guidance_scale,
+        shared.update(
             attention_mask=attention_mask,
             position_ids=torch.arange(start, end, device=tokens.device) + self.prefix_len,
             past_key_values=cache,
             use_cache=use_cache,
-            **shared,
         )
+        if self.uncond is None:
+            out = self.model(tokens, **cond, **shared)
+            logits = out.sample
+        else:
+            uncond = {
+                k: v for k, v in self._call_args(self.uncond, start, end).items() if k in cond
+            }
+            tokens_both, both = guidance_batch(tokens, cond, uncond)
+            out = self.model(tokens_both, **both, **shared)
+            logits = mix_guidance(out.sample, self.guidance_scale)
         if use_cache:
             self.prefix_cached = True
-        return logits, new_cache[0]
+        return logits, out.past_key_values
 
 
 @torch.no_grad()
@@ -304,7 +297,7 @@ def sample_block_diffusion(
     extra_args: dict[str, Any] | None = None,
     guidance_scale: float = 0.0,
     uncond_args: dict[str, Any] | None = None,
-    callback: Callable[[dict[str, Any]], None] | None = None,
+    callback: SamplerCallback | None = None,
     use_cache: bool = True,
 ) -> Tensor:
     """Block-by-block masked-diffusion decoding with an exact KV cache of the committed blocks.
@@ -321,7 +314,7 @@ def sample_block_diffusion(
     ``encoder_hidden_states``, ``embedding_weight``; per-token ``cond``/``timestep`` ``(B, L, ...)``
     are sliced to the positions of each call). With ``uncond_args`` (replacing entries of
     ``extra_args``), classifier-free guidance mixes the logits as ``u + (w + 1)(c - u)``,
-    ``w = guidance_scale``. ``callback`` receives a dict after every step.
+    ``w = guidance_scale``. ``callback`` receives a ``SamplerStep`` after every step.
 
     ``use_cache=False`` recomputes the whole prefix at every step: the reference path (same tokens
     for the same seed, ``O(prefix)`` more work per step) that tests and benchmarks compare against.
@@ -344,6 +337,7 @@ def sample_block_diffusion(
     length = canvas.shape[1]
     cache: KVCache | None = None
     pending = 0  # canvas[:, pending:start] is clean but not yet in the cache
+    index = 0  # steps taken in this call, over all blocks
     for block_index, start in enumerate(range(0, length, block_size)):
         end = min(start + block_size, length)
         positions = torch.arange(start, end, device=canvas.device)
@@ -385,16 +379,18 @@ def sample_block_diffusion(
             masked = canvas[:, start:end] == mask_token_id
             if callback is not None:
                 callback(
-                    {
-                        "x": canvas,
-                        "block": block_index,
-                        "step": step,
-                        "start": start,
-                        "end": end,
-                        "committed": before != canvas[:, start:end],
-                    }
+                    SamplerStep(
+                        index=index,
+                        x=canvas,
+                        block=block_index,
+                        block_step=step,
+                        start=start,
+                        end=end,
+                        committed=before != canvas[:, start:end],
+                    )
                 )
             step += 1
+            index += 1
         if stop is not None and bool(stop(canvas[:, :end]).all()):
             return canvas[:, :end]
     return canvas
@@ -412,7 +408,7 @@ def sample_autoregressive(
     extra_args: dict[str, Any] | None = None,
     guidance_scale: float = 0.0,
     uncond_args: dict[str, Any] | None = None,
-    callback: Callable[[dict[str, Any]], None] | None = None,
+    callback: SamplerCallback | None = None,
 ) -> Tensor:
     """Autoregressive decoding with a KV cache: ``sample_block_diffusion`` with block size 1.
 

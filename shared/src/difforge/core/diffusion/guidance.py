@@ -53,6 +53,26 @@ class ConditionDropout:
         }
 
 
+def guidance_batch(
+    x: Tensor, condition: Mapping[str, Any], uncondition: Mapping[str, Any]
+) -> tuple[Tensor, dict[str, Any]]:
+    """The doubled batch of one guided call: ``x`` twice and each tensor condition stacked with its
+    unconditional counterpart (conditional half first); non-tensor entries are shared."""
+    if set(condition) != set(uncondition):
+        raise ValueError("condition and uncondition must have the same keys")
+    both = {
+        k: torch.cat([v, uncondition[k]]) if isinstance(v, Tensor) else v
+        for k, v in condition.items()
+    }
+    return torch.cat([x, x]), both
+
+
+def mix_guidance(output: Tensor, guidance_scale: float) -> Tensor:
+    """``u + (w + 1)(c - u)`` from the output of a :func:`guidance_batch` call."""
+    cond_out, uncond_out = output.chunk(2)
+    return uncond_out + (guidance_scale + 1) * (cond_out - uncond_out)
+
+
 def guided(
     denoiser: Denoiser,
     x: Tensor,
@@ -70,12 +90,6 @@ def guided(
     condition = dict(condition or {})
     if uncondition is None or guidance_scale == 0:
         return denoiser(x, t, **condition, **shared)
-    if set(condition) != set(uncondition):
-        raise ValueError("condition and uncondition must have the same keys")
-    both = {
-        k: torch.cat([v, uncondition[k]]) if isinstance(v, Tensor) else v
-        for k, v in condition.items()
-    }
+    x_both, both = guidance_batch(x, condition, uncondition)
     t_both = torch.cat([t, t]) if t.ndim else t
-    cond_out, uncond_out = denoiser(torch.cat([x, x]), t_both, **both, **shared).chunk(2)
-    return uncond_out + (guidance_scale + 1) * (cond_out - uncond_out)
+    return mix_guidance(denoiser(x_both, t_both, **both, **shared), guidance_scale)

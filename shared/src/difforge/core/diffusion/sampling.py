@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
@@ -26,6 +27,34 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from difforge.core.diffusion.guidance import Denoiser, guided
+
+__all__ = ["SAMPLERS", "SamplerCallback", "SamplerStep", "make_scheduler", "sample"]
+
+
+@dataclass(frozen=True)
+class SamplerStep:
+    """What every sampler (continuous :func:`sample`, discrete ``sample_block_diffusion``) hands
+    its ``callback`` after each step: one signature, ``callback(step: SamplerStep) -> None``.
+
+    ``index`` counts the steps of this call from 0; ``x`` is the sample (continuous) or the canvas
+    (discrete) after the step. Continuous samplers fill ``t`` (the step's timestep) and ``next_t``
+    (the next one, None after the last: what a cache hook needs before the next model call);
+    discrete samplers fill ``block``, ``block_step``, ``start``/``end`` (the block's positions) and
+    ``committed`` (``(B, end - start)``: the positions this step committed).
+    """
+
+    index: int
+    x: Tensor
+    t: Tensor | None = None
+    next_t: Tensor | None = None
+    block: int | None = None
+    block_step: int | None = None
+    start: int | None = None
+    end: int | None = None
+    committed: Tensor | None = None
+
+
+SamplerCallback = Callable[[SamplerStep], None]
 
 Family = Literal["gaussian", "flow", "edm"]
 
@@ -112,13 +141,14 @@ def sample(
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
     cache_model: Any = None,
-    callback: Callable[[int, Tensor, Tensor], None] | None = None,
+    callback: SamplerCallback | None = None,
     progress: bool = False,
 ) -> Tensor:
     """Draw samples of ``shape`` by running ``scheduler`` from noise to data.
 
     ``cache_model`` is the model whose diffusers cache hooks (``enable_cache``) should see each step;
-    ``callback(i, t, x)`` runs before step ``i`` (e.g. to feed PyramidAttentionBroadcast its timestep).
+    ``callback`` gets a :class:`SamplerStep` after every step (its ``next_t`` can feed
+    PyramidAttentionBroadcast the timestep of the next model call).
     """
     scheduler = type(scheduler).from_config(
         scheduler.config
@@ -133,9 +163,8 @@ def sample(
     )
     scale_input = hasattr(type(scheduler), "scale_model_input")  # flow schedulers have none
     use_cache_context = cache_model is not None and getattr(cache_model, "is_cache_enabled", False)
-    for i, t in enumerate(tqdm(scheduler.timesteps, disable=not progress, desc="sampling")):
-        if callback is not None:
-            callback(i, t, x)
+    timesteps = scheduler.timesteps
+    for i, t in enumerate(tqdm(timesteps, disable=not progress, desc="sampling")):
         model_in = scheduler.scale_model_input(x, t) if scale_input else x
         t_batch = t.to(device=device, dtype=dtype).expand(shape[0])
         if use_cache_context:
@@ -144,4 +173,7 @@ def sample(
         else:
             pred = guided(denoiser, model_in, t_batch, condition, uncondition, guidance_scale)
         x = scheduler.step(pred, t, x, **step_kwargs).prev_sample
+        if callback is not None:
+            next_t = timesteps[i + 1] if i + 1 < len(timesteps) else None
+            callback(SamplerStep(index=i, x=x, t=t, next_t=next_t))
     return x

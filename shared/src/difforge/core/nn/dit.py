@@ -260,6 +260,9 @@ class DiTBackbone(ModelMixin, ConfigMixin, CacheMixin):
 
     Give ``vocab_size`` for discrete tokens (``(B, L)`` ids in, logits out) or ``in_channels`` for
     continuous tokens (``(B, L, C)`` floats in, a ``(B, L, out_channels)`` prediction out).
+    ``external_embedding=True`` (discrete only) builds no token table: every call passes
+    ``embedding_weight`` (e.g. token embeddings computed from a graph), which the tied output head
+    uses too.
     """
 
     _supports_gradient_checkpointing = False
@@ -283,6 +286,7 @@ class DiTBackbone(ModelMixin, ConfigMixin, CacheMixin):
         tie_embeddings: bool = True,
         qk_norm: str | None = "rms_norm",
         rope_theta: float = 10000.0,
+        external_embedding: bool = False,
     ) -> None:
         super().__init__()
         if (vocab_size is None) == (in_channels is None):
@@ -295,7 +299,14 @@ class DiTBackbone(ModelMixin, ConfigMixin, CacheMixin):
             raise ValueError("hidden_size / num_heads must be an even integer (rotary halves)")
         self.head_dim = hidden_size // num_heads
 
-        if vocab_size is not None:
+        if external_embedding and vocab_size is None:
+            raise ValueError("external_embedding needs vocab_size (a discrete model)")
+        if external_embedding:
+            # The caller passes the token table in every call (e.g. embeddings computed from a
+            # graph); an own vocab x width table would be weights nothing reads.
+            self.token_embed = None
+            out_channels = out_channels or vocab_size
+        elif vocab_size is not None:
             self.token_embed = nn.Embedding(vocab_size, hidden_size)
             nn.init.normal_(self.token_embed.weight, std=0.02)
             out_channels = out_channels or vocab_size
@@ -403,7 +414,7 @@ class DiTBackbone(ModelMixin, ConfigMixin, CacheMixin):
         the main tokens (default ``past + P + arange(L)``); prefix tokens take ``past + arange(P)``.
         """
         if self.config.vocab_size is not None:
-            weight = self.token_embed.weight if embedding_weight is None else embedding_weight
+            weight = self._token_table(embedding_weight)
             x = F.embedding(hidden_states, weight)
         else:
             x = self.token_embed(hidden_states)
@@ -445,12 +456,21 @@ class DiTBackbone(ModelMixin, ConfigMixin, CacheMixin):
         shift, scale = self.adaLN_out(F.silu(temb_out)).chunk(2, dim=-1)
         x = modulate(self.norm_out(x), shift, scale)
         if self.tied_head:
-            weight = self.token_embed.weight if embedding_weight is None else embedding_weight
-            out = F.linear(x, weight.to(x.dtype)) + self.logit_bias
+            out = F.linear(x, self._token_table(embedding_weight).to(x.dtype)) + self.logit_bias
         else:
             out = self.proj_out(x)
         cache = KVCache([s.key for s in slots], [s.value for s in slots]) if use_cache else None
         return DiTOutput(sample=out, past_key_values=cache)
+
+    def _token_table(self, embedding_weight: Tensor | None) -> Tensor:
+        """The token table of this call: the one passed in, else the backbone's own."""
+        if embedding_weight is not None:
+            return embedding_weight
+        if self.token_embed is None:
+            raise ValueError(
+                "this DiTBackbone was built with external_embedding=True: pass embedding_weight"
+            )
+        return self.token_embed.weight
 
     @staticmethod
     def _full_mask(
