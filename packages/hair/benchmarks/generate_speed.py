@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import platform
 from pathlib import Path
 
@@ -46,7 +45,7 @@ def main() -> None:
     parser.add_argument("--model", help="model folder (or default)")
     parser.add_argument("--init-preset", help="time an untrained model of this size preset")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--target", type=int, default=10_000, help="strands to keep at least")
+    parser.add_argument("--target", type=int, default=10_000, help="strands per groom")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--md", type=Path, help="append a Markdown line to this file")
     args = parser.parse_args()
@@ -57,9 +56,7 @@ def main() -> None:
     generator = HairGenerator(model, device)
     size = generator.image_size
     image = make_sample(held_out_seeds(1)[0], SampleConfig(image_size=size)).render.rgb
-    probe = generator.generate(image, args.target, seed=0)
-    candidates = math.ceil(args.target * 1.03 * args.target / max(probe.n_strands, 1))
-    timing = time_generation(generator, image, candidates, args.repeats)
+    timing = time_generation(generator, image, args.target, args.repeats)
     result = {
         **timing,
         "device": torch.cuda.get_device_name(device)

@@ -47,7 +47,9 @@ class TextureRoundTrip:
         texture = scalp_texture(
             latents, groom.root_uv, density_map(sample.style, 128), self.resolution
         )
-        return decode_texture(self.codec, torch.from_numpy(texture), self.n_strands, seed=0)
+        return decode_texture(
+            self.codec, torch.from_numpy(texture), 0, root_candidates=self.n_strands
+        )
 
 
 def main() -> None:

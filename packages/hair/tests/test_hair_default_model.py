@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from difforge.hair.cli import main
 from difforge.hair.data.images import load_conditioning_image
 from difforge.hair.demo import HELD_OUT_PICTURES
+from difforge.hair.export import read_ply
 from difforge.hair.model import HairModel, resolve_model_dir
 from difforge.hair.sample import HairGenerator
 
@@ -24,6 +26,18 @@ def test_shipped_default_model_is_small_safe_and_decodes_as_measured():
     training = model.info["training"]  # candidate 6, trained on from candidate 4b
     assert (training["styles"], training["diffusion"]["steps"]) == (3920, 14000)
     assert training["init"]["steps"] == 2076
+
+
+def test_generate_writes_exactly_the_strands_asked_for_on_a_short_haired_picture(tmp_path):
+    """`generate --strands 2000` used to write 913 strands for a short-haired picture: it counted
+    root candidates before the density cut."""
+    out = tmp_path / "bob.ply"
+    picture = HELD_OUT_PICTURES / "heldout_bob_1000108.png"
+    args = ["generate", "--image", str(picture), "--out", str(out), "--device", "cpu"]
+    assert main([*args, "--strands", "2000", "--ensemble", "1", "--steps", "2"]) == 0
+    assert len(read_ply(out)) == 2000
+    assert main([*args, "--root-candidates", "2000", "--ensemble", "1", "--steps", "2"]) == 0
+    assert 0 < len(read_ply(out)) < 2000  # the old meaning, under its own name
 
 
 def test_shipped_default_model_follows_the_picture():

@@ -199,7 +199,7 @@ def test_decode_roots_on_the_scalp_and_no_point_inside_the_head():
     latents = np.random.default_rng(0).uniform(-1, 1, size=(LATENT, resolution, resolution))
     texture = torch.from_numpy(np.concatenate([latents, density[None]]).astype(np.float32))
     generator = HairGenerator(HairModel(codec, tiny_diffusion()))
-    groom = generator.decode(texture, 3000, seed=0)
+    groom = generator.decode(texture, seed=0, root_candidates=3000)
     assert groom.n_strands > 100 and groom.points.shape[1:] == (N_POINTS, 3)
     roots = groom.points[:, 0].astype(np.float64)
     np.testing.assert_allclose(DEFAULT_HEAD.skull_level(roots), 1.0, atol=1e-5)
@@ -223,12 +223,34 @@ def test_min_density_drops_roots_where_the_sampled_density_is_sparse():
     kept = {}
     for min_density in (0.02, 0.5):
         generator = HairGenerator(model, sampling=SamplingConfig(min_density=min_density))
-        groom = generator.decode(texture, 4000, seed=0)
+        groom = generator.decode(texture, seed=0, root_candidates=4000)
         kept[min_density] = sample_texture(texture, torch.from_numpy(groom.root_uv))[:, -1]
     assert (kept[0.02] < 0.5).sum() > 50  # the default keeps some sparse roots...
     assert kept[0.5].min() >= 0.5 and len(kept[0.5]) > 1000  # ...a higher cut none, dense kept
     with pytest.raises(ConfigError, match="min_density"):
         SamplingConfig(min_density=1.0)
+
+
+def test_a_strand_count_is_met_exactly_and_root_candidates_keep_the_old_meaning():
+    resolution = 16
+    density = np.zeros((resolution, resolution), dtype=np.float32)
+    density[:, resolution // 2 :] = 0.3  # sparse hair on one half: most candidates are dropped
+    latents = np.zeros((LATENT, resolution, resolution), dtype=np.float32)
+    texture = torch.from_numpy(np.concatenate([latents, density[None]]))
+    model = HairModel(tiny_codec(), tiny_diffusion())
+    generator = HairGenerator(model)
+    for count in (1, 2000):
+        groom = generator.decode(texture, seed=0, n_strands=count)
+        assert groom.n_strands == count and groom.root_uv.shape == (count, 2)
+        assert groom.root_uv[:, 0].min() >= 0.5 - 1.0 / resolution  # only where hair grows
+    candidates = generator.decode(texture, seed=0, root_candidates=2000)
+    assert 100 < candidates.n_strands < 400  # about 2000 x 0.3 x (half the cap)
+    with_count = generator.decode(texture, seed=0, n_strands=2000)
+    np.testing.assert_array_equal(with_count.points[:100], candidates.points[:100])
+    assert generator.decode(texture * 0, seed=0, n_strands=50).n_strands == 1  # bald: one strand
+    assert generator.sampling.n_strands is None  # the density decides how many by default
+    counted = HairGenerator(model, sampling=SamplingConfig(n_strands=123))
+    assert counted.decode(texture, seed=0).n_strands == 123
 
 
 def test_latent_smoothing_blurs_the_latents_only_and_reaches_the_decoder():
@@ -245,11 +267,11 @@ def test_latent_smoothing_blurs_the_latents_only_and_reaches_the_decoder():
     model = HairModel(tiny_codec(), tiny_diffusion())
     smooth = HairGenerator(model, sampling=SamplingConfig(latent_smoothing=1.5))
     plain = HairGenerator(model)
-    groom = smooth.decode(texture, 500, seed=0)
+    groom = smooth.decode(texture, seed=0, n_strands=500)
     np.testing.assert_array_equal(
-        groom.points, plain.decode(smooth_latents(texture, 1.5), 500, seed=0).points
+        groom.points, plain.decode(smooth_latents(texture, 1.5), seed=0, n_strands=500).points
     )
-    assert not np.allclose(groom.points, plain.decode(texture, 500, seed=0).points)
+    assert not np.allclose(groom.points, plain.decode(texture, seed=0, n_strands=500).points)
 
 
 def test_texel_noise_is_about_one_between_real_textures_and_higher_for_noisy_ones(groom):

@@ -142,7 +142,7 @@ def test_demo_reconstructs_every_bundled_picture_with_a_model(trained, tmp_path)
 
     pictures = sorted(HELD_OUT_PICTURES.glob("heldout_*.png"))
     assert len(pictures) >= 3
-    section = reconstruction_section(tmp_path, trained / "model", n_strands=200)
+    section = reconstruction_section(tmp_path, trained / "model", root_candidates=200)
     assert len(section.images) == len(section.files) == len(pictures)
     for png, ply in zip(section.images, section.files):
         points = read_ply(ply)

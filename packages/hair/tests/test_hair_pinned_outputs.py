@@ -1,8 +1,9 @@
 """Pinned outputs of the shipped default model: refactors must not change what it generates.
 
 One held-out picture, seed 0, the shipped sampling settings except a 2-member ensemble (to keep
-the test short), on CPU. When a fix changes the outputs on purpose, update the values here and
-say so in the commit message.
+the test short), on CPU. Pinned first with 500 root candidates (285 strands kept); the exact
+strand count (``n_strands``) changed the count and the sum on purpose. When a fix changes the
+outputs on purpose, update the values here and say so in the commit message.
 """
 
 from __future__ import annotations
@@ -26,21 +27,40 @@ FIRST_POINTS = [
     [[-0.06543, 0.03924, -0.03585], [-0.08283, -0.01249, -0.03858], [-0.08344, -0.07007, -0.03962]],
 ]
 FIRST_ROOT_UV = [[0.37288, 0.72674], [0.48622, 0.68093], [0.25201, 0.61158]]
-POINTS_SUM = -276.50180
+POINTS_SUM = -669.79558
+# The same picture and seed from 500 root candidates kept with the density (the model's default
+# mode): these values predate the exact strand count and did not change with it.
+CANDIDATES_KEPT, CANDIDATES_POINTS_SUM = 285, -276.50180
 
 
 @pytest.fixture(scope="module")
-def groom():
+def generator():
     model = HairModel.load("default")
-    sampling = dataclasses.replace(model.sampling, ensemble=2)
-    generator = HairGenerator(model, "cpu", sampling)
-    image, _ = load_conditioning_image(PICTURE, generator.image_size)
+    return HairGenerator(model, "cpu", dataclasses.replace(model.sampling, ensemble=2))
+
+
+@pytest.fixture(scope="module")
+def image(generator):
+    return load_conditioning_image(PICTURE, generator.image_size)[0]
+
+
+@pytest.fixture(scope="module")
+def groom(generator, image):
     return generator.generate(image, n_strands=STRANDS, seed=0)
 
 
 def test_pinned_strand_count(groom):
-    assert groom.n_strands == 285
+    assert groom.n_strands == STRANDS
     assert groom.points.shape[1:] == (64, 3)
+
+
+def test_pinned_groom_from_root_candidates(generator, image, groom):
+    kept = generator.generate(image, seed=0, root_candidates=STRANDS)
+    assert kept.n_strands == CANDIDATES_KEPT
+    assert float(kept.points.astype(np.float64).sum()) == pytest.approx(
+        CANDIDATES_POINTS_SUM, rel=1e-5
+    )
+    np.testing.assert_array_equal(kept.points[:3], groom.points[:3])  # same first candidates
 
 
 def test_pinned_first_strands(groom):

@@ -465,10 +465,18 @@ def add_generate(subparsers: argparse._SubParsersAction) -> Runner:
         "--image", type=Path, required=True, help="front picture of a head (PNG/JPEG/...)"
     )
     _add_model_arguments(parser)
-    parser.add_argument(
+    count = parser.add_mutually_exclusive_group()
+    count.add_argument(
         "--strands",
         type=_positive_int,
-        help="root candidates at full density, as `groom` (model default: 10000)",
+        help="strands in the groom: exactly this many; the generated density decides where "
+        "they grow (default: as many as the density keeps of --root-candidates)",
+    )
+    count.add_argument(
+        "--root-candidates",
+        type=_positive_int,
+        help="uniform root candidates, each kept with the generated density, as `groom` draws "
+        "them: the density decides how many strands grow too (model default: 10000)",
     )
     parser.add_argument("--seed", type=_seed, default=0)
     _add_output_arguments(parser)
@@ -482,7 +490,7 @@ def _run_generate(args: argparse.Namespace) -> None:
     image, notes = load_conditioning_image(args.image, generator.image_size)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
-    groom = generator.generate(image, args.strands, args.seed)
+    groom = generator.generate(image, args.strands, args.seed, args.root_candidates)
     written = write_groom_outputs(groom, args, input_image=image)
     print(f"generated {groom.n_strands} strands -> {', '.join(map(str, written))}")
 

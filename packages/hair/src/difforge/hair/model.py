@@ -316,8 +316,10 @@ class SamplingConfig:
     """Generation defaults stored with a model (``generate`` and ``evaluate`` use them).
 
     ``guidance_scale`` follows the core convention ``u + (w + 1)(c - u)``: 0 is the plain
-    conditional model. ``n_strands`` counts root candidates at full density, as ``dataset`` and
-    ``groom`` do, so a groom has about as many strands as the training grooms of its style.
+    conditional model. ``n_strands``: the strand count of a groom (the density decides where
+    they grow); None lets the density also decide how many: ``root_candidates`` uniform
+    candidates are drawn and kept with the density, as ``dataset`` and ``groom`` do, so a groom
+    has about as many strands as the training grooms of its style.
     ``min_density``: a root candidate is dropped where the sampled density is below it (0.02,
     DiffLocks' and the generator's cut; higher values drop the sparse roots that a sampled
     density map leaves on bald scalp). ``latent_smoothing``: Gaussian blur (in texels) of the
@@ -336,7 +338,8 @@ class SamplingConfig:
     steps: int = 20
     guidance_scale: float = 1.0
     sampler: str = "edm_dpmsolver++"
-    n_strands: int = 10_000
+    n_strands: int | None = None
+    root_candidates: int = 10_000
     decode_batch: int = 65_536
     min_density: float = MIN_DENSITY
     latent_smoothing: float = 0.0
@@ -354,7 +357,9 @@ class SamplingConfig:
             "edm_euler or edm_dpmsolver++",
             self.sampler,
         )
-        check_config(self.n_strands >= 1, "n_strands", ">= 1", self.n_strands)
+        if self.n_strands is not None:
+            check_config(self.n_strands >= 1, "n_strands", ">= 1 or None", self.n_strands)
+        check_config(self.root_candidates >= 1, "root_candidates", ">= 1", self.root_candidates)
         check_config(self.decode_batch >= 1, "decode_batch", ">= 1", self.decode_batch)
         check_config(0 <= self.min_density < 1, "min_density", "in [0, 1)", self.min_density)
         check_config(self.latent_smoothing >= 0, "latent_smoothing", ">= 0", self.latent_smoothing)
@@ -382,6 +387,7 @@ class HairModel:
         """Load a model folder (``"default"`` is the shipped one) in float32, eval mode."""
         model_dir = resolve_model_dir(model_dir)
         meta = read_model_meta(model_dir, MODEL_TYPE)
+        meta["sampling"] = upgrade_sampling_meta(meta.get("sampling", {}))
         sampling, info = split_model_meta(meta, SamplingConfig)
         return cls(
             codec=load_component(StrandCodec, model_dir / "codec"),
@@ -389,6 +395,15 @@ class HairModel:
             sampling=sampling,
             info=info,
         )
+
+
+def upgrade_sampling_meta(sampling: dict[str, Any]) -> dict[str, Any]:
+    """A model folder's ``sampling`` metadata in today's keys. Folders written before
+    ``root_candidates`` existed stored the candidate count as ``n_strands``."""
+    sampling = dict(sampling)
+    if "root_candidates" not in sampling and "n_strands" in sampling:
+        sampling["root_candidates"] = sampling.pop("n_strands")
+    return sampling
 
 
 def resolve_model_dir(name: str | os.PathLike[str]) -> Path:

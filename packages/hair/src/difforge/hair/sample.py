@@ -125,28 +125,47 @@ class HairGenerator:
         textures = self.diffusion.tokens_to_textures(x.float())
         return textures.unflatten(0, (-1, members)).mean(1)
 
-    def decode(self, texture: Tensor, n_strands: int, seed: int) -> Groom:
-        """Strands of one texture ``(C, R, R)`` from ``n_strands`` root candidates."""
+    def decode(
+        self,
+        texture: Tensor,
+        seed: int,
+        n_strands: int | None = None,
+        root_candidates: int | None = None,
+    ) -> Groom:
+        """Strands of one texture ``(C, R, R)``: exactly ``n_strands``, or as many of
+        ``root_candidates`` as the density keeps (:func:`decode_texture`); without either, the
+        sampling settings' ``n_strands`` or else their ``root_candidates``."""
+        if n_strands is None and root_candidates is None:
+            n_strands = self.sampling.n_strands
         return decode_texture(
             self.codec,
             texture.to(self.device),
-            n_strands,
             seed,
-            self.head,
-            self.sampling.decode_batch,
-            self.sampling.min_density,
-            self.sampling.latent_smoothing,
+            n_strands=n_strands,
+            root_candidates=root_candidates or self.sampling.root_candidates,
+            head=self.head,
+            batch_size=self.sampling.decode_batch,
+            min_density=self.sampling.min_density,
+            latent_smoothing=self.sampling.latent_smoothing,
         )
 
     def generate(
-        self, image: np.ndarray, n_strands: int | None = None, seed: int | None = None
+        self,
+        image: np.ndarray,
+        n_strands: int | None = None,
+        seed: int | None = None,
+        root_candidates: int | None = None,
     ) -> Groom:
-        """One groom for one uint8 picture ``(S, S, 3)`` (deterministic for a given seed)."""
+        """One groom for one uint8 picture ``(S, S, 3)`` (deterministic for a given seed) with
+        exactly ``n_strands`` strands, or the strands the density keeps of ``root_candidates``
+        candidates (:meth:`decode`)."""
+        if n_strands is not None and root_candidates is not None:
+            raise ValueError("give n_strands (the strand count) or root_candidates, not both")
         if image.shape != (self.image_size, self.image_size, 3):
             raise ValueError(f"expected a {self.image_size}² RGB picture, got {image.shape}")
         seed = self.seed if seed is None else seed
         texture = self.textures(image[None], seed)[0]
-        return self.decode(texture, n_strands or self.sampling.n_strands, seed)
+        return self.decode(texture, seed, n_strands, root_candidates)
 
     def __call__(self, image: np.ndarray) -> Groom:
         """Reconstructor interface: a different noise seed per call, deterministic per sequence."""
@@ -154,44 +173,71 @@ class HairGenerator:
         return self.generate(image, seed=self.seed + self.calls)
 
 
+MAX_ROOT_BATCH = 1 << 22  # root candidates drawn at once while filling an exact strand count
+BALD_PROBE = 1 << 16  # candidates that all find zero density: the texture has no hair anywhere
+
+
 @torch.no_grad()
 def decode_texture(
     codec: StrandCodec,
     texture: Tensor,
-    n_strands: int,
     seed: int,
+    *,
+    n_strands: int | None = None,
+    root_candidates: int = 10_000,
     head: Head = DEFAULT_HEAD,
     batch_size: int = 65_536,
     min_density: float = MIN_DENSITY,
     latent_smoothing: float = 0.0,
 ) -> Groom:
-    """Strands of one scalp texture ``(C, R, R)`` (on the codec's device) from ``n_strands``
-    uniform root candidates on the scalp cap, kept with the texture's density (none where it is
-    below ``min_density``), their latents read after :func:`smooth_latents` by
-    ``latent_smoothing`` texels."""
+    """Strands of one scalp texture ``(C, R, R)`` (on the codec's device).
+
+    Roots are uniform candidates on the scalp cap, each kept with the texture's density (none
+    where it is below ``min_density``): the density decides where hair grows. ``n_strands``: the
+    groom has exactly that many strands (candidates are drawn until enough are kept; the first
+    ``n_strands`` candidates are drawn as ``root_candidates=n_strands`` draws them). Without it,
+    ``root_candidates`` are drawn and the density also decides how many are kept, as the
+    procedural generator does (a full head keeps about 60 %). Latents are read after
+    :func:`smooth_latents` by ``latent_smoothing`` texels. A texture with no hair anywhere
+    gives one strand, at its densest candidate."""
     device = texture.device
     texture = smooth_latents(texture.float(), latent_smoothing)
     rng = np.random.default_rng(seed)
-    cos_theta = rng.uniform(np.cos(UV_MAX_THETA), 1.0, size=n_strands)
-    theta, phi = np.arccos(cos_theta), rng.uniform(-np.pi, np.pi, size=n_strands)
-    uv = uv_from_angles(theta, phi)
-    values = sample_texture(texture, torch.from_numpy(uv).to(device))
-    density = values[:, -1].clamp(0.0, 1.0).cpu().numpy()
-    density[density < min_density] = 0.0
-    keep = rng.random(n_strands) < density
-    if not keep.any():  # as the generator: every groom keeps its densest candidate
-        keep[np.argmax(density)] = True
-    theta, phi, uv = theta[keep], phi[keep], uv[keep]
-    latents = values[torch.from_numpy(keep).to(device), :-1].clamp(-1.0, 1.0)
+    batch = n_strands or root_candidates
+    found: list[tuple[np.ndarray, np.ndarray, np.ndarray, Tensor]] = []
+    kept = 0
+    density_sum, drawn = 0.0, 0
+    while True:
+        cos_theta = rng.uniform(np.cos(UV_MAX_THETA), 1.0, size=batch)
+        theta, phi = np.arccos(cos_theta), rng.uniform(-np.pi, np.pi, size=batch)
+        uv = uv_from_angles(theta, phi)
+        values = sample_texture(texture, torch.from_numpy(uv).to(device))
+        density = values[:, -1].clamp(0.0, 1.0).cpu().numpy()
+        density[density < min_density] = 0.0
+        keep = rng.random(batch) < density
+        density_sum, drawn = density_sum + float(density.sum()), drawn + batch
+        last = n_strands is None or (density_sum == 0.0 and drawn >= BALD_PROBE)
+        if last and kept == 0 and not keep.any():  # as the generator: keep the densest candidate
+            keep[np.argmax(density)] = True
+        found.append((theta[keep], phi[keep], uv[keep], values[torch.from_numpy(keep).to(device)]))
+        kept += int(keep.sum())
+        if last or kept >= n_strands:
+            break
+        # The expected share kept is the mean density: draw about what is still missing.
+        missing = (n_strands - kept) * drawn / max(density_sum, 1e-12)
+        batch = int(min(MAX_ROOT_BATCH, max(BALD_PROBE, np.ceil(1.05 * missing) + 64)))
+    theta, phi, uv = (np.concatenate([part[i] for part in found])[:n_strands] for i in range(3))
+    values = torch.cat([part[3] for part in found])[:n_strands]
+    latents = values[:, :-1].clamp(-1.0, 1.0)
     roots, _ = head.scalp_points(theta, phi)
     frames = torch.from_numpy(head.frames(theta, phi)).float().to(device)
     root_tensor = torch.from_numpy(roots).float().to(device)
-    parts = []
+    decoded = []
     for start in range(0, len(latents), batch_size):
         stop = start + batch_size
         local = codec.decode(latents[start:stop])
-        parts.append(local_to_world(local, root_tensor[start:stop], frames[start:stop]))
-    points = torch.cat(parts).double().cpu().numpy()
+        decoded.append(local_to_world(local, root_tensor[start:stop], frames[start:stop]))
+    points = torch.cat(decoded).double().cpu().numpy()
     points[:, 1:] = head.push_outside(points[:, 1:], COLLISION_MARGIN / 2)
     points[:, 0] = roots
     return Groom(points=points.astype(np.float32), root_uv=uv.astype(np.float32))
@@ -324,17 +370,17 @@ def synchronize(device: torch.device) -> None:
 def time_generation(
     generator: HairGenerator, image: np.ndarray, n_strands: int, repeats: int = 3
 ) -> dict[str, float]:
-    """Median wall time of whole generations (texture sampling + decoding) after one warm-up."""
+    """Median wall time of whole generations of ``n_strands`` strands (texture sampling +
+    decoding) after one warm-up."""
     generator.generate(image, n_strands, seed=0)
-    seconds, kept = [], 0
+    seconds = []
     for repeat in range(repeats):
         synchronize(generator.device)
         started = time.perf_counter()
         groom = generator.generate(image, n_strands, seed=repeat + 1)
         synchronize(generator.device)
         seconds.append(time.perf_counter() - started)
-        kept = groom.n_strands
-    return {"seconds_median": float(np.median(seconds)), "strands": kept, "candidates": n_strands}
+    return {"seconds_median": float(np.median(seconds)), "strands": groom.n_strands}
 
 
 ################################################################################
