@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from difforge.scene.classes import CLASS_INDEX
+from difforge.scene.data import furniture
 from difforge.scene.data.layout import Layout, LayoutBox, parse_layout
 from difforge.scene.data.primitives import Primitives
 
@@ -26,11 +27,6 @@ FLOOR_THICKNESS = 0.1
 DOOR_CLEARANCE = 0.9
 FOOTPRINT_GAP = 0.05
 _PLACEMENT_TRIES = 40
-# Thinnest part (table tops, legs, lamp poles): a 5 cm sample grid must still resolve every part.
-MIN_PART = 0.06
-
-# (x0, z0, x1, z1) in metres.
-Rect = tuple[float, float, float, float]
 
 
 @dataclass
@@ -45,20 +41,10 @@ class RoomConfig:
 
 
 @dataclass
-class _Part:
-    """One primitive in an object's local frame: facing +z, centred on x = z = 0, y up from 0."""
-
-    kind: (
-        str  # "box": params = centre xyz + half xyz; "frustum": centre xyz, r_bottom, r_top, half_h
-    )
-    params: list[float]
-
-
-@dataclass
 class _Placed:
     cls: str
-    parts: list[_Part]  # world frame
-    footprint: Rect
+    parts: list[furniture.Part]  # world frame
+    footprint: furniture.Rect
 
 
 @dataclass
@@ -123,7 +109,7 @@ class _RoomBuilder:
         self.seed = seed
         self.rng = np.random.default_rng(seed)
         self.config = config
-        self.occupied: list[Rect] = []
+        self.occupied: list[furniture.Rect] = []
         self.objects: list[_Placed] = []
 
     # ----- shell -------------------------------------------------------------------------------
@@ -179,8 +165,8 @@ class _RoomBuilder:
         for i, e in enumerate(edges):
             prev_u, next_u = edges[i - 1]["u"], edges[(i + 1) % n]["u"]
             # Convex corners (left turns) need the wall extended by its thickness to close them.
-            ext_a = t if _cross(prev_u, e["u"]) > 0 else 0.0
-            ext_b = t if _cross(e["u"], next_u) > 0 else 0.0
+            ext_a = t if furniture.cross(prev_u, e["u"]) > 0 else 0.0
+            ext_b = t if furniture.cross(e["u"], next_u) > 0 else 0.0
             s0, s1 = -ext_a, e["length"] + ext_b
             out = (-e["inward"][0], -e["inward"][1])
             along_mid = (s0 + s1) / 2
@@ -236,7 +222,7 @@ class _RoomBuilder:
         if kind == "door":
             self.occupied.append(self._strip_rect(edge, s, s + width, DOOR_CLEARANCE))
 
-    def _strip_rect(self, edge: dict, s0: float, s1: float, depth: float) -> Rect:
+    def _strip_rect(self, edge: dict, s0: float, s1: float, depth: float) -> furniture.Rect:
         """The rectangle from edge positions s0..s1 reaching ``depth`` into the room."""
         ax, az = edge["a"]
         ux, uz = edge["u"]
@@ -252,8 +238,8 @@ class _RoomBuilder:
             e = edges[o["edge"]]
             # Through the wall with 5 cm spare on both faces, so no film of wall is left.
             r = self._strip_rect(e, o["start"], o["end"], -self.t - 0.05)
-            r = _grow(r, 0.05, e["inward"])
-            boxes.append(_box_from_bounds((r[0], o["y0"], r[1]), (r[2], o["y1"], r[3])))
+            r = furniture.grow(r, 0.05, e["inward"])
+            boxes.append(furniture.box_from_bounds((r[0], o["y0"], r[1]), (r[2], o["y1"], r[3])))
         return boxes
 
     # ----- furniture ---------------------------------------------------------------------------
@@ -272,41 +258,47 @@ class _RoomBuilder:
             else:
                 self._place_desk()
         for _ in range(int(rng.integers(0, 3))):
-            self._place_free("stool", 0.4, 0.4, _stool(float(rng.uniform(0.45, 0.7))))
+            self._place_free("stool", 0.4, 0.4, furniture.stool(float(rng.uniform(0.45, 0.7))))
         for _ in range(int(rng.integers(0, 3))):
             self._place_against_wall(
-                "lighting", 0.44, 0.44, _floor_lamp(float(rng.uniform(1.4, 1.8))), near_corner=True
+                "lighting",
+                0.44,
+                0.44,
+                furniture.floor_lamp(float(rng.uniform(1.4, 1.8))),
+                near_corner=True,
             )
 
     def _place_bed(self) -> None:
         rng = self.rng
         w, d = float(rng.choice([0.9, 1.4, 1.6, 1.8])), float(rng.uniform(1.95, 2.1))
-        placed = self._place_against_wall("bed", w, d, _bed(w, d))
+        placed = self._place_against_wall("bed", w, d, furniture.bed(w, d))
         if placed is None or rng.random() > 0.7:
             return
         edge, s, _ = placed
         for side in (-1, 1):
             centre_s = s + side * (w / 2 + 0.3)
-            ns = _cabinet(0.45, 0.4, 0.55)
+            ns = furniture.cabinet(0.45, 0.4, 0.55)
             if self._try_wall_spot(edge, centre_s, 0.45, 0.4, "cabinet", ns) is not None:
-                lamp = [_shift(p, 0.0, 0.55, 0.0) for p in _table_lamp()]
+                lamp = [furniture.shift(p, 0.0, 0.55, 0.0) for p in furniture.table_lamp()]
                 self._try_wall_spot(edge, centre_s, 0.0, 0.4, "lighting", lamp, check=False)
 
     def _place_sofa(self) -> None:
         rng = self.rng
         w, d = float(rng.uniform(1.6, 2.4)), float(rng.uniform(0.8, 0.95))
-        placed = self._place_against_wall("sofa", w, d, _sofa(w, d))
+        placed = self._place_against_wall("sofa", w, d, furniture.sofa(w, d))
         if placed is None or rng.random() > 0.6:
             return
         edge, s, _ = placed
         tw, td = w * 0.55, 0.55
-        self._try_wall_spot(edge, s, tw, td, "table", _table(tw, td, 0.42), depth_offset=d + 0.45)
+        self._try_wall_spot(
+            edge, s, tw, td, "table", furniture.table(tw, td, 0.42), depth_offset=d + 0.45
+        )
 
     def _place_cabinet(self) -> None:
         rng = self.rng
         w, d = float(rng.uniform(0.5, 1.4)), float(rng.uniform(0.35, 0.6))
         h = float(rng.choice([rng.uniform(0.7, 1.0), rng.uniform(1.6, 2.1)]))
-        self._place_against_wall("cabinet", w, d, _cabinet(w, d, h), height=h)
+        self._place_against_wall("cabinet", w, d, furniture.cabinet(w, d, h), height=h)
 
     def _place_dining_table(self) -> None:
         rng = self.rng
@@ -314,7 +306,7 @@ class _RoomBuilder:
         round_top = w < 1.05 and rng.random() < 0.5
         if round_top:
             w = d
-        top = _round_table(w / 2, 0.74) if round_top else _table(w, d, 0.74)
+        top = furniture.round_table(w / 2, 0.74) if round_top else furniture.table(w, d, 0.74)
         chair_d = 0.45
         group = (w + 2 * (chair_d + 0.05), d + 2 * (chair_d + 0.05))
         for _ in range(_PLACEMENT_TRIES):
@@ -340,18 +332,20 @@ class _RoomBuilder:
             spots += [(w / 2 + chair_d / 2 + 0.02, 0.0, 3), (-w / 2 - chair_d / 2 - 0.02, 0.0, 1)]
         for lx, lz, facing in spots:
             if rng.random() < 0.8:
-                wx, wz = _rotate(lx, lz, k)
-                self._add("chair", _chair(), cx + wx, cz + wz, (facing + k) % 4, 0.44, chair_d)
+                wx, wz = furniture.rotate(lx, lz, k)
+                self._add(
+                    "chair", furniture.chair(), cx + wx, cz + wz, (facing + k) % 4, 0.44, chair_d
+                )
 
     def _place_desk(self) -> None:
         rng = self.rng
         w, d = float(rng.uniform(1.0, 1.6)), float(rng.uniform(0.6, 0.75))
-        placed = self._place_against_wall("table", w, d, _table(w, d, 0.74))
+        placed = self._place_against_wall("table", w, d, furniture.table(w, d, 0.74))
         if placed is None:
             return
         edge, s, _ = placed
         self._try_wall_spot(
-            edge, s, 0.44, 0.45, "chair", _chair(), depth_offset=d + 0.06, facing_wall=True
+            edge, s, 0.44, 0.45, "chair", furniture.chair(), depth_offset=d + 0.06, facing_wall=True
         )
 
     # ----- placement helpers -------------------------------------------------------------------
@@ -360,10 +354,10 @@ class _RoomBuilder:
         cls: str,
         w: float,
         d: float,
-        parts: list[_Part],
+        parts: list[furniture.Part],
         height: float = 1.0,
         near_corner: bool = False,
-    ) -> tuple[int, float, Rect] | None:
+    ) -> tuple[int, float, furniture.Rect] | None:
         """Back against a random wall; returns (edge, position along it, footprint) or None."""
         edges = self._edges()
         for _ in range(_PLACEMENT_TRIES):
@@ -389,30 +383,30 @@ class _RoomBuilder:
         w: float,
         d: float,
         cls: str,
-        parts: list[_Part],
+        parts: list[furniture.Part],
         depth_offset: float = 0.0,
         facing_wall: bool = False,
         check: bool = True,
-    ) -> Rect | None:
+    ) -> furniture.Rect | None:
         """Put an object at position s along an edge, ``depth_offset`` off the wall, if it fits."""
         e = self._edges()[edge_index]
-        k = _facing_index(e["inward"])
+        k = furniture.facing_index(e["inward"])
         if facing_wall:
             k = (k + 2) % 4
         dist = 0.01 + depth_offset + d / 2
         cx = e["a"][0] + e["u"][0] * s + e["inward"][0] * dist
         cz = e["a"][1] + e["u"][1] * s + e["inward"][1] * dist
-        rect = _footprint(cx, cz, w, d, k)
+        rect = furniture.footprint(cx, cz, w, d, k)
         if check and not self._fits(rect):
             return None
         self._add(cls, parts, cx, cz, k, w, d, occupy=check)
         return rect
 
-    def _place_free(self, cls: str, w: float, d: float, parts: list[_Part]) -> None:
+    def _place_free(self, cls: str, w: float, d: float, parts: list[furniture.Part]) -> None:
         for _ in range(_PLACEMENT_TRIES):
             cx, cz = self._random_interior_point(w / 2, d / 2)
             k = int(self.rng.integers(4))
-            if self._fits(_footprint(cx, cz, w, d, k)):
+            if self._fits(furniture.footprint(cx, cz, w, d, k)):
                 self._add(cls, parts, cx, cz, k, w, d)
                 return
 
@@ -422,14 +416,14 @@ class _RoomBuilder:
             float(self.rng.uniform(hz, max(hz, self.d - hz))),
         )
 
-    def _fits(self, rect: Rect) -> bool:
+    def _fits(self, rect: furniture.Rect) -> bool:
         x0, z0, x1, z1 = rect
         if x0 < 0 or z0 < 0 or x1 > self.w or z1 > self.d:
             return False
         nw, nd = self.notch
-        if nw and _overlap(rect, (self.w - nw, self.d - nd, self.w, self.d), 0.0):
+        if nw and furniture.overlap(rect, (self.w - nw, self.d - nd, self.w, self.d), 0.0):
             return False
-        return not any(_overlap(rect, r, FOOTPRINT_GAP) for r in self.occupied)
+        return not any(furniture.overlap(rect, r, FOOTPRINT_GAP) for r in self.occupied)
 
     def _blocks_window(self, edge_index: int, s0: float, s1: float) -> bool:
         return any(
@@ -440,7 +434,7 @@ class _RoomBuilder:
     def _add(
         self,
         cls: str,
-        parts: list[_Part],
+        parts: list[furniture.Part],
         cx: float,
         cz: float,
         k: int,
@@ -448,8 +442,8 @@ class _RoomBuilder:
         d: float,
         occupy: bool = True,
     ) -> None:
-        rect = _footprint(cx, cz, w, d, k)
-        world = [_place_part(p, cx, cz, k) for p in parts]
+        rect = furniture.footprint(cx, cz, w, d, k)
+        world = [furniture.place_part(p, cx, cz, k) for p in parts]
         self.objects.append(_Placed(cls, world, rect))
         if occupy:
             self.occupied.append(rect)
@@ -471,7 +465,9 @@ class _RoomBuilder:
             ]
         )
         for x0, z0, x1, z1 in slabs:
-            boxes.append((floor, _box_from_bounds((x0, -FLOOR_THICKNESS, z0), (x1, 0.0, z1))))
+            boxes.append(
+                (floor, furniture.box_from_bounds((x0, -FLOOR_THICKNESS, z0), (x1, 0.0, z1)))
+            )
             layout.append(LayoutBox("floor", (x0, -FLOOR_THICKNESS, z0), (x1, 0.0, z1)))
         edges = self._edges()
         for i, params in self._wall_boxes():
@@ -486,7 +482,7 @@ class _RoomBuilder:
             c = CLASS_INDEX[obj.cls]
             for p in obj.parts:
                 (boxes if p.kind == "box" else frusta).append((c, p.params))
-            lo, hi = _parts_bounds(obj.parts)
+            lo, hi = furniture.parts_bounds(obj.parts)
             layout.append(LayoutBox(obj.cls, tuple(lo), tuple(hi)))
         prims = Primitives.from_parts(boxes, frusta, self._opening_boxes())
         lo, hi = prims.bounds()
@@ -505,188 +501,6 @@ class _RoomBuilder:
             primitives=prims,
             layout=extent,
         )
-
-
-# ----- object templates (local frame: front towards +z, centred in xz, standing on y = 0) -------
-def _box(x0: float, y0: float, z0: float, x1: float, y1: float, z1: float) -> _Part:
-    return _Part("box", _box_from_bounds((x0, y0, z0), (x1, y1, z1)))
-
-
-def _frustum(x: float, z: float, y0: float, y1: float, r_bottom: float, r_top: float) -> _Part:
-    return _Part("frustum", [x, (y0 + y1) / 2, z, r_bottom, r_top, (y1 - y0) / 2])
-
-
-def _bed(w: float, d: float) -> list[_Part]:
-    return [
-        _box(-w / 2, 0.0, -d / 2, w / 2, 0.35, d / 2),
-        _box(-w / 2 + 0.03, 0.35, -d / 2 + 0.06, w / 2 - 0.03, 0.55, d / 2 - 0.03),
-        _box(-w / 2, 0.0, -d / 2, w / 2, 1.0, -d / 2 + 0.06),
-        _box(-w / 2 + 0.1, 0.55, -d / 2 + 0.1, w / 2 - 0.1, 0.66, -d / 2 + 0.45),
-    ]
-
-
-def _table(w: float, d: float, h: float) -> list[_Part]:
-    t = MIN_PART
-    legs = [
-        _box(sx * (w / 2 - 0.05) - t / 2, 0.0, sz * (d / 2 - 0.05) - t / 2,
-             sx * (w / 2 - 0.05) + t / 2, h - t, sz * (d / 2 - 0.05) + t / 2)
-        for sx in (-1, 1)
-        for sz in (-1, 1)
-    ]  # fmt: skip
-    return [_box(-w / 2, h - t, -d / 2, w / 2, h, d / 2), *legs]
-
-
-def _round_table(r: float, h: float) -> list[_Part]:
-    t = MIN_PART
-    return [
-        _frustum(0.0, 0.0, h - t, h, r, r),
-        _frustum(0.0, 0.0, t, h - t, 0.05, 0.05),
-        _frustum(0.0, 0.0, 0.0, t, 0.25, 0.22),
-    ]
-
-
-def _chair() -> list[_Part]:
-    w, d, seat, t = 0.44, 0.44, 0.45, MIN_PART
-    legs = [
-        _box(sx * (w - t) / 2 - t / 2, 0.0, sz * (d - t) / 2 - t / 2,
-             sx * (w - t) / 2 + t / 2, seat - t, sz * (d - t) / 2 + t / 2)
-        for sx in (-1, 1)
-        for sz in (-1, 1)
-    ]  # fmt: skip
-    return [
-        _box(-w / 2, seat - t, -d / 2, w / 2, seat, d / 2),
-        _box(-w / 2, seat, -d / 2, w / 2, 0.92, -d / 2 + t),
-        *legs,
-    ]
-
-
-def _sofa(w: float, d: float) -> list[_Part]:
-    return [
-        _box(-w / 2, 0.0, -d / 2, w / 2, 0.42, d / 2),
-        _box(-w / 2, 0.0, -d / 2, w / 2, 0.82, -d / 2 + 0.22),
-        _box(-w / 2, 0.0, -d / 2, -w / 2 + 0.16, 0.62, d / 2),
-        _box(w / 2 - 0.16, 0.0, -d / 2, w / 2, 0.62, d / 2),
-    ]
-
-
-def _cabinet(w: float, d: float, h: float) -> list[_Part]:
-    # A recessed plinth under the body, as real cabinets have.
-    return [
-        _box(-w / 2 + 0.03, 0.0, -d / 2, w / 2 - 0.03, 0.08, d / 2 - 0.06),
-        _box(-w / 2, 0.08, -d / 2, w / 2, h, d / 2),
-    ]
-
-
-def _floor_lamp(h: float) -> list[_Part]:
-    pole = MIN_PART / 2
-    return [
-        _frustum(0.0, 0.0, 0.0, MIN_PART, 0.15, 0.14),
-        _frustum(0.0, 0.0, MIN_PART, h - 0.28, pole, pole),
-        _frustum(0.0, 0.0, h - 0.3, h, 0.22, 0.13),
-    ]
-
-
-def _table_lamp() -> list[_Part]:
-    pole = MIN_PART / 2
-    return [
-        _frustum(0.0, 0.0, 0.0, MIN_PART, 0.09, 0.08),
-        _frustum(0.0, 0.0, MIN_PART, 0.24, pole, pole),
-        _frustum(0.0, 0.0, 0.22, 0.42, 0.14, 0.09),
-    ]
-
-
-def _stool(h: float) -> list[_Part]:
-    leg = MIN_PART / 2
-    legs = [
-        _frustum(0.11 * math.cos(a), 0.11 * math.sin(a), 0.0, h - MIN_PART, leg, leg)
-        for a in (math.pi / 4, 3 * math.pi / 4, 5 * math.pi / 4, 7 * math.pi / 4)
-    ]
-    return [_frustum(0.0, 0.0, h - MIN_PART, h, 0.18, 0.18), *legs]
-
-
-# ----- geometry helpers --------------------------------------------------------------------------
-def _box_from_bounds(lo: tuple[float, float, float], hi: tuple[float, float, float]) -> list[float]:
-    return [
-        (lo[0] + hi[0]) / 2,
-        (lo[1] + hi[1]) / 2,
-        (lo[2] + hi[2]) / 2,
-        (hi[0] - lo[0]) / 2,
-        (hi[1] - lo[1]) / 2,
-        (hi[2] - lo[2]) / 2,
-    ]
-
-
-def _cross(a: tuple[float, float], b: tuple[float, float]) -> float:
-    return a[0] * b[1] - a[1] * b[0]
-
-
-def _rotate(x: float, z: float, k: int) -> tuple[float, float]:
-    """Rotate (x, z) by k quarter turns so that local +z maps onto facing direction k."""
-    for _ in range(k % 4):
-        x, z = z, -x
-    return x, z
-
-
-def _facing_index(direction: tuple[float, float]) -> int:
-    """Quarter turns k with _rotate(0, 1, k) == direction."""
-    for k in range(4):
-        x, z = _rotate(0.0, 1.0, k)
-        if abs(x - direction[0]) < 1e-9 and abs(z - direction[1]) < 1e-9:
-            return k
-    raise ValueError(f"direction {direction} is not axis-aligned")
-
-
-def _footprint(cx: float, cz: float, w: float, d: float, k: int) -> Rect:
-    hx, hz = (d / 2, w / 2) if k % 2 else (w / 2, d / 2)
-    return (cx - hx, cz - hz, cx + hx, cz + hz)
-
-
-def _place_part(part: _Part, cx: float, cz: float, k: int) -> _Part:
-    p = list(part.params)
-    x, z = _rotate(p[0], p[2], k)
-    p[0], p[2] = cx + x, cz + z
-    if part.kind == "box" and k % 2:
-        p[3], p[5] = p[5], p[3]
-    return _Part(part.kind, p)
-
-
-def _shift(part: _Part, dx: float, dy: float, dz: float) -> _Part:
-    p = list(part.params)
-    p[0] += dx
-    p[1] += dy
-    p[2] += dz
-    return _Part(part.kind, p)
-
-
-def _parts_bounds(parts: list[_Part]) -> tuple[list[float], list[float]]:
-    lo = np.full(3, np.inf)
-    hi = np.full(3, -np.inf)
-    for part in parts:
-        p = np.asarray(part.params)
-        if part.kind == "box":
-            half = p[3:6]
-        else:
-            r = max(p[3], p[4])
-            half = np.array([r, p[5], r])
-        lo = np.minimum(lo, p[:3] - half)
-        hi = np.maximum(hi, p[:3] + half)
-    return lo.tolist(), hi.tolist()
-
-
-def _overlap(a: Rect, b: Rect, gap: float) -> bool:
-    return a[0] < b[2] + gap and b[0] < a[2] + gap and a[1] < b[3] + gap and b[1] < a[3] + gap
-
-
-def _grow(rect: Rect, amount: float, direction: tuple[float, float]) -> Rect:
-    """Extend a rectangle by ``amount`` towards ``direction`` (an axis-aligned unit vector)."""
-    x0, z0, x1, z1 = rect
-    dx, dz = direction
-    return (
-        x0 + min(dx, 0) * amount,
-        z0 + min(dz, 0) * amount,
-        x1 + max(dx, 0) * amount,
-        z1 + max(dz, 0) * amount,
-    )
 
 
 def _wall_layout(
