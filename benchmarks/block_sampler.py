@@ -32,6 +32,7 @@ from difforge.core.cli import resolve_device
 from difforge.core.diffusion.block import BlockDiffusionLoss, sample_block_diffusion
 from difforge.core.diffusion.sampling import SamplerStep
 from difforge.core.nn.dit import DiTBackbone
+from difforge.core.timing import synchronize, timed
 from difforge.core.toy import MarkovChain, fit_toy_model, legal_transition_rate, transition_jsd
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
@@ -46,23 +47,6 @@ class CallCounter:
     def __call__(self, *args, **kwargs):
         self.calls += 1
         return self.model(*args, **kwargs)
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def timed(fn, device: torch.device, repeats: int) -> tuple[list[float], object]:
-    fn()  # warm-up (allocator, kernels)
-    times, out = [], None
-    for _ in range(repeats):
-        synchronize(device)
-        start = time.perf_counter()
-        out = fn()
-        synchronize(device)
-        times.append(time.perf_counter() - start)
-    return times, out
 
 
 def random_model(args: argparse.Namespace, device: torch.device) -> DiTBackbone:

@@ -3,8 +3,7 @@
 # run the core's GPU benchmarks, and copy their reports to $OUT. Run through the device tool with
 # carry [".whl"], where .whl/ holds diffusers-0.42.1-py3-none-any.whl.
 set -euo pipefail
-python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl
-export PYTHONPATH=/tmp/site:$PWD/shared/src PYTHONUNBUFFERED=1
+source scripts/gpu_env.sh
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 python3 benchmarks/block_sampler.py --device cuda
 python3 benchmarks/cache_hooks.py

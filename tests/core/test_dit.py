@@ -192,3 +192,14 @@ def test_a_backbone_without_its_own_token_table_is_a_supported_mode(tmp_path):
     )
     with pytest.raises(ValueError, match="needs vocab_size"):
         DiTBackbone(in_channels=3, external_embedding=True)
+
+
+def test_num_parameters_counts_tied_tensors_once():
+    from difforge.core.nn import num_parameters
+
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 3))
+    model[1].weight = torch.nn.Parameter(model[0].weight.T.contiguous())
+    assert num_parameters(model) == 12 + 4 + 12 + 3
+    shared = torch.nn.Linear(2, 2)
+    assert num_parameters(torch.nn.Sequential(shared, shared)) == 6
+    assert num_parameters(None) == 0

@@ -295,8 +295,7 @@ class DiTBackbone(ModelMixin, ConfigMixin, CacheMixin):
             )
         if pos_embedding not in ("rope", "learned"):
             raise ValueError(f"pos_embedding must be 'rope' or 'learned', got {pos_embedding!r}")
-        if hidden_size % num_heads or (hidden_size // num_heads) % 2:
-            raise ValueError("hidden_size / num_heads must be an even integer (rotary halves)")
+        check_head_size(hidden_size, num_heads)
         self.head_dim = hidden_size // num_heads
 
         if external_embedding and vocab_size is None:
