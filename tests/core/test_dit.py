@@ -203,3 +203,14 @@ def test_num_parameters_counts_tied_tensors_once():
     shared = torch.nn.Linear(2, 2)
     assert num_parameters(torch.nn.Sequential(shared, shared)) == 6
     assert num_parameters(None) == 0
+
+
+def test_null_class_is_the_extra_row_condition_dropout_uses():
+    from difforge.core.diffusion.guidance import ConditionDropout
+
+    model = DiTBackbone.from_preset("tiny", in_channels=2, num_classes=3)
+    dropout = ConditionDropout(p=1.0, null_values={"class_labels": model.null_class})
+    labels = dropout({"class_labels": torch.tensor([0, 2])})["class_labels"]
+    assert labels.tolist() == [3, 3]
+    out = model(torch.randn(2, 4, 2), torch.tensor([1.0, 2.0]), class_labels=labels).sample
+    assert out.shape == (2, 4, 2)

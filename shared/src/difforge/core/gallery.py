@@ -9,8 +9,6 @@ from pathlib import Path
 
 from difforge.core.io import atomic_open
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp"}
-
 
 @dataclass
 class DemoSection:
