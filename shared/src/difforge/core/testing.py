@@ -1,0 +1,68 @@
+"""Helpers for the packages' tests: run a command as a user would, interrupt it, compare folders.
+
+Every package tests its commands in a separate interpreter, exactly as a user starts them, so
+that what is checked is what a user sees (stdout, stderr, exit code, files left on disk).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+__all__ = ["interrupt_command", "run_command", "tree_snapshot"]
+
+
+def run_command(
+    module: str, args: Sequence[str | os.PathLike[str]], timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    """``python -m module args...`` to its end; stdout/stderr captured as text."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+def interrupt_command(
+    module: str,
+    args: Sequence[str | os.PathLike[str]],
+    ready: Callable[[], bool],
+    timeout: float = 300,
+) -> subprocess.CompletedProcess[str]:
+    """Start ``python -m module args...``, press Ctrl-C (SIGINT) as soon as ``ready()`` is true
+    (e.g. once its output folder appears), and wait for it to end."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", module, *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            out, err = process.communicate()
+            raise AssertionError(f"the command ended before it was ready: {err[-2000:]}")
+        time.sleep(0.02)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+
+
+def tree_snapshot(folder: str | os.PathLike[str]) -> dict[str, str]:
+    """Every file under ``folder`` (relative path -> sha256): equal snapshots, untouched folder."""
+    root = Path(folder)
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
