@@ -31,6 +31,7 @@ Writes ``scaling_<device>_<date>.json`` and ``.md`` (card, date, command) into `
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import re
 import resource
@@ -52,7 +53,7 @@ from difforge.traj.data.hoser import read_trajectories
 from difforge.traj.data.requests import sample_od_requests
 from difforge.traj.data.synthetic import SCALING_GRIDS, write_synthetic_dataset
 from difforge.traj.model import TrajDLM
-from difforge.traj.sample import TrajectorySampler, model_sampling
+from difforge.traj.sample import TrajectorySampler
 from difforge.traj.train import load_train_config, train
 
 RESULTS_DIR = Path(__file__).resolve().parents[1] / "results"
@@ -121,8 +122,9 @@ def measure_city(
     ms_per_step = 1000 * args.batch_size / summary.logs["samples_per_s"]
 
     reset_peak(device)
-    model, meta = TrajDLM.from_pretrained(work / f"{name}_model")
-    sampler = TrajectorySampler(model, model_sampling(meta, batch_size=args.batch_size), device)
+    model = TrajDLM.from_pretrained(work / f"{name}_model")
+    sampling = dataclasses.replace(model.sampling, batch_size=args.batch_size)
+    sampler = TrajectorySampler(model, sampling, device)
     trips = read_trajectories(data_dir / "train.csv", sampler.graph)
     requests = sample_od_requests(trips, args.requests, seed=args.seed)
     warm_up(sampler, requests, args.batch_size)

@@ -58,7 +58,8 @@ def one_line_error(capsys) -> str:
 
 def test_train_writes_a_loadable_model_with_checkpoints_and_logs(trained, dataset):
     meta = json.loads((trained / "config.json").read_text())
-    assert meta["model_type"] == "trajdlm"
+    assert meta["model_type"] == "difforge-traj" and meta["format_version"] == 2
+    assert meta["sampling"]["max_detour"] is not None  # set from the training trips
     assert meta["model"]["num_segments"] == 42 and meta["model"]["block_size"] >= 4
     assert meta["dataset"]["path"] == str(dataset.resolve())
     assert meta["training"]["steps"] == 15

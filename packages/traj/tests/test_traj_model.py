@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +15,9 @@ from difforge.core.errors import CheckpointError, ConfigError, UserError
 from difforge.traj.data.hoser import write_roadmap
 from difforge.traj.data.synthetic import synthetic_city
 from difforge.traj.model import (
+    DEFAULT_MODEL_DIR,
     NUM_PREFIX,
+    SamplingConfig,
     TrajDLM,
     TrajDLMConfig,
     default_block_size,
@@ -108,15 +112,19 @@ def test_save_and_load_round_trip(city, tmp_path):
     data = tmp_path / "data"
     write_roadmap(city, data)
     model = tiny_model(city).eval()
-    out = model.save_pretrained(tmp_path / "model", data_dir=data, extra={"sampling": {"x": 1}})
+    model.sampling = SamplingConfig(steps_per_block=3, max_detour=5)
+    out = model.save_pretrained(tmp_path / "model", data_dir=data, info={"training": {"steps": 7}})
     assert sorted(p.name for p in out.iterdir()) == [
         "config.json",
         "model.safetensors",
         "roadmap.geo",
         "roadmap.rel",
     ]
-    loaded, meta = TrajDLM.from_pretrained(out)
-    assert meta["sampling"] == {"x": 1}
+    meta = json.loads((out / "config.json").read_text())
+    assert meta["model_type"] == "difforge-traj" and meta["format_version"] == 2
+    loaded = TrajDLM.from_pretrained(out)
+    assert loaded.sampling == model.sampling
+    assert loaded.meta["training"] == {"steps": 7} and loaded.model_dir == out
     assert loaded.config == model.config
     tokens = torch.randint(0, city.num_segments, (3, 8))
     kwargs = {
@@ -154,4 +162,34 @@ def test_loading_bad_model_folders_fails_with_one_line_errors(city, tmp_path):
     meta["model"]["hidden_size"] = 48
     (out / "config.json").write_text(json.dumps(meta))
     with pytest.raises(CheckpointError, match="cannot load"):
+        TrajDLM.from_pretrained(out)
+
+
+LEGACY_CONFIG = Path(__file__).parent / "data" / "default_model_config_v1.json"
+
+
+def test_folders_saved_before_format_version_2_still_load(tmp_path):
+    """The shipped default as it was first saved: model_type "trajdlm", no format_version."""
+    old = tmp_path / "old_default"
+    shutil.copytree(DEFAULT_MODEL_DIR, old)
+    shutil.copyfile(LEGACY_CONFIG, old / "config.json")
+    assert json.loads(LEGACY_CONFIG.read_text())["model_type"] == "trajdlm"
+    legacy, current = TrajDLM.from_pretrained(old), TrajDLM.from_pretrained("default")
+    assert legacy.meta["format_version"] == 1 and current.meta["format_version"] == 2
+    assert legacy.sampling == current.sampling and legacy.config == current.config
+    assert legacy.meta["roadmap_sha256"] == current.meta["roadmap_sha256"]
+    for (name, a), (_, b) in zip(legacy.state_dict().items(), current.state_dict().items()):
+        assert torch.equal(a, b), name
+
+
+def test_unknown_model_types_and_newer_formats_are_refused(city, tmp_path):
+    data = tmp_path / "data"
+    write_roadmap(city, data)
+    out = tiny_model(city).save_pretrained(tmp_path / "model", data_dir=data)
+    meta = json.loads((out / "config.json").read_text())
+    (out / "config.json").write_text(json.dumps({**meta, "format_version": 3}))
+    with pytest.raises(CheckpointError, match="format_version 3"):
+        TrajDLM.from_pretrained(out)
+    (out / "config.json").write_text(json.dumps({**meta, "model_type": "difforge-hair"}))
+    with pytest.raises(CheckpointError, match="not a difforge-traj model folder"):
         TrajDLM.from_pretrained(out)

@@ -13,8 +13,8 @@ from difforge.core.errors import UserError
 from difforge.traj.constraint import HopDistances, TopologyConstraint, successor_table
 from difforge.traj.data.requests import ODRequests
 from difforge.traj.data.synthetic import synthetic_city, synthetic_trips
-from difforge.traj.model import TrajDLM, resolve_config
-from difforge.traj.sample import SamplingConfig, TrajectorySampler, cut_trip
+from difforge.traj.model import SamplingConfig, TrajDLM, resolve_config
+from difforge.traj.sample import TrajectorySampler, cut_trip
 from difforge.traj.train import load_train_config
 
 TINY = load_train_config("tiny", []).model  # the tiny size preset

@@ -12,7 +12,7 @@ import pytest
 from difforge.traj.data.hoser import read_trajectories
 from difforge.traj.data.requests import sample_od_requests
 from difforge.traj.model import TrajDLM, model_data_dir
-from difforge.traj.sample import TrajectorySampler, model_sampling
+from difforge.traj.sample import TrajectorySampler
 
 # One line per trip: its segment ids.
 PINNED_ROUTES = """
@@ -30,9 +30,9 @@ PINNED_ARRIVALS = ["2019-04-16T04:15:15", "2019-04-16T02:46:43", "2019-04-16T05:
 
 @pytest.fixture(scope="module")
 def default_trips():
-    model, meta = TrajDLM.from_pretrained("default")
-    sampler = TrajectorySampler(model, model_sampling(meta), "cpu")
-    train = read_trajectories(model_data_dir(meta) / "train.csv", sampler.graph)
+    model = TrajDLM.from_pretrained("default")
+    sampler = TrajectorySampler(model, model.sampling, "cpu")
+    train = read_trajectories(model_data_dir(model.meta) / "train.csv", sampler.graph)
     requests = sample_od_requests(train, len(ROUTES), seed=0)
     return sampler.generate(requests, seed=0, show_progress=False)
 

@@ -61,7 +61,7 @@ from difforge.traj.evaluate import (
 )
 from difforge.traj.model import TrajDLM
 from difforge.traj.od_grid import HOSER_BOUNDING_BOXES, ODGrid, hoser_city
-from difforge.traj.sample import TrajectorySampler, model_sampling
+from difforge.traj.sample import TrajectorySampler
 
 BASELINES = ("shortest_path", "modal_route", "markov", "hoser_beam", "hoser_astar")
 REFERENCE = "real_trips"
@@ -224,7 +224,7 @@ def warm_up(
 
 def run_bench(
     data_dir: str | Path,
-    model_dir: Path,
+    model: TrajDLM,
     settings: BenchSettings,
     *,
     ar_model_dir: Path | None = None,
@@ -241,8 +241,7 @@ def run_bench(
     data_dir = Path(data_dir)
     harness = Harness(data_dir, settings)
     device = harness.device
-    model, meta = TrajDLM.from_pretrained(model_dir)
-    base_sampling = model_sampling(meta, batch_size=settings.batch_size)
+    base_sampling = dataclasses.replace(model.sampling, batch_size=settings.batch_size)
 
     runners: dict[str, Callable[[ODRequests, int], tuple[Trajectories, Throughput]]] = {}
     samplers: dict[str, TrajectorySampler] = {}
@@ -268,7 +267,7 @@ def run_bench(
         else:  # ar_decoding
             ar_sampling = dataclasses.replace(base_sampling, decoding="autoregressive")
             if ar_model_dir is not None:
-                ar_model, _ = TrajDLM.from_pretrained(ar_model_dir)
+                ar_model = TrajDLM.from_pretrained(ar_model_dir)
                 if ar_model.config.block_size != 1:
                     raise UserError(f"{ar_model_dir}: not an autoregressive model (block size 1)")
                 samplers[name] = TrajectorySampler(ar_model, ar_sampling, device)
@@ -282,8 +281,8 @@ def run_bench(
                 model, dataclasses.replace(base_sampling, **change), device
             )
     for label, path in settings.extra_models.items():
-        extra_model, extra_meta = TrajDLM.from_pretrained(path)
-        extra_sampling = model_sampling(extra_meta, batch_size=settings.batch_size)
+        extra_model = TrajDLM.from_pretrained(path)
+        extra_sampling = dataclasses.replace(extra_model.sampling, batch_size=settings.batch_size)
         samplers[label] = TrajectorySampler(extra_model, extra_sampling, device)
     for label, sampler in samplers.items():
         warm_up(sampler, harness.requests(settings.seeds[0]))
@@ -298,7 +297,7 @@ def run_bench(
             "device": str(device),
             "date": dt.date.today().isoformat(),
             "data": str(data_dir),
-            "model": str(model_dir),
+            "model": str(model.model_dir),
             "ar_model": str(ar_model_dir) if ar_model_dir else None,
             "settings": {
                 **dataclasses.asdict(settings),

@@ -115,11 +115,11 @@ def _load_sampler(args: argparse.Namespace):
     from difforge.core.cli import resolve_device
     from difforge.core.config import apply_overrides
     from difforge.traj.model import TrajDLM, model_data_dir
-    from difforge.traj.sample import TrajectorySampler, model_sampling
+    from difforge.traj.sample import TrajectorySampler
 
-    model, meta = TrajDLM.from_pretrained(args.model)
-    data_dir = model_data_dir(meta, args.data)
-    sampling = apply_overrides(model_sampling(meta), args.overrides)
+    model = TrajDLM.from_pretrained(args.model)
+    data_dir = model_data_dir(model.meta, args.data)
+    sampling = apply_overrides(model.sampling, args.overrides)
     if args.batch_size:
         sampling = apply_overrides(sampling, [f"batch_size={args.batch_size}"])
     return TrajectorySampler(model, sampling, resolve_device(args.device)), data_dir
@@ -221,9 +221,8 @@ def _bench(args: argparse.Namespace) -> None:
     from difforge.traj.model import TrajDLM, model_data_dir, resolve_model_dir
 
     _set_threads(args.threads)
-    model_dir = resolve_model_dir(args.model)
-    _, meta = TrajDLM.from_pretrained(model_dir)
-    data_dir = model_data_dir(meta, args.data)
+    model = TrajDLM.from_pretrained(args.model)
+    data_dir = model_data_dir(model.meta, args.data)
     extra = {}
     for item in args.extra_model:
         label, sep, path = item.partition("=")
@@ -245,7 +244,7 @@ def _bench(args: argparse.Namespace) -> None:
     command = "difforge-traj " + " ".join(shlex.quote(a) for a in args.argv)
     results = run_bench(
         data_dir,
-        model_dir,
+        model,
         settings,
         ar_model_dir=resolve_model_dir(args.ar_model) if args.ar_model else None,
         hoser_model_dir=args.hoser_model,

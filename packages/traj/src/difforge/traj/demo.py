@@ -21,8 +21,8 @@ from difforge.traj.data.hoser import read_trajectories
 from difforge.traj.data.requests import sample_od_requests
 from difforge.traj.evaluate import Throughput, evaluate_trajectories
 from difforge.traj.export import draw_map, write_generated_csv, write_geojson, write_gpx
-from difforge.traj.model import TrajDLM, model_data_dir, resolve_model_dir
-from difforge.traj.sample import TrajectorySampler, model_sampling
+from difforge.traj.model import TrajDLM, model_data_dir
+from difforge.traj.sample import TrajectorySampler
 
 HEADLINE = (
     "legal_transition_share",
@@ -56,10 +56,9 @@ def run(out_dir: str | Path, *, model: str | Path = "default", n: int = 1000) ->
 
 def _run(out: Path, model: str | Path, n: int) -> list[DemoSection]:
     out.mkdir(parents=True, exist_ok=True)
-    model_dir = resolve_model_dir(model)
-    trajdlm, meta = TrajDLM.from_pretrained(model_dir)
-    data_dir = model_data_dir(meta)
-    sampler = TrajectorySampler(trajdlm, model_sampling(meta), "cpu")
+    trajdlm = TrajDLM.from_pretrained(model)
+    data_dir = model_data_dir(trajdlm.meta)
+    sampler = TrajectorySampler(trajdlm, trajdlm.sampling, "cpu")
     graph = sampler.graph
     train = read_trajectories(data_dir / "train.csv", graph)
     test = read_trajectories(data_dir / "test.csv", graph)
@@ -87,7 +86,7 @@ def _run(out: Path, model: str | Path, n: int) -> list[DemoSection]:
         throughput=Throughput(len(trips), trips.seconds, trips.batch_size, "cpu"),
     )
     write_json(files["metrics"], ours)
-    steps = meta.get("training", {}).get("steps", "?")
+    steps = trajdlm.meta.get("training", {}).get("steps", "?")
     sections = [
         DemoSection(
             title=f"traj: TrajDLM trips on {data_dir.name}",

@@ -26,9 +26,11 @@ One model family, three parts (all in :class:`TrajDLM`, saved as one folder):
 Token ids: segments ``0..N-1``, ``[EOS]`` = N (pads a trip to a multiple of the block size),
 ``[MASK]`` = N + 1. Every trip starts with its origin segment at position 0 (a known token).
 
-Saved as a folder: ``config.json`` (this module's :class:`TrajDLMConfig` plus sampling defaults and
-the dataset the model was trained on), ``model.safetensors``, and a copy of ``roadmap.geo`` /
-``roadmap.rel`` (the encoder's graph; weights are only valid with that exact network).
+Saved as a folder through the core's model-folder helpers (:mod:`difforge.core.pretrained`):
+``config.json`` (``model_type``, the :class:`SamplingConfig` defaults, ``format_version``, this
+module's :class:`TrajDLMConfig`, the road network's sha256 and the dataset and training summary),
+``model.safetensors``, and a copy of ``roadmap.geo`` / ``roadmap.rel`` (the encoder's graph;
+weights are only valid with that exact network).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ import math
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -48,9 +50,15 @@ from torch import Tensor, nn
 from difforge.core import pretrained
 from difforge.core.config import check_config, from_dict, to_dict
 from difforge.core.errors import CheckpointError, ConfigError, UserError
-from difforge.core.io import atomic_path, write_json
+from difforge.core.io import atomic_path
 from difforge.core.nn.dit import DiTBackbone, DiTOutput
-from difforge.core.pretrained import CONFIG_NAME, read_json_object
+from difforge.core.pretrained import (
+    CONFIG_NAME,
+    read_json_object,
+    read_model_meta,
+    split_model_meta,
+    write_model_meta,
+)
 from difforge.traj.data.datasets import available_datasets, dataset_dir
 from difforge.traj.data.hoser import read_roadmap
 from difforge.traj.data.segments import SegmentGraph
@@ -60,6 +68,11 @@ DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "weights" / "default"
 WEIGHTS_NAME = "model.safetensors"
 ROADMAP_FILES = ("roadmap.geo", "roadmap.rel")
 MINUTES_PER_DAY = 1440
+MODEL_TYPE = "difforge-traj"
+# config.json layout: 2 = the core's model-folder metadata (model_type difforge-traj and this
+# version); folders without a version were written as model_type "trajdlm" and load unchanged.
+FORMAT_VERSION = 2
+LEGACY_MODEL_TYPE = "trajdlm"
 
 
 @dataclass(frozen=True)
@@ -125,6 +138,39 @@ class TrajDLMConfig:
     @property
     def resolved(self) -> bool:
         return min(self.num_segments, self.num_road_types, self.block_size, self.max_len) > 0
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """How trips are decoded (defaults: TrajDLM's inference settings); saved in the model folder,
+    run by :class:`difforge.traj.sample.TrajectorySampler`."""
+
+    decoding: Literal["diffusion", "autoregressive"] = "diffusion"
+    # Denoising steps per block (block / steps tokens committed per step); None: threshold only.
+    # 2 rather than TrajDLM's up to 8: fewer steps decode faster and, on our data, scored the same
+    # as 4 and 8 (RESULTS.md, "Steps per block").
+    steps_per_block: int | None = 2
+    threshold: float | None = None  # Fast-dLLM: also commit every token above this confidence
+    guidance_scale: float = 0.5  # w in u + (w + 1)(c - u); 0 disables guidance
+    temperature: float = 0.0  # 0: greedy (TrajDLM); > 0: Gumbel-max sampling
+    constrained: bool = True  # topology-constrained sampling (False: the ablation)
+    # Longest detour, in segments beyond the fewest-hop route, a trip may take (rule 2); training
+    # stores a high quantile of the training trips' detours here. None: only the canvas limits it.
+    max_detour: int | None = None
+    duration_sampling: bool = True  # sample travel times from the head's Gaussian (False: mean)
+    batch_size: int = 256
+    cuda_graphs: bool = True  # replay the constraint as CUDA graphs on a GPU
+
+    def __post_init__(self) -> None:
+        if self.steps_per_block is not None:
+            check_config(self.steps_per_block >= 1, "steps_per_block", ">= 1", self.steps_per_block)
+        if self.threshold is not None:
+            check_config(0 < self.threshold <= 1, "threshold", "in (0, 1]", self.threshold)
+        check_config(self.guidance_scale >= 0, "guidance_scale", ">= 0", self.guidance_scale)
+        check_config(self.temperature >= 0, "temperature", ">= 0", self.temperature)
+        check_config(self.batch_size >= 1, "batch_size", ">= 1", self.batch_size)
+        if self.max_detour is not None:
+            check_config(self.max_detour >= 0, "max_detour", ">= 0", self.max_detour)
 
 
 def default_block_size(lengths: np.ndarray) -> int:
@@ -337,6 +383,10 @@ class TrajDLM(nn.Module):
         self.backbone.token_embed = None
         self.duration_head = TravelTimeHead(config)
         self.road_graph: SegmentGraph | None = None
+        # Saved with the weights: how to sample, and what the model was trained on.
+        self.sampling = SamplingConfig()
+        self.meta: dict[str, Any] = {}  # format_version, roadmap_sha256, dataset, training
+        self.model_dir: Path | None = None  # the folder it was loaded from
 
     # ------------------------------------------------------------------ graph
 
@@ -438,11 +488,12 @@ class TrajDLM(nn.Module):
     # ------------------------------------------------------------------ save / load
 
     def save_pretrained(
-        self, out_dir: str | Path, *, data_dir: str | Path, extra: dict[str, Any] | None = None
+        self, out_dir: str | Path, *, data_dir: str | Path, info: dict[str, Any] | None = None
     ) -> Path:
         """Write ``model.safetensors``, the roadmap copy and ``config.json`` (last) to ``out_dir``.
 
-        ``extra`` (sampling defaults, training summary) is stored in ``config.json`` too.
+        ``config.json`` holds the architecture, :attr:`sampling`, the format version, the road
+        network's fingerprint and ``info`` (dataset, training summary).
         """
         from safetensors.torch import save_file
 
@@ -456,29 +507,25 @@ class TrajDLM(nn.Module):
             for name in ROADMAP_FILES:
                 with atomic_path(out / name) as tmp:
                     shutil.copyfile(data_dir / name, tmp)
-        write_json(
-            out / CONFIG_NAME,
-            {
-                "model_type": "trajdlm",
-                "model": to_dict(self.config),
-                "roadmap_sha256": roadmap_fingerprint(out),
-                **(extra or {}),
-            },
-        )
+        fields = {
+            "format_version": FORMAT_VERSION,
+            "model": to_dict(self.config),
+            "roadmap_sha256": roadmap_fingerprint(out),
+            **(info or {}),
+        }
+        write_model_meta(out, MODEL_TYPE, self.sampling, fields)
         return out
 
     @classmethod
-    def from_pretrained(cls, model_dir: str | Path) -> tuple[TrajDLM, dict[str, Any]]:
-        """Load a model folder: the model (graph attached as ``road_graph``, eval mode) and the
-        whole ``config.json``."""
+    def from_pretrained(cls, model_dir: str | Path) -> TrajDLM:
+        """Load a model folder (``"default"``: the shipped one) in eval mode, with its road network
+        attached as ``road_graph``, its sampling defaults as :attr:`sampling` and the rest of its
+        ``config.json`` as :attr:`meta`."""
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         model_dir = resolve_model_dir(model_dir)
-        config_path = model_dir / CONFIG_NAME
-        meta = read_json_object(config_path)
-        if meta.get("model_type") != "trajdlm":
-            raise CheckpointError(f"{config_path}: not a TrajDLM model config")
+        sampling, meta = split_model_meta(read_traj_meta(model_dir), SamplingConfig)
         config = from_dict(TrajDLMConfig, meta.get("model", {}), prefix="model.")
         if roadmap_fingerprint(model_dir) != meta.get("roadmap_sha256"):
             raise CheckpointError(
@@ -492,7 +539,26 @@ class TrajDLM(nn.Module):
         except (OSError, RuntimeError, SafetensorError) as exc:
             raise CheckpointError(f"{model_dir}: cannot load {WEIGHTS_NAME} ({exc})") from None
         model.attach_graph(graph)
-        return model.eval(), meta
+        model.sampling, model.meta, model.model_dir = sampling, meta, model_dir
+        return model.eval()
+
+
+def read_traj_meta(model_dir: Path) -> dict[str, Any]:
+    """``config.json`` of a model folder, folders written before format version 2 included."""
+    try:
+        meta = read_model_meta(model_dir, MODEL_TYPE)
+    except CheckpointError:
+        meta = read_json_object(model_dir / CONFIG_NAME)
+        if meta.get("model_type") != LEGACY_MODEL_TYPE:
+            raise
+        meta = {**meta, "format_version": 1}
+    version = meta.get("format_version")
+    if not isinstance(version, int) or not 1 <= version <= FORMAT_VERSION:
+        raise CheckpointError(
+            f"{model_dir}: config.json format_version {version!r}; this difforge-traj reads "
+            f"1 to {FORMAT_VERSION} (a newer difforge-traj wrote it?)"
+        )
+    return meta
 
 
 def num_parameters(model: nn.Module) -> int:

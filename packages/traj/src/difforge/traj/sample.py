@@ -21,14 +21,12 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from difforge.core.cli import progress
-from difforge.core.config import check_config, from_dict
 from difforge.core.diffusion import sample_autoregressive, sample_block_diffusion
 from difforge.core.errors import UserError
 from difforge.traj.constraint import (
@@ -41,45 +39,7 @@ from difforge.traj.constraint import (
 from difforge.traj.constraint_graphs import ConstraintGraphs
 from difforge.traj.data.hoser import Trajectories
 from difforge.traj.data.requests import ODRequests
-from difforge.traj.model import MINUTES_PER_DAY, TrajDLM, round_up
-
-
-@dataclass(frozen=True)
-class SamplingConfig:
-    """How trips are decoded (defaults: TrajDLM's inference settings)."""
-
-    decoding: Literal["diffusion", "autoregressive"] = "diffusion"
-    # Denoising steps per block (block / steps tokens committed per step); None: threshold only.
-    # 2 rather than TrajDLM's up to 8: on one H200 (RESULTS.md, helsinki_drive_dua, 5,000 trips x
-    # 2 seeds) 2 steps scored the same as 4 and 8 on every metric within the seed spread and
-    # decoded 2.2x / 4.4x faster (1 step: same scores again, 1.5x faster still).
-    steps_per_block: int | None = 2
-    threshold: float | None = None  # Fast-dLLM: also commit every token above this confidence
-    guidance_scale: float = 0.5  # w in u + (w + 1)(c - u); 0 disables guidance
-    temperature: float = 0.0  # 0: greedy (TrajDLM); > 0: Gumbel-max sampling
-    constrained: bool = True  # topology-constrained sampling (False: the ablation)
-    # Longest detour, in segments beyond the fewest-hop route, a trip may take (rule 2); training
-    # stores a high quantile of the training trips' detours here. None: only the canvas limits it.
-    max_detour: int | None = None
-    duration_sampling: bool = True  # sample travel times from the head's Gaussian (False: mean)
-    batch_size: int = 256
-    cuda_graphs: bool = True  # replay the constraint as CUDA graphs on a GPU (ConstraintGraphs)
-
-    def __post_init__(self) -> None:
-        if self.steps_per_block is not None:
-            check_config(self.steps_per_block >= 1, "steps_per_block", ">= 1", self.steps_per_block)
-        if self.threshold is not None:
-            check_config(0 < self.threshold <= 1, "threshold", "in (0, 1]", self.threshold)
-        check_config(self.guidance_scale >= 0, "guidance_scale", ">= 0", self.guidance_scale)
-        check_config(self.temperature >= 0, "temperature", ">= 0", self.temperature)
-        check_config(self.batch_size >= 1, "batch_size", ">= 1", self.batch_size)
-        if self.max_detour is not None:
-            check_config(self.max_detour >= 0, "max_detour", ">= 0", self.max_detour)
-
-
-def model_sampling(meta: dict, **changes: object) -> SamplingConfig:
-    """The sampling defaults saved with a model (``config.json``), with ``changes`` applied."""
-    return from_dict(SamplingConfig, {**meta.get("sampling", {}), **changes}, prefix="sampling.")
+from difforge.traj.model import MINUTES_PER_DAY, SamplingConfig, TrajDLM, round_up
 
 
 @dataclass

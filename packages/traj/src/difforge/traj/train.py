@@ -46,6 +46,7 @@ from difforge.traj.constraint import HopDistances
 from difforge.traj.data.hoser import Trajectories, read_roadmap, read_trajectories
 from difforge.traj.data.segments import SegmentGraph
 from difforge.traj.model import (
+    SamplingConfig,
     TrajDLM,
     TrajDLMConfig,
     num_parameters,
@@ -53,7 +54,7 @@ from difforge.traj.model import (
     round_up,
     time_bucket,
 )
-from difforge.traj.sample import SamplingConfig, departure_minutes
+from difforge.traj.sample import departure_minutes
 
 CONFIGS_DIR = Path(__file__).resolve().parent / "configs"
 DEFAULT_PRESET = "default"
@@ -362,17 +363,17 @@ def train(
         trainer.ema.store(params)
         trainer.ema.copy_to(params)
     try:
+        model.sampling = config.sampling
         model.save_pretrained(
             model_dir,
             data_dir=data_dir,
-            extra={
+            info={
                 "dataset": {
                     "name": data_dir.resolve().name,
                     "path": str(data_dir.resolve()),
                     "train_trips": len(dataset),
                     "skipped": dict(dataset.skipped),
                 },
-                "sampling": to_dict(config.sampling),
                 "training": {
                     **result.summary(),
                     "batch_size": train_cfg.batch_size,
