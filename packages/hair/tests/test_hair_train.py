@@ -169,3 +169,40 @@ def test_random_batches_differ_between_processes_and_match_one_process(monkeypat
     assert not any(torch.equal(a, b) for a, b in zip(first, second, strict=True))
     generator = torch.Generator().manual_seed(3 * 1_000_003 + 5)  # one process: batch 5 as ever
     torch.testing.assert_close(batches(0, 1)[0], torch.randint(1000, (8,), generator=generator))
+
+
+def _weights(folder) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(next(folder.glob("*.safetensors"))))
+
+
+def _same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[key], b[key]) for key in a)
+
+
+def test_train_seed_fixes_the_codecs_initial_weights(tmp_path):
+    def run(name: str, seed: int) -> dict[str, torch.Tensor]:
+        torch.manual_seed(len(name))  # the global RNG differs from run to run
+        out = tmp_path / name
+        args = ["--config", "tiny", "data.styles=2", "train.steps=1", f"train.seed={seed}"]
+        assert main(["train-codec", "--out", str(out), *args]) == 0
+        return _weights(out)
+
+    first = run("a", 0)
+    assert _same(first, run("bb", 0))
+    assert not _same(first, run("ccc", 1))
+
+
+def test_train_seed_fixes_the_diffusion_models_initial_weights(tmp_path):
+    write_tiny_data_and_codec(tmp_path)
+
+    def run(name: str, seed: int) -> dict[str, torch.Tensor]:
+        torch.manual_seed(len(name))  # the global RNG differs from run to run
+        config = load_run_config("diffusion", "tiny", ["train.steps=1", f"train.seed={seed}"])
+        train_diffusion(tmp_path / "data", tmp_path / "codec", tmp_path / name, config)
+        return _weights(tmp_path / name / "diffusion")
+
+    first = run("a", 0)
+    assert _same(first, run("bb", 0))
+    assert not _same(first, run("ccc", 1))

@@ -352,6 +352,7 @@ def train_codec(
     if not eval_parts:  # under 10 styles: measure on the first (training) style's strands
         eval_parts = [train_parts[0]]
     strands = torch.from_numpy(np.concatenate(train_parts))
+    torch.manual_seed(config.train.seed)  # the initial weights are the run's too
     codec = StrandCodec(**to_dict(config.model))
     trainer = Trainer(
         codec,
@@ -518,6 +519,7 @@ def train_diffusion(
                 state.device,
             ),
         )
+    torch.manual_seed(config.train.seed)  # the initial weights are the run's too
     diffusion = ScalpDiffusion(
         texture_channels=textures.shape[1],
         image_size=images.shape[1],
