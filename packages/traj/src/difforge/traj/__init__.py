@@ -1,3 +1,23 @@
-"""difforge.traj: road-network trajectory generation with block discrete diffusion (TrajDLM)."""
+"""difforge.traj: road-network trajectory generation with block discrete diffusion (TrajDLM).
+
+``TrajPipeline`` and ``TrajOutput`` (:mod:`difforge.traj.pipeline`) are imported on first use, so
+that ``import difforge.traj`` stays cheap.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+__all__ = ["TrajOutput", "TrajPipeline", "__version__"]
+
+if TYPE_CHECKING:
+    from difforge.traj.pipeline import TrajOutput, TrajPipeline
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("TrajPipeline", "TrajOutput"):
+        from difforge.traj import pipeline
+
+        return getattr(pipeline, name)
+    raise AttributeError(f"module 'difforge.traj' has no attribute {name!r}")
