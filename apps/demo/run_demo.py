@@ -15,9 +15,11 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 from difforge.core import demo as core_demo
+from difforge.core.cli import run_cli
 from difforge.core.gallery import DemoSection, write_gallery
 
 
+@run_cli
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("demo_out"))
