@@ -16,8 +16,8 @@ For each city, with one model preset and the same trip canvas (``model.block_siz
   Trainer, bf16 autocast on CUDA, EMA, gradient clipping, road encoder run on the whole graph at
   every step) for ``2 x train_steps`` steps of a fixed batch; the first half is warm-up, the
   second half is timed (the Trainer's last log window: ms/step = batch / samples per second);
-- **sampling throughput**: the trained model, default sampling (8 steps per block, guidance
-  w = 0.5, topology constraint), ``requests`` OD requests from the training set at a fixed batch,
+- **sampling throughput**: the trained model with its saved sampling defaults (topology
+  constraint on), ``requests`` OD requests from the training set at a fixed batch,
   after one warm-up batch; trips/s of wall time. The per-batch hop table (BFS from the batch's
   destinations, on the CPU, part of the sampler's work) is also timed alone;
 - **peak memory**: on CUDA ``torch.cuda.max_memory_allocated`` per phase (reset before each);

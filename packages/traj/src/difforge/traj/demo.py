@@ -43,8 +43,9 @@ def _rounded(metrics: dict, keys=HEADLINE) -> dict[str, float | str]:
 def run(out_dir: str | Path, *, model: str | Path = "default", n: int = 1000) -> list[DemoSection]:
     """Generate ``n`` trips with ``model`` on CPU; write files under ``out_dir``; return sections.
 
-    Runs with one torch thread: the model is small, and on a shared 2-core machine a second
-    OpenMP thread made generation many times slower (measured 18x), never faster by much.
+    Runs with one torch thread: the model is too small for a second OpenMP thread to pay for its
+    synchronisation, and on a machine shared with other jobs it waits for cores (RESULTS.md,
+    "Notes moved out of the source").
     """
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

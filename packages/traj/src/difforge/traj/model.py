@@ -147,8 +147,8 @@ class SamplingConfig:
 
     decoding: Literal["diffusion", "autoregressive"] = "diffusion"
     # Denoising steps per block (block / steps tokens committed per step); None: threshold only.
-    # 2 rather than TrajDLM's up to 8: fewer steps decode faster and, on our data, scored the same
-    # as 4 and 8 (RESULTS.md, "Steps per block").
+    # 2 rather than TrajDLM's up to 8: fewer steps decode faster, and more scored no better on our
+    # data (RESULTS.md, "Notes moved out of the source").
     steps_per_block: int | None = 2
     threshold: float | None = None  # Fast-dLLM: also commit every token above this confidence
     guidance_scale: float = 0.5  # w in u + (w + 1)(c - u); 0 disables guidance
