@@ -25,8 +25,12 @@ import torch
 from difforge.core.cli import resolve_device
 from difforge.core.config import to_dict
 from difforge.core.diffusion.gaussian import EDMLoss
-from difforge.core.diffusion.sampling import make_scheduler
-from difforge.hair.model import ScalpDiffusion, images_to_tensor, num_parameters
+from difforge.hair.model import (
+    ScalpDiffusion,
+    images_to_tensor,
+    make_edm_scheduler,
+    num_parameters,
+)
 from difforge.hair.sample import synchronize
 from difforge.hair.train import load_run_config
 
@@ -54,7 +58,7 @@ def main() -> None:
         torch.randn(args.batch, channels, side, side, device=device)
     )
     images = images_to_tensor(torch.randint(0, 256, (args.batch, size, size, 3), dtype=torch.uint8))
-    scheduler = make_scheduler("edm", "edm_euler", prediction_type="epsilon", sigma_data=1.0)
+    scheduler = make_edm_scheduler(config.sampling, "edm_euler")
     noise_levels = {"p_mean": config.p_mean, "p_std": config.p_std}
     features = None  # "codec" weights: the cost only, any weights of the right size will do
     if config.channel_weights == "codec":

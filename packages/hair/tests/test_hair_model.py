@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from diffusers import EDMDPMSolverMultistepScheduler
 from scipy import ndimage
 
 from difforge.core.errors import CheckpointError, ConfigError, UserError
@@ -23,9 +24,11 @@ from difforge.hair.data.groom import COLLISION_MARGIN, density_map, generate_gro
 from difforge.hair.data.head import DEFAULT_HEAD, UV_MAX_THETA, angles_from_uv
 from difforge.hair.data.styles import sample_style
 from difforge.hair.model import (
+    UNSTORED_SCHEDULE,
     HairModel,
     SamplingConfig,
     ScalpDiffusion,
+    ScheduleConfig,
     head_complement,
     replace_complement,
     resolve_model_dir,
@@ -401,6 +404,47 @@ def test_model_folder_round_trip(tmp_path):
             assert saved[key].dtype == torch.float32
             torch.testing.assert_close(saved[key], value, atol=2e-3, rtol=2e-3)  # float16 files
     assert loaded.diffusion.channel_std[0] == 0.5
+
+
+def test_sampling_schedule_is_saved_with_the_model_and_steers_sampling(tmp_path):
+    schedule = ScheduleConfig(sigma_min=0.01, sigma_max=40.0, rho=5.0)
+    sampling = SamplingConfig(steps=3, sampler="edm_euler", schedule=schedule)
+    HairModel(tiny_codec(), tiny_diffusion(), sampling).save(tmp_path / "m")
+    meta = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert meta["sampling"]["schedule"]["sigma_max"] == 40.0
+    loaded = HairModel.load(tmp_path / "m")
+    assert loaded.sampling == sampling
+    scheduler = HairGenerator(loaded).scheduler
+    assert type(scheduler).__name__ == "EDMEulerScheduler"
+    assert (scheduler.config.sigma_min, scheduler.config.sigma_max) == (0.01, 40.0)
+    assert (scheduler.config.rho, scheduler.config.sigma_data) == (5.0, 1.0)
+
+    image = np.random.default_rng(0).integers(0, 256, (1, 64, 64, 3), dtype=np.uint8)
+    before = HairGenerator(loaded).textures(image, seed=0)
+    meta["sampling"]["schedule"]["sigma_max"] = 2.0  # edited in the folder, not in code
+    (tmp_path / "m" / "config.json").write_text(json.dumps(meta))
+    edited = HairModel.load(tmp_path / "m")
+    assert HairGenerator(edited).scheduler.config.sigma_max == 2.0
+    assert not torch.allclose(HairGenerator(edited).textures(image, seed=0), before)
+
+
+def test_folders_saved_before_the_schedule_was_stored_load_with_what_they_used(tmp_path):
+    HairModel(tiny_codec(), tiny_diffusion(), SamplingConfig(root_candidates=300)).save(
+        tmp_path / "m"
+    )
+    meta = json.loads((tmp_path / "m" / "config.json").read_text())
+    old = {key: value for key, value in meta["sampling"].items() if key != "schedule"}
+    old["n_strands"] = old.pop("root_candidates")  # which counted root candidates then
+    (tmp_path / "m" / "config.json").write_text(json.dumps({**meta, "sampling": old}))
+    sampling = HairModel.load(tmp_path / "m").sampling
+    assert sampling.schedule == ScheduleConfig(**UNSTORED_SCHEDULE)
+    assert (sampling.root_candidates, sampling.n_strands) == (300, None)
+    scheduler = HairGenerator(HairModel.load(tmp_path / "m")).scheduler
+    expected = EDMDPMSolverMultistepScheduler(sigma_data=1.0, prediction_type="epsilon")
+    for key in ("sigma_min", "sigma_max", "sigma_data", "rho", "sigma_schedule"):
+        assert scheduler.config[key] == expected.config[key], key
+    shipped = json.loads((resolve_model_dir("default") / "config.json").read_text())
+    assert shipped["sampling"]["schedule"] == UNSTORED_SCHEDULE  # written out for the default
 
 
 def test_model_folder_errors(tmp_path, monkeypatch):

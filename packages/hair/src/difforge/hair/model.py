@@ -29,12 +29,14 @@ import torch
 import torch.nn.functional as F
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
+from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from PIL import Image
 from scipy import ndimage
 from torch import Tensor, nn
 
 from difforge.core import pretrained
 from difforge.core.config import check_config
+from difforge.core.diffusion.sampling import make_scheduler
 from difforge.core.io import atomic_dir
 from difforge.core.nn.dit import DiTBackbone
 from difforge.core.pretrained import (
@@ -312,6 +314,46 @@ def images_to_tensor(images: np.ndarray | Tensor) -> Tensor:
 
 
 @dataclass(frozen=True)
+class ScheduleConfig:
+    """The EDM noise schedule a model is trained and sampled with (diffusers' EDM schedulers,
+    epsilon prediction). ``sigma_data`` sets the preconditioning of training and sampling alike;
+    sampling walks ``steps`` noise levels from ``sigma_max`` down to ``sigma_min``, spaced by
+    ``sigma_schedule`` (``karras``: Karras et al.'s ``rho``-th-root spacing; ``exponential``:
+    even in log sigma), then to 0."""
+
+    sigma_min: float = 0.002
+    sigma_max: float = 80.0
+    sigma_data: float = 1.0
+    rho: float = 7.0
+    sigma_schedule: str = "karras"
+
+    def __post_init__(self) -> None:
+        check_config(self.sigma_min > 0, "sigma_min", "> 0", self.sigma_min)
+        check_config(
+            self.sigma_max > self.sigma_min, "sigma_max", f"> sigma_min={self.sigma_min}",
+            self.sigma_max,
+        )  # fmt: skip
+        check_config(self.sigma_data > 0, "sigma_data", "> 0", self.sigma_data)
+        check_config(self.rho > 0, "rho", "> 0", self.rho)
+        check_config(
+            self.sigma_schedule in ("karras", "exponential"),
+            "sigma_schedule",
+            "karras or exponential",
+            self.sigma_schedule,
+        )
+
+
+# What models saved before the schedule was stored were trained and sampled with.
+UNSTORED_SCHEDULE = {
+    "sigma_min": 0.002,
+    "sigma_max": 80.0,
+    "sigma_data": 1.0,
+    "rho": 7.0,
+    "sigma_schedule": "karras",
+}
+
+
+@dataclass(frozen=True)
 class SamplingConfig:
     """Generation defaults stored with a model (``generate`` and ``evaluate`` use them).
 
@@ -331,6 +373,9 @@ class SamplingConfig:
     ``ensemble``: textures sampled per picture (different noise, one batch) and averaged before
     decoding, Marigold's test-time ensembling: the average keeps what the picture determines and
     shrinks what each sample guesses; it costs ``ensemble`` times the sampling work.
+    ``sampler``: the scheduler kind (``edm_dpmsolver++``: DPM-Solver++ 2M; ``edm_euler``);
+    ``schedule``: its noise schedule (:class:`ScheduleConfig`), saved with the model so that it
+    samples the way it was trained.
     ``bf16``: sample the DiT under bfloat16 autocast (textures still come back in float32): 1.7x
     faster on a CPU with AMX (RESULTS.md), but slower on CPUs without bfloat16 units.
     """
@@ -346,6 +391,7 @@ class SamplingConfig:
     project_to_head_range: bool = False
     ensemble: int = 1
     bf16: bool = False
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
 
     def __post_init__(self) -> None:
         check_config(self.steps >= 1, "steps", ">= 1", self.steps)
@@ -399,11 +445,35 @@ class HairModel:
 
 def upgrade_sampling_meta(sampling: dict[str, Any]) -> dict[str, Any]:
     """A model folder's ``sampling`` metadata in today's keys. Folders written before
-    ``root_candidates`` existed stored the candidate count as ``n_strands``."""
+    ``root_candidates`` existed stored the candidate count as ``n_strands``; folders without a
+    ``schedule`` were trained and sampled with :data:`UNSTORED_SCHEDULE`."""
     sampling = dict(sampling)
     if "root_candidates" not in sampling and "n_strands" in sampling:
         sampling["root_candidates"] = sampling.pop("n_strands")
+    sampling["schedule"] = {**UNSTORED_SCHEDULE, **sampling.get("schedule", {})}
     return sampling
+
+
+def make_edm_scheduler(sampling: SamplingConfig, sampler: str | None = None) -> SchedulerMixin:
+    """The diffusers EDM scheduler of ``sampling``'s kind (or ``sampler``, e.g. ``edm_euler``
+    for training) and noise schedule."""
+    schedule = sampling.schedule
+    scheduler = make_scheduler(
+        "edm",
+        sampler or sampling.sampler,
+        prediction_type="epsilon",
+        sigma_data=schedule.sigma_data,
+    )
+    settings = {key: value for key, value in scheduler.config.items() if not key.startswith("_")}
+    return type(scheduler).from_config(  # without "_use_default_values", which would win
+        {
+            **settings,
+            "sigma_min": schedule.sigma_min,
+            "sigma_max": schedule.sigma_max,
+            "rho": schedule.rho,
+            "sigma_schedule": schedule.sigma_schedule,
+        }
+    )
 
 
 def resolve_model_dir(name: str | os.PathLike[str]) -> Path:

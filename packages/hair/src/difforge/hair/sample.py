@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from difforge.core.diffusion.sampling import make_scheduler, sample
+from difforge.core.diffusion.sampling import sample
 from difforge.hair.codec import StrandCodec, local_to_world
 from difforge.hair.data.dataset import HairSample, make_sample
 from difforge.hair.data.groom import COLLISION_MARGIN, Groom
@@ -35,6 +35,7 @@ from difforge.hair.model import (
     ScalpDiffusion,
     head_complement,
     images_to_tensor,
+    make_edm_scheduler,
     replace_complement,
     sample_texture,
     smooth_latents,
@@ -50,19 +51,20 @@ class HeadRangeDenoiser:
     leaves unit-variance noise there (real tokens: 0.08, RESULTS.md). This denoiser puts D at 0
     there, the whitened training textures' mean, i.e. D becomes its orthogonal projection onto
     the head's range: the sampler then sees the noisy inputs it saw in training (data + σ·noise)
-    and ends at the mean there. With diffusers' EDM preconditioning (sigma_data 1, epsilon
-    prediction, as :class:`HairGenerator`'s scheduler) D = x/(σ²+1) + σ/√(σ²+1)·F and
-    ``model_in`` = x/√(σ²+1), so D is 0 outside the range for F = -model_in/σ there.
+    and ends at the mean there. With diffusers' EDM preconditioning (epsilon prediction, as
+    :class:`HairGenerator`'s scheduler; s = ``sigma_data``) D = s²x/(σ²+s²) + σs/√(σ²+s²)·F and
+    ``model_in`` = x/√(σ²+s²), so D is 0 outside the range for F = -s·model_in/σ there.
     """
 
-    def __init__(self, diffusion: ScalpDiffusion) -> None:
+    def __init__(self, diffusion: ScalpDiffusion, sigma_data: float = 1.0) -> None:
         self.diffusion = diffusion
+        self.sigma_data = sigma_data
         self.complement = head_complement(diffusion.dit.proj_out.weight)
 
     def __call__(self, model_in: Tensor, timestep: Tensor, **condition: Tensor) -> Tensor:
         out = self.diffusion(model_in, timestep, **condition)
         sigma = torch.exp(4 * timestep).view(-1, 1, 1)  # diffusers' EDM c_noise = log(sigma) / 4
-        return replace_complement(out, -model_in / sigma, self.complement)
+        return replace_complement(out, -self.sigma_data * model_in / sigma, self.complement)
 
 
 class HairGenerator:
@@ -87,9 +89,7 @@ class HairGenerator:
         self.seed = seed
         self.head = head
         cfg = self.sampling
-        self.scheduler = make_scheduler(
-            "edm", cfg.sampler, prediction_type="epsilon", sigma_data=1.0
-        )
+        self.scheduler = make_edm_scheduler(cfg)
         self.calls = 0
 
     @property
@@ -104,7 +104,7 @@ class HairGenerator:
         pictures = images_to_tensor(images).to(self.device).repeat_interleave(members, 0)
         length, width = self.diffusion.token_shape
         denoiser = (
-            HeadRangeDenoiser(self.diffusion)
+            HeadRangeDenoiser(self.diffusion, self.sampling.schedule.sigma_data)
             if self.sampling.project_to_head_range
             else self.diffusion
         )

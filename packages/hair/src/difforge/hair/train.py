@@ -40,7 +40,6 @@ from safetensors.torch import save_file
 from difforge.core.config import check_config, load_config, to_dict
 from difforge.core.diffusion.gaussian import EDMLoss
 from difforge.core.diffusion.guidance import ConditionDropout
-from difforge.core.diffusion.sampling import make_scheduler
 from difforge.core.errors import UserError
 from difforge.core.io import atomic_dir, atomic_path, write_json
 from difforge.core.nn.dit import check_head_size
@@ -61,6 +60,7 @@ from difforge.hair.model import (
     SamplingConfig,
     ScalpDiffusion,
     images_to_tensor,
+    make_edm_scheduler,
     num_parameters,
     resolve_model_dir,
     scalp_texture,
@@ -553,7 +553,8 @@ def train_diffusion(
         "p_std": config.p_std,
         "condition_dropout": ConditionDropout(config.cond_dropout),
     }
-    scheduler = make_scheduler("edm", "edm_euler", prediction_type="epsilon", sigma_data=1.0)
+    sampling = config.sampling if init is None else init.sampling
+    scheduler = make_edm_scheduler(sampling, "edm_euler")  # the preconditioning it samples with
     channel_weights, features = torch.ones(textures.shape[1]), None  # uniform: the plain loss
     if config.channel_weights == "codec":
         channel_weights = codec_channel_weights(
@@ -598,7 +599,6 @@ def train_diffusion(
         info["codec_metrics"] = json.loads(codec_metrics_path.read_text(encoding="utf-8"))[
             "held_out"
         ]
-    sampling = config.sampling if init is None else init.sampling
     model = HairModel(codec=codec, diffusion=diffusion.cpu(), sampling=sampling, info=info)
     if state.is_main_process:
         model.save(out_dir)
