@@ -2,9 +2,9 @@
 call that returns a :class:`TrajOutput` with ``.save(path)``.
 
 It wraps what ``difforge-traj generate`` uses (:class:`~difforge.traj.model.TrajDLM`,
-:class:`~difforge.traj.sample.TrajectorySampler`, :func:`~difforge.traj.data.requests.
-sample_od_requests`): the sampling defaults come from the model folder's config.json, keyword
-arguments override them.
+:class:`~difforge.traj.sample.TrajectorySampler` and
+:func:`~difforge.traj.data.requests.sample_od_requests`): the sampling defaults come from the
+model folder's config.json, keyword arguments override them.
 """
 
 from __future__ import annotations
