@@ -181,7 +181,7 @@ def cmd_render(args: argparse.Namespace) -> None:
 
 def _process_started_at() -> float:
     """``time.monotonic()`` at this process's start, so that a command's ``time_limit_s`` also
-    covers python start-up and imports (~15 s on the GPU machine)."""
+    covers python start-up and imports (seconds on a cold machine: RESULTS.md)."""
     import time
 
     import psutil

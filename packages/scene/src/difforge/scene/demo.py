@@ -23,7 +23,7 @@ from difforge.scene.render import render_png
 # A seed whose room shows every class: bed with nightstand and lamp, desk and chair, sofa,
 # cabinet, stool.
 DEMO_SEED = 24
-# Fewer sampling steps than the model's defaults keep the CPU demo near 30 s on one thread.
+# Fewer sampling steps than the model's defaults keep the CPU demo short (its time: RESULTS.md).
 DEMO_SAMPLING = {"steps": 30, "repaint_steps": 30, "jump_n_sample": 3}
 
 
@@ -59,7 +59,8 @@ def _model_section(
     model = SceneModel.load(model_dir)
     generator = SceneGenerator(model, "cpu", replace(model.sampling, **DEMO_SAMPLING))
     layout = room_scene_layout(DEMO_SEED, 2, 2, generator.sampling.stride)
-    # One thread: on a shared 2-core machine two threads per small matmul are ~20x slower.
+    # One thread: the DiT's matmuls are small, and intra-op threads on them cost far more than
+    # they gain on a shared machine (RESULTS.md, "Speed").
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

@@ -99,8 +99,8 @@ def chamfer_matrix(
     """Chamfer distances (A, B) between point clouds (each (n, 3)), in input units squared.
 
     With ``b`` None the matrix of ``a`` against itself (symmetric, half the work). Without a
-    ``device``: exact k-d tree queries on the CPU (>10x faster there than dense torch.cdist at
-    2,048 points); with one (e.g. "cuda"): the core's batched ``chamfer_distance`` on it. Both
+    ``device``: exact k-d tree queries on the CPU (faster there than dense torch.cdist at
+    2,048 points: RESULTS.md, "Speed"); with one (e.g. "cuda"): the core's batched ``chamfer_distance`` on it. Both
     give the same numbers (tested).
     """
     same = b is None

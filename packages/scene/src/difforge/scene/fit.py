@@ -4,9 +4,8 @@ Two stages as in BlockFusion: fit the decoder and the planes of a first set of b
 (``train_decoder=True``), then freeze the decoder and fit only the planes of every other block.
 Losses and weights are BlockFusion's: L1 on SDF samples (x50), |f| on the surface (x100), normal
 alignment on the surface (x5), eikonal on samples within the truncation band (x2); plus NFD's total
-variation (x1) and L2 (x1e-4) on the planes. The TV weight was chosen by a sweep on an H200
-(0.01 / 0.1 / 1: F@2cm of frozen-decoder fits 84 / 74 / 91 %, see RESULTS.md): without it the
-planes memorise the target points and leave spurious surfaces between them. Gradients are central
+variation (x1) and L2 (x1e-4) on the planes. The TV weight was chosen by a sweep
+(RESULTS.md, "Tri-plane fitting"): without it the planes memorise the target points and leave spurious surfaces between them. Gradients are central
 differences (see ``triplane.central_gradient``).
 
 Targets come from any SDF source (procedural rooms: exact; users' meshes: libigl): surface points

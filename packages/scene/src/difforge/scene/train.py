@@ -68,8 +68,8 @@ CONFIGS_DIR = Path(__file__).resolve().parent / "configs"
 VAE_EVAL_EVERY = 10  # every 10th fitted block is held out of VAE training
 ENCODE_BATCH = 64
 # Seconds a time limit keeps free after training for the stop's checkpoint and export, writing the
-# output folder and the interpreter's exit: 4.8 + 1.5 + 1.5 s for the default diffusion sizes,
-# measured on the 2-core CPU VM (RESULTS.md).
+# output folder and the interpreter's exit, for the default diffusion sizes (the measured split:
+# RESULTS.md, "Before the trained model").
 SAVE_RESERVE_S = 8.0
 
 

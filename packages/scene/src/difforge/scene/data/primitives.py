@@ -211,7 +211,7 @@ class Primitives:
 @contextlib.contextmanager
 def _single_cpu_thread(device: torch.device) -> Iterator[None]:
     """Run CPU tile work on one thread: per-tile tensors are small, and intra-op threading on
-    them costs more than it gains (10x slower on a loaded 2-core machine)."""
+    them costs more than it gains (RESULTS.md, "Speed")."""
     if device.type != "cpu":
         yield
         return
