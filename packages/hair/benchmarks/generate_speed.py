@@ -22,8 +22,8 @@ from difforge.core.config import to_dict
 from difforge.hair.codec import StrandCodec
 from difforge.hair.data.dataset import SampleConfig, held_out_seeds, make_sample
 from difforge.hair.model import HairModel, ScalpDiffusion
+from difforge.hair.run_config import load_run_config
 from difforge.hair.sample import HairGenerator, time_generation
-from difforge.hair.train import load_run_config
 
 
 def untrained_model(preset: str) -> HairModel:

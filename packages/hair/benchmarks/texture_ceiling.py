@@ -20,9 +20,9 @@ from difforge.core.pretrained import load_component
 from difforge.hair.codec import StrandCodec, strands_to_local
 from difforge.hair.data.dataset import SampleConfig, held_out_seeds, make_sample
 from difforge.hair.data.groom import density_map
-from difforge.hair.evaluate import EvalConfig, results_table
+from difforge.hair.evaluate import EvalConfig, evaluate_generator, results_table
 from difforge.hair.model import scalp_texture
-from difforge.hair.sample import decode_texture, evaluate_generator
+from difforge.hair.sample import decode_texture
 from difforge.hair.train import codec_folder
 
 

@@ -31,8 +31,8 @@ from difforge.hair.model import (
     make_edm_scheduler,
     num_parameters,
 )
+from difforge.hair.run_config import load_run_config
 from difforge.hair.sample import synchronize
-from difforge.hair.train import load_run_config
 
 
 def main() -> None:

@@ -207,7 +207,7 @@ eval_stage() {
 
 bench_stage() {
   local sizes
-  sizes=$($PY -c "from difforge.hair.train import load_run_config as c; \
+  sizes=$($PY -c "from difforge.hair.run_config import load_run_config as c; \
 print(c('diffusion', '$CONFIG', []).train.batch_size, c('codec', '$CONFIG', []).model.latent_dim)")
   for overrides in "" "model.patch_size=4 channel_weights=uniform"; do
     $PY packages/hair/benchmarks/train_step.py --config "$CONFIG" --batch "${sizes% *}" \

@@ -6,15 +6,17 @@ import numpy as np
 import pytest
 
 from difforge.core.errors import UserError
+from difforge.hair.baselines import (
+    MeanGroomBaseline,
+    RetrievalBaseline,
+    evaluate_baselines,
+    fit_baselines,
+)
 from difforge.hair.data.dataset import SampleConfig, build_dataset, make_sample, training_seeds
 from difforge.hair.data.head import DEFAULT_HEAD
 from difforge.hair.evaluate import (
     EvalConfig,
-    MeanGroomBaseline,
-    RetrievalBaseline,
-    evaluate_baselines,
     evaluate_reconstructor,
-    fit_baselines,
     held_out_samples,
     results_table,
 )

@@ -18,14 +18,9 @@ from difforge.core.pretrained import save_component
 from difforge.hair.codec import StrandCodec
 from difforge.hair.data.dataset import SampleConfig, build_dataset
 from difforge.hair.model import HairModel
+from difforge.hair.run_config import DataConfig, load_run_config
 from difforge.hair.sample import HairGenerator, conditioning_check
-from difforge.hair.train import (
-    DataConfig,
-    encode_styles,
-    iter_styles,
-    load_run_config,
-    train_diffusion,
-)
+from difforge.hair.train import encode_styles, iter_styles, train_diffusion
 
 SEEDS = {"buzz": 0, "long_straight": 5, "mohawk": 12}  # training seeds of these families
 

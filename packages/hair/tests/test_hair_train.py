@@ -16,11 +16,8 @@ from difforge.hair.cli import main
 from difforge.hair.codec import StrandCodec
 from difforge.hair.data.dataset import SampleConfig, build_dataset
 from difforge.hair.model import HairModel
-from difforge.hair.train import (
-    codec_channel_weights,
-    load_run_config,
-    train_diffusion,
-)
+from difforge.hair.run_config import load_run_config
+from difforge.hair.train import codec_channel_weights, train_diffusion
 
 
 def save_tiny_codec(folder, seed: int = 0) -> None:

@@ -18,6 +18,7 @@ import numpy as np
 from difforge.core.cli import add_config_arguments, progress, resolve_device, run_cli
 from difforge.core.errors import UserError
 from difforge.core.io import atomic_open, write_json
+from difforge.hair.baselines import MeanGroomBaseline, RetrievalBaseline, evaluate_baselines
 from difforge.hair.data.dataset import (
     SampleConfig,
     build_dataset,
@@ -31,9 +32,7 @@ from difforge.hair.data.styles import FAMILIES, sample_style
 from difforge.hair.evaluate import (
     DEFAULT_EVAL_POINTS,
     EvalConfig,
-    MeanGroomBaseline,
-    RetrievalBaseline,
-    evaluate_baselines,
+    evaluate_generator,
     results_table,
 )
 from difforge.hair.export import read_strands, write_npz, write_obj, write_ply, write_usd
@@ -351,7 +350,8 @@ def add_train_codec(subparsers: argparse._SubParsersAction) -> Runner:
 
 def _run_train_codec(args: argparse.Namespace) -> None:
     from difforge.core.train import process_state
-    from difforge.hair.train import load_run_config, train_codec
+    from difforge.hair.run_config import load_run_config
+    from difforge.hair.train import train_codec
 
     config = load_run_config("codec", args.config, args.overrides)
     metrics = train_codec(args.data, args.out, config, args.run_dir)
@@ -381,7 +381,8 @@ def add_train(subparsers: argparse._SubParsersAction) -> Runner:
 
 def _run_train(args: argparse.Namespace) -> None:
     from difforge.core.train import process_state
-    from difforge.hair.train import load_run_config, train_diffusion
+    from difforge.hair.run_config import load_run_config
+    from difforge.hair.train import train_diffusion
 
     config = load_run_config("diffusion", args.config, args.overrides)
     model = train_diffusion(args.data, args.codec, args.out, config, args.run_dir, args.init)
@@ -518,7 +519,6 @@ def add_evaluate(subparsers: argparse._SubParsersAction) -> Runner:
 
 def _run_evaluate(args: argparse.Namespace) -> None:
     from difforge.hair.model import HairModel
-    from difforge.hair.sample import evaluate_generator
 
     config = EvalConfig(sample=_sample_config(args), n_eval_points=args.eval_points)
     resolve_device(args.device)  # fail before the long run

@@ -14,9 +14,6 @@ generator's margin outside the skull and neck.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 
 import numpy as np
 import torch
@@ -24,10 +21,8 @@ from torch import Tensor
 
 from difforge.core.diffusion.sampling import sample
 from difforge.hair.codec import StrandCodec, local_to_world
-from difforge.hair.data.dataset import HairSample, make_sample
 from difforge.hair.data.groom import COLLISION_MARGIN, Groom
 from difforge.hair.data.head import DEFAULT_HEAD, UV_MAX_THETA, Head, uv_from_angles
-from difforge.hair.evaluate import EvalConfig, evaluate_sample, held_out_seeds, summarise
 from difforge.hair.model import (
     MIN_DENSITY,
     HairModel,
@@ -381,72 +376,3 @@ def time_generation(
         synchronize(generator.device)
         seconds.append(time.perf_counter() - started)
     return {"seconds_median": float(np.median(seconds)), "strands": groom.n_strands}
-
-
-################################################################################
-#                                  Evaluation                                  #
-################################################################################
-
-_SAMPLE_CONFIG: dict[str, EvalConfig] = {}
-
-
-def _init_worker(config: EvalConfig) -> None:
-    _SAMPLE_CONFIG["config"] = config
-
-
-def _make(seed: int) -> HairSample:
-    return make_sample(seed, _SAMPLE_CONFIG["config"].sample)
-
-
-def _score(task: tuple[np.ndarray, HairSample, float]) -> dict:
-    points, sample, seconds = task
-    row = {"seed": sample.style.seed, "family": sample.style.family, "seconds": seconds}
-    row.update(evaluate_sample(points, sample, _SAMPLE_CONFIG["config"]))
-    return row
-
-
-def evaluate_generator(
-    generator: Callable[[np.ndarray], Groom],
-    n_test: int,
-    config: EvalConfig = EvalConfig(),  # noqa: B008 (frozen)
-    workers: int = 1,
-    progress: Callable[[str, int], None] | None = None,
-    first_held_out: int = 0,
-) -> dict:
-    """The harness's report (:func:`~difforge.hair.evaluate.summarise` of
-    :func:`~difforge.hair.evaluate.evaluate_sample` rows) for ``generator`` on ``n_test`` held-out
-    styles (from the ``first_held_out``-th): the same rows ``evaluate_reconstructor`` makes,
-    with the ground truth built and the metrics computed in ``workers`` processes while the model
-    runs in this one. ``seconds`` is the generation time of each groom."""
-    _init_worker(config)
-    seeds = list(held_out_seeds(n_test, first_held_out))
-    pool = (  # spawned, not forked: this process holds the model, maybe a CUDA context
-        ProcessPoolExecutor(
-            workers, mp_context=get_context("spawn"), initializer=_init_worker, initargs=(config,)
-        )
-        if workers > 1
-        else None
-    )
-    mapper = pool.map if pool is not None else map
-    try:
-        samples = []
-        for count, sample_ in enumerate(mapper(_make, seeds), start=1):
-            samples.append(sample_)
-            if progress is not None:
-                progress("ground truth", count)
-        tasks = []
-        for count, sample_ in enumerate(samples, start=1):
-            started = time.perf_counter()
-            groom = generator(sample_.render.rgb)
-            tasks.append((groom.points, sample_, time.perf_counter() - started))
-            if progress is not None:
-                progress("generate", count)
-        rows = []
-        for count, row in enumerate(mapper(_score, tasks), start=1):
-            rows.append(row)
-            if progress is not None:
-                progress("score", count)
-    finally:
-        if pool is not None:
-            pool.shutdown()
-    return summarise(rows, config)

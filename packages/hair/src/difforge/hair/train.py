@@ -14,7 +14,8 @@ styles from ``data.seed``, in ``data.workers`` processes), so no dataset has to 
   condition dropout (blank picture). Output: the model folder (``config.json``, ``codec/``,
   ``diffusion/``).
 
-Checkpoints and tensorboard logs go to a run folder beside the output (``<out>-run``); a rerun
+The run configs and their presets are in :mod:`difforge.hair.run_config`. Checkpoints and
+tensorboard logs go to a run folder beside the output (``<out>-run``); a rerun
 with the same output resumes from its newest checkpoint, and the diffusion run reuses the
 textures it encoded (``textures.safetensors`` there, keyed by the codec and the styles).
 """
@@ -26,7 +27,7 @@ import itertools
 import json
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -37,16 +38,14 @@ from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from difforge.core.config import check_config, load_config, to_dict
+from difforge.core.config import check_config, to_dict
 from difforge.core.diffusion.gaussian import EDMLoss
 from difforge.core.diffusion.guidance import ConditionDropout
 from difforge.core.errors import UserError
 from difforge.core.io import atomic_dir, atomic_path, write_json
-from difforge.core.nn.dit import check_head_size
 from difforge.core.pretrained import CONFIG_NAME, load_component, save_component
-from difforge.core.train import TrainConfig, Trainer, process_state
+from difforge.core.train import Trainer, process_state
 from difforge.hair.codec import (
-    CodecLossWeights,
     StrandCodec,
     codec_errors,
     codec_loss,
@@ -57,7 +56,6 @@ from difforge.hair.data.groom import density_map, resample_by_arc_length
 from difforge.hair.model import (
     MIN_DENSITY,
     HairModel,
-    SamplingConfig,
     ScalpDiffusion,
     images_to_tensor,
     make_edm_scheduler,
@@ -65,153 +63,10 @@ from difforge.hair.model import (
     resolve_model_dir,
     scalp_texture,
 )
+from difforge.hair.run_config import CodecRunConfig, DataConfig, DiffusionRunConfig
 
-CONFIGS_DIR = Path(__file__).resolve().parent / "configs"
 CODEC_EVAL_EVERY = 10  # every 10th style is held out of codec training
 ENCODE_BATCH = 16_384
-
-
-################################################################################
-#                                    Configs                                   #
-################################################################################
-
-
-@dataclass(frozen=True)
-class DataConfig:
-    """Training styles. ``styles``/``seed``/``workers`` apply to procedural styles (no --data);
-    ``n_strands`` and ``image_size`` are their sample settings (root candidates, picture side)."""
-
-    styles: int = 560
-    seed: int = 0
-    workers: int = 1
-    n_strands: int = 10_000
-    image_size: int = 128
-    strands_per_style: int = 512  # codec training strands drawn from each style
-
-    def __post_init__(self) -> None:
-        for key in ("styles", "workers", "n_strands", "strands_per_style"):
-            check_config(getattr(self, key) >= 1, key, ">= 1", getattr(self, key))
-        check_config(self.seed >= 0, "seed", ">= 0", self.seed)
-        check_config(self.image_size >= 16, "image_size", ">= 16", self.image_size)
-
-
-@dataclass(frozen=True)
-class CodecModelConfig:
-    """:class:`~difforge.hair.codec.StrandCodec` arguments."""
-
-    n_points: int = 64
-    latent_dim: int = 16
-    encoder_channels: tuple[int, ...] = (32, 64, 128, 128, 256)
-    decoder_width: int = 384
-    decoder_layers: int = 3
-
-    def __post_init__(self) -> None:
-        stride = 2 ** len(self.encoder_channels)
-        check_config(
-            self.n_points % stride == 0 and self.n_points >= 2 * stride,
-            "n_points",
-            f"a multiple of {stride} (2**len(encoder_channels)), at least {2 * stride}",
-            self.n_points,
-        )
-        check_config(self.latent_dim >= 1, "latent_dim", ">= 1", self.latent_dim)
-        check_config(self.decoder_layers >= 1, "decoder_layers", ">= 1", self.decoder_layers)
-
-
-def _codec_train() -> TrainConfig:
-    return TrainConfig(steps=6000, batch_size=1024, lr=2e-3, min_lr=1e-4, warmup_steps=200,
-                       weight_decay=0.0, grad_clip=10.0, ema_decay=0.999, log_every=200,
-                       ckpt_every=0, keep_checkpoints=1)  # fmt: skip
-
-
-@dataclass(frozen=True)
-class CodecRunConfig:
-    model: CodecModelConfig = field(default_factory=CodecModelConfig)
-    loss: CodecLossWeights = field(default_factory=CodecLossWeights)
-    train: TrainConfig = field(default_factory=_codec_train)
-    data: DataConfig = field(default_factory=DataConfig)
-    time_limit_s: float = 0.0  # stop training after the step passing this (0: no limit)
-
-
-@dataclass(frozen=True)
-class DiffusionModelConfig:
-    """:class:`~difforge.hair.model.ScalpDiffusion` arguments (texture channels and picture size
-    come from the codec and the data)."""
-
-    resolution: int = 64
-    patch_size: int = 2  # the output head must fit its patch: see train_diffusion's check
-    encoder_channels: tuple[int, ...] = (32, 64, 128, 160)
-    token_grid: int = 8
-    hidden_size: int = 160
-    num_layers: int = 6
-    num_heads: int = 4
-    mlp_ratio: float = 3.0
-
-    def __post_init__(self) -> None:
-        check_config(
-            self.resolution % self.patch_size == 0,
-            "resolution",
-            f"a multiple of patch_size={self.patch_size}",
-            self.resolution,
-        )
-        check_head_size(self.hidden_size, self.num_heads)
-
-
-def _diffusion_train() -> TrainConfig:
-    return TrainConfig(steps=8000, batch_size=64, lr=5e-4, min_lr=5e-5, warmup_steps=300,
-                       betas=(0.9, 0.95), weight_decay=1e-3, grad_clip=1.0, ema_decay=0.999,
-                       mixed_precision="bf16", log_every=200, ckpt_every=0,
-                       keep_checkpoints=1)  # fmt: skip
-
-
-@dataclass(frozen=True)
-class DiffusionRunConfig:
-    """``cond_dropout``: probability of training on the blank picture (classifier-free guidance);
-    ``p_mean``/``p_std``: EDM's log-normal noise-level density."""
-
-    model: DiffusionModelConfig = field(default_factory=DiffusionModelConfig)
-    train: TrainConfig = field(default_factory=_diffusion_train)
-    data: DataConfig = field(default_factory=DataConfig)
-    sampling: SamplingConfig = field(default_factory=SamplingConfig)
-    cond_dropout: float = 0.1
-    # Higher than EDM's image default N(-1.2, 1.2^2): a style lives in the texture's large-scale
-    # structure, hidden only above sigma ~ 5-20, where the picture must steer (RESULTS.md, Diagnosis).
-    p_mean: float = 0.5
-    p_std: float = 1.8
-    # Per-channel weights of the loss: "uniform", or "codec" (DiffLocks: each latent channel by
-    # how much the decoded strands move when it moves, the density 1; codec_channel_weights).
-    channel_weights: str = "codec"
-    time_limit_s: float = 0.0  # stop training after the step passing this (0: no limit)
-
-    def __post_init__(self) -> None:
-        check_config(0 <= self.cond_dropout < 1, "cond_dropout", "in [0, 1)", self.cond_dropout)
-        check_config(
-            self.channel_weights in ("uniform", "codec"),
-            "channel_weights",
-            "uniform or codec",
-            self.channel_weights,
-        )
-        side = self.model.token_grid * 2 ** len(self.model.encoder_channels)
-        check_config(
-            self.data.image_size == side,
-            "data.image_size",
-            f"model.token_grid * 2**len(model.encoder_channels) = {side}",
-            self.data.image_size,
-        )
-        check_config(self.p_std > 0, "p_std", "> 0", self.p_std)
-
-
-def load_run_config(kind: str, config: str | Path | None, overrides: list[str]) -> Any:
-    """``kind`` is ``codec`` or ``diffusion``; ``config`` a YAML file or a preset name
-    (``configs/<kind>/<name>.yaml``: tiny, default), then ``key=value`` overrides."""
-    cls = CodecRunConfig if kind == "codec" else DiffusionRunConfig
-    name = "default" if config is None else str(config)
-    preset = CONFIGS_DIR / kind / f"{name}.yaml"
-    if preset.is_file() and not Path(name).suffix:
-        return load_config(cls, preset, overrides)
-    if not Path(name).is_file():
-        known = sorted(p.stem for p in (CONFIGS_DIR / kind).glob("*.yaml"))
-        raise UserError(f"config {name!r}: no such file or preset (presets: {', '.join(known)})")
-    return load_config(cls, name, overrides)
 
 
 ################################################################################
