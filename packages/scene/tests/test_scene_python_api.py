@@ -41,7 +41,7 @@ def test_the_pipeline_generates_what_the_command_line_generates(pipe) -> None:
     assert pipe.to("cpu") is pipe and pipe.to(torch.device("cpu")) is pipe
     out = pipe(None, blocks=(1, 1), seed=3, **QUICK)
     assert isinstance(out, SceneOutput) and out.layout is None
-    reference = generate_scene(pipe._generator(QUICK), 1, 1, None, 3)
+    reference = generate_scene(pipe.generator(**QUICK), 1, 1, None, 3)
     assert torch.equal(out.latents[(0, 0)], reference.latents[(0, 0)])
     assert len(out.mesh.faces) > 0
 

@@ -21,7 +21,7 @@ from difforge.scene.data.geometry import DEFAULT_RESOLUTION
 from difforge.scene.fit import FitConfig
 
 if TYPE_CHECKING:
-    from difforge.scene.sample import SceneGenerator
+    from difforge.scene.pipeline import ScenePipeline
 
 
 def _blocks_arg(text: str) -> tuple[int, int]:
@@ -207,44 +207,45 @@ def cmd_train(args: argparse.Namespace) -> None:
     print(f"wrote the model folder {args.out}")
 
 
-def _generator(model_name: str, args: argparse.Namespace) -> SceneGenerator:
-    from dataclasses import replace
-
+def _pipeline(model_name: str | Path, args: argparse.Namespace) -> ScenePipeline:
     from difforge.core.cli import resolve_device
-    from difforge.scene.model import SceneModel
-    from difforge.scene.sample import SceneGenerator
+    from difforge.scene.pipeline import ScenePipeline
 
-    model = SceneModel.load(model_name)
-    sampling = model.sampling
+    return ScenePipeline.from_pretrained(model_name).to(resolve_device(args.device or "cpu"))
+
+
+def _sampling_overrides(args: argparse.Namespace) -> dict[str, float | int]:
+    """The sampling flags the user gave (``--steps`` sets both samplers' step counts)."""
+    overrides: dict[str, float | int] = {}
     if args.steps is not None:
-        sampling = replace(sampling, steps=args.steps, repaint_steps=args.steps)
+        overrides.update(steps=args.steps, repaint_steps=args.steps)
     if args.guidance is not None:
-        sampling = replace(sampling, guidance_scale=args.guidance)
-    return SceneGenerator(model, resolve_device(args.device or "cpu"), sampling)
+        overrides["guidance_scale"] = args.guidance
+    return overrides
 
 
 def cmd_generate(args: argparse.Namespace) -> None:
     from difforge.scene.data.blocks import room_scene_layout
     from difforge.scene.data.layout import read_layout
-    from difforge.scene.meshing import export_mesh
     from difforge.scene.render import render_png
-    from difforge.scene.sample import generate_scene, save_scene, scene_mesh
+    from difforge.scene.sample import save_scene
 
     _check_mesh_suffix(args.out)
     layout = read_layout(args.layout) if args.layout else None
-    generator = _generator(args.model, args)
+    pipe = _pipeline(args.model, args)
     if layout is None and not args.unconditional:
-        layout = room_scene_layout(args.seed, *args.blocks, generator.sampling.stride)
-    scene = generate_scene(generator, *args.blocks, layout, args.seed, str(args.model))
-    mesh = scene_mesh(scene, generator)
-    if len(mesh.faces) == 0:
+        layout = room_scene_layout(args.seed, *args.blocks, pipe.model.sampling.stride)
+    out = pipe(layout, args.blocks, args.seed, **_sampling_overrides(args))
+    if len(out.mesh.faces) == 0:
         raise UserError("the generated scene has no surface (the model produced empty blocks)")
     folder = Path(args.out).with_suffix("")
-    save_scene(scene, folder)
-    export_mesh(mesh, args.out)
+    save_scene(out.scene, folder)
+    out.save(args.out)
     if args.png:
-        render_png(mesh, args.png)
-    print(f"wrote {args.out} ({len(scene.latents)} blocks, {len(mesh.faces)} faces) and {folder}/")
+        render_png(out.mesh, args.png)
+    print(
+        f"wrote {args.out} ({len(out.latents)} blocks, {len(out.mesh.faces)} faces) and {folder}/"
+    )
 
 
 def _index_arg(text: str) -> tuple[int, int]:
@@ -256,24 +257,16 @@ def _index_arg(text: str) -> tuple[int, int]:
 
 def cmd_expand(args: argparse.Namespace) -> None:
     from difforge.scene.data.layout import read_layout
-    from difforge.scene.sample import (
-        check_scene_fits_model,
-        expand_scene,
-        load_scene,
-        save_scene,
-        scene_mesh,
-    )
+    from difforge.scene.sample import load_scene, save_scene
 
     scene = load_scene(args.scene)
     if args.layout:
         scene.layout = read_layout(args.layout)
-    generator = _generator(args.model or scene.model or "default", args)
-    check_scene_fits_model(scene, generator)
-    seed = args.seed if args.seed is not None else scene.seed + len(scene.history)
-    added = expand_scene(scene, args.direction, generator, seed, args.at)
-    mesh = scene_mesh(scene, generator)
-    save_scene(scene, args.out, mesh, png=args.png)
-    print(f"added {len(added)} block(s) {added}; wrote {args.out} ({len(mesh.faces)} faces)")
+    pipe = _pipeline(args.model or scene.model or "default", args)
+    out = pipe.expand(scene, args.direction, args.seed, args.at, **_sampling_overrides(args))
+    added = [index for index in out.latents if index not in scene.latents]
+    save_scene(out.scene, args.out, out.mesh, png=args.png)
+    print(f"added {len(added)} block(s) {added}; wrote {args.out} ({len(out.mesh.faces)} faces)")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -295,7 +288,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     else:
         from difforge.scene.evaluate_model import evaluate_model
 
-        generator = _generator(args.model, args)
+        generator = _pipeline(args.model, args).generator(**_sampling_overrides(args))
         result = evaluate_model(
             generator, train, test, args.n_eval, args.seed, args.seams, args.device, args.workers
         )

@@ -81,7 +81,9 @@ class ScenePipeline:
         self.model.to(self.device)
         return self
 
-    def _generator(self, overrides: dict[str, Any]) -> SceneGenerator:
+    def generator(self, **overrides: Any) -> SceneGenerator:
+        """The lower-level generator (latents, decoding) with the model's sampling settings
+        updated by ``overrides``; an unknown or invalid setting is a one-line UserError."""
         sampling = self.model.sampling
         if overrides:
             unknown = sorted(set(overrides) - set(to_dict(sampling)))
@@ -103,7 +105,7 @@ class ScenePipeline:
         :class:`~difforge.scene.model.SamplingConfig` (e.g. ``steps=8``)."""
         if isinstance(layout, (str, os.PathLike)):
             layout = read_layout(layout)
-        generator = self._generator(sampling)
+        generator = self.generator(**sampling)
         scene = generate_scene(generator, *blocks, layout, seed, self.name)
         return SceneOutput(scene_mesh(scene, generator), scene)
 
@@ -131,7 +133,7 @@ class ScenePipeline:
             scene.model,
             list(scene.history),
         )
-        generator = self._generator(sampling)
+        generator = self.generator(**sampling)
         check_scene_fits_model(grown, generator)
         seed = grown.seed + len(grown.history) if seed is None else seed
         expand_scene(grown, direction, generator, seed, at)
