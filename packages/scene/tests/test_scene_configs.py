@@ -11,7 +11,7 @@ from difforge.core.config import to_dict
 from difforge.core.errors import UserError
 from difforge.scene import cli, train
 from difforge.scene.model import DEFAULT_MODEL_DIR
-from difforge.scene.train import DiffusionRunConfig, VAERunConfig, load_run_config
+from difforge.scene.run_config import DiffusionRunConfig, VAERunConfig, load_run_config
 
 
 @pytest.mark.parametrize("kind", ["vae", "diffusion"])

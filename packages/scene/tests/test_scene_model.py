@@ -192,7 +192,8 @@ def test_vector_latent_vae_has_one_global_latent_of_the_same_size() -> None:
 
 def test_vae_and_diffusion_losses_fall_when_trained() -> None:
     from difforge.core.diffusion.gaussian import GaussianLoss
-    from difforge.scene.train import VAELossWeights, vae_loss
+    from difforge.scene.run_config import VAELossWeights
+    from difforge.scene.train import vae_loss
 
     torch.manual_seed(0)
     model = _tiny_model()

@@ -16,8 +16,9 @@ from difforge.core.pretrained import load_component
 from difforge.scene.cli import main
 from difforge.scene.demo import run as run_demo
 from difforge.scene.model import SceneModel, TriPlaneVAE
+from difforge.scene.run_config import load_run_config
 from difforge.scene.sample import SceneGenerator
-from difforge.scene.train import load_run_config, train_diffusion, train_vae
+from difforge.scene.train import train_diffusion, train_vae
 
 FIT_ARGS = ["--channels", "4", "--plane-resolution", "8", "--hidden", "16", "--layers", "1",
             "--iterations", "15", "--points-per-step", "64", "--surface-points", "512",

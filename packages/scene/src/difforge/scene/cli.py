@@ -190,7 +190,8 @@ def _process_started_at() -> float:
 
 
 def cmd_train_vae(args: argparse.Namespace) -> None:
-    from difforge.scene.train import load_run_config, train_vae
+    from difforge.scene.run_config import load_run_config
+    from difforge.scene.train import train_vae
 
     config = load_run_config("vae", args.config, args.overrides)
     metrics = train_vae(args.fit, args.out, config, args.run_dir, _process_started_at())
@@ -198,7 +199,8 @@ def cmd_train_vae(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from difforge.scene.train import load_run_config, train_diffusion
+    from difforge.scene.run_config import load_run_config
+    from difforge.scene.train import train_diffusion
 
     config = load_run_config("diffusion", args.config, args.overrides)
     vae = None if args.vae == "raw" else args.vae
