@@ -377,10 +377,10 @@ class TrajDLM(nn.Module):
             max_seq_len=NUM_PREFIX + config.max_len,
             use_timestep=False,
             cond_dim=NUM_PREFIX * d,
+            # Token embeddings come from the road encoder (or plain_embed): every call passes
+            # them as embedding_weight, and the tied output head reads the same table.
+            external_embedding=True,
         )
-        # Token embeddings come from the road encoder (embedding_weight=...); the backbone's own
-        # table would be an unused vocab x width block of weights.
-        self.backbone.token_embed = None
         self.duration_head = TravelTimeHead(config)
         self.road_graph: SegmentGraph | None = None
         # Saved with the weights: how to sample, and what the model was trained on.
