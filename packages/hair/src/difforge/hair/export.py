@@ -238,3 +238,25 @@ def read_strands(path: str | os.PathLike[str]) -> np.ndarray:
             raise UserError(f"{path}: no such file")
         return read_usd(path)
     raise UserError(f"{path}: unknown strand format (use .npz, .ply, .obj, .usda, .usdc or .usd)")
+
+
+def write_strands(
+    path: str | os.PathLike[str], points: np.ndarray, root_uv: np.ndarray, *, up_axis: str = "y"
+) -> Path:
+    """Write strands in the format of the file extension (:func:`read_strands`'s): PLY, OBJ,
+    .npz (with ``root_uv``; always y up) or USD. Returns the path."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".ply":
+        write_ply(path, points, up_axis=up_axis)
+    elif suffix == ".obj":
+        write_obj(path, points, up_axis=up_axis)
+    elif suffix == ".npz":
+        write_npz(path, points, root_uv)
+    elif suffix in (".usda", ".usdc", ".usd"):
+        write_usd(path, points, up_axis=up_axis)
+    else:
+        raise UserError(
+            f"{path}: unknown strand format (use .ply, .obj, .npz, .usda, .usdc or .usd)"
+        )
+    return path

@@ -31,7 +31,6 @@ def load_conditioning_image(
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such image file")
-    notes: list[str] = []
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -53,10 +52,36 @@ def load_conditioning_image(
     except (OSError, SyntaxError, ValueError) as exc:
         raise UserError(f"{path}: unreadable image ({exc})") from None
 
+    return conditioning_picture(image, size, str(path))
+
+
+def conditioning_array(
+    array: np.ndarray, size: int = CONDITIONING_SIZE
+) -> tuple[np.ndarray, list[str]]:
+    """:func:`load_conditioning_image` for a picture already in memory: an ``(H, W, 3)`` or
+    ``(H, W, 4)`` uint8 array (or ``(H, W)`` grey), converted the same way."""
+    array = np.asarray(array)
+    if (
+        array.dtype != np.uint8
+        or array.ndim not in (2, 3)
+        or array.shape[2:] not in ((), (3,), (4,))
+    ):
+        raise UserError(
+            f"expected an (H, W, 3) uint8 picture, got a {array.dtype} array of shape {array.shape}"
+        )
+    return conditioning_picture(Image.fromarray(array), size, "picture")
+
+
+def conditioning_picture(
+    image: Image.Image, size: int, source: str
+) -> tuple[np.ndarray, list[str]]:
+    """A decoded picture as the (size, size, 3) uint8 conditioning image and the notes on what
+    was converted (``source`` names it in errors)."""
+    notes: list[str] = []
     width, height = image.size
     if min(width, height) < MIN_SIDE:
         raise UserError(
-            f"{path}: image is {width}x{height}, need at least {MIN_SIDE} px on each side"
+            f"{source}: image is {width}x{height}, need at least {MIN_SIDE} px on each side"
         )
     if "A" in image.mode or "transparency" in image.info:
         background = tuple(round(255 * c) for c in Appearance().background)
