@@ -45,8 +45,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from difforge.core.cli import resolve_device
+from difforge.core.cli import load_preset, resolve_device
 from difforge.core.io import atomic_open, write_json
+from difforge.traj import TRAIN_PRESETS
 from difforge.traj.bench import device_name, warm_up
 from difforge.traj.data.datasets import dataset_dir
 from difforge.traj.data.hoser import read_trajectories
@@ -54,7 +55,7 @@ from difforge.traj.data.requests import sample_od_requests
 from difforge.traj.data.synthetic import SCALING_GRIDS, write_synthetic_dataset
 from difforge.traj.model import TrajDLM
 from difforge.traj.sample import TrajectorySampler
-from difforge.traj.train import load_train_config, train
+from difforge.traj.train import TrajTrainConfig, train
 
 RESULTS_DIR = Path(__file__).resolve().parents[1] / "results"
 DEFAULT_CITIES = ("helsinki", *SCALING_GRIDS)
@@ -101,7 +102,9 @@ def measure_city(
         write_synthetic_dataset(data_dir, grid, args.trips, seed=args.seed)
     build_s = time.perf_counter() - started
 
-    config = load_train_config(
+    config = load_preset(
+        TrajTrainConfig,
+        TRAIN_PRESETS,
         args.config,
         [
             f"model.block_size={BLOCK_SIZE}",

@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 import torch
 
+from difforge.core.cli import load_preset
 from difforge.core.errors import CheckpointError, ConfigError, UserError
+from difforge.traj import TRAIN_PRESETS
 from difforge.traj.data.hoser import write_roadmap
 from difforge.traj.data.synthetic import synthetic_city
 from difforge.traj.model import (
@@ -25,9 +27,9 @@ from difforge.traj.model import (
     resolve_model_dir,
     time_bucket,
 )
-from difforge.traj.train import load_train_config
+from difforge.traj.train import TrajTrainConfig
 
-TINY = load_train_config("tiny", []).model  # the tiny size preset
+TINY = load_preset(TrajTrainConfig, TRAIN_PRESETS, "tiny").model  # the tiny size preset
 
 
 @pytest.fixture(scope="module")

@@ -9,15 +9,17 @@ import numpy as np
 import pytest
 import torch
 
+from difforge.core.cli import load_preset
 from difforge.core.errors import UserError
+from difforge.traj import TRAIN_PRESETS
 from difforge.traj.constraint import HopDistances, TopologyConstraint, successor_table
 from difforge.traj.data.requests import ODRequests
 from difforge.traj.data.synthetic import synthetic_city, synthetic_trips
 from difforge.traj.model import SamplingConfig, TrajDLM, resolve_config
 from difforge.traj.sample import TrajectorySampler, cut_trip
-from difforge.traj.train import load_train_config
+from difforge.traj.train import TrajTrainConfig
 
-TINY = load_train_config("tiny", []).model  # the tiny size preset
+TINY = load_preset(TrajTrainConfig, TRAIN_PRESETS, "tiny").model  # the tiny size preset
 
 
 @pytest.fixture(scope="module")

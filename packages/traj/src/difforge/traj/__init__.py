@@ -6,10 +6,14 @@ that ``import difforge.traj`` stays cheap.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["TrajOutput", "TrajPipeline", "__version__"]
+__all__ = ["TRAIN_PRESETS", "TrajOutput", "TrajPipeline", "__version__"]
+
+# The training size presets (tiny, small, default), read by difforge.core.cli.load_preset.
+TRAIN_PRESETS = Path(__file__).resolve().parent / "configs" / "train"
 
 if TYPE_CHECKING:
     from difforge.traj.pipeline import TrajOutput, TrajPipeline

@@ -166,8 +166,10 @@ class SamplingConfig:
             check_config(self.steps_per_block >= 1, "steps_per_block", ">= 1", self.steps_per_block)
         if self.threshold is not None:
             check_config(0 < self.threshold <= 1, "threshold", "in (0, 1]", self.threshold)
-        check_config(self.guidance_scale >= 0, "guidance_scale", ">= 0", self.guidance_scale)
-        check_config(self.temperature >= 0, "temperature", ">= 0", self.temperature)
+        check_config(
+            0 <= self.guidance_scale < math.inf, "guidance_scale", ">= 0", self.guidance_scale
+        )
+        check_config(0 <= self.temperature < math.inf, "temperature", ">= 0", self.temperature)
         check_config(self.batch_size >= 1, "batch_size", ">= 1", self.batch_size)
         if self.max_detour is not None:
             check_config(self.max_detour >= 0, "max_detour", ">= 0", self.max_detour)

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from difforge.core.config import check_config, load_config, to_dict
+from difforge.core.config import check_config, to_dict
 from difforge.core.diffusion import BlockDiffusionLoss, MaskSchedule
 from difforge.core.diffusion.guidance import ConditionDropout
 from difforge.core.errors import UserError
@@ -56,8 +56,6 @@ from difforge.traj.model import (
 )
 from difforge.traj.sample import departure_minutes
 
-CONFIGS_DIR = Path(__file__).resolve().parent / "configs"
-DEFAULT_PRESET = "default"
 POOL_BATCHES = 64  # batches sorted by length together
 
 
@@ -103,24 +101,6 @@ class TrajTrainConfig:
         )
         check_config(self.duration_weight >= 0, "duration_weight", ">= 0", self.duration_weight)
         check_config(self.time_limit_s >= 0, "time_limit_s", ">= 0", self.time_limit_s)
-
-
-def preset_path(name: str) -> Path:
-    """``configs/<name>.yaml`` of a size preset (tiny, small, default)."""
-    path = CONFIGS_DIR / f"{name}.yaml"
-    if not path.is_file():
-        known = sorted(p.stem for p in CONFIGS_DIR.glob("*.yaml"))
-        raise UserError(f"unknown config preset {name!r}; presets: {', '.join(known)}")
-    return path
-
-
-def load_train_config(config: str | Path | None, overrides: list[str]) -> TrajTrainConfig:
-    """A YAML file, or a preset name (tiny, small, default), then ``key=value`` overrides."""
-    if config is None:
-        config = preset_path(DEFAULT_PRESET)
-    elif not Path(config).suffix and not Path(config).exists():
-        config = preset_path(str(config))
-    return load_config(TrajTrainConfig, config, overrides)
 
 
 ################################################################################
