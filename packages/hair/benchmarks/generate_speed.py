@@ -2,8 +2,7 @@
 
 Usage: python packages/hair/benchmarks/generate_speed.py --model MODEL_DIR [--device cuda]
        [--target 10000] [--init-preset default]
-The picture is the first held-out style's. Root candidates are chosen so that the groom keeps at
-least ``--target`` strands. ``--init-preset NAME`` times an untrained model of that size preset
+The picture is the first held-out style's; the groom has exactly ``--target`` strands. ``--init-preset NAME`` times an untrained model of that size preset
 instead of a trained one (the cost does not depend on the weights). Prints one JSON object;
 ``--md FILE`` appends a Markdown line to FILE.
 """

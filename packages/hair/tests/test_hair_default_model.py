@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from difforge.hair.cli import main
@@ -51,3 +53,28 @@ def test_shipped_default_model_follows_the_picture():
         steps = np.linalg.norm(np.diff(groom.points, axis=1), axis=-1)
         median_length[name] = float(np.median(steps.sum(1)))
     assert median_length["long_straight_1000109"] > 2 * median_length["bob_1000108"]
+
+
+def test_help_and_readme_give_the_shipped_models_sampling_defaults():
+    from difforge.hair.cli import build_parser
+
+    sampling = HairModel.load("default").sampling
+    parser, _ = build_parser()
+    generate = parser._subparsers._group_actions[0].choices["generate"]
+    helps = {action.dest: action.help for action in generate._actions}
+    shipped = {  # flag's dest: the shipped model's setting, as --help shows it
+        "steps": f"{sampling.steps:g}",
+        "guidance": f"{sampling.guidance_scale:g}",
+        "min_density": f"{sampling.min_density:g}",
+        "smooth": f"{sampling.latent_smoothing:g}",
+        "ensemble": f"{sampling.ensemble:g}",
+        "root_candidates": f"{sampling.root_candidates:g}",
+        "project_head_range": "on" if sampling.project_to_head_range else "off",
+        "bf16": "on" if sampling.bf16 else "off",
+    }
+    for dest, value in shipped.items():
+        assert f"the shipped model's is {value})" in " ".join(helps[dest].split()), dest
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    (line,) = [row for row in readme.splitlines() if row.startswith("difforge-hair generate")]
+    for flag in ("steps", "guidance", "min-density", "ensemble"):
+        assert f"[--{flag} {shipped[flag.replace('-', '_')]}]" in line, flag

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -398,36 +400,65 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
         "--model", default="default", help="model folder from `train`, or `default`"
     )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    parser.add_argument("--steps", type=_positive_int, help="sampling steps (model default)")
     parser.add_argument(
-        "--guidance", type=float, help="classifier-free guidance w (0 = off; model default)"
+        "--steps", type=_positive_int, help=f"sampling steps ({_model_default('steps')})"
+    )
+    parser.add_argument(
+        "--guidance",
+        type=float,
+        help=f"classifier-free guidance w (0 = off; {_model_default('guidance_scale')})",
     )
     parser.add_argument(
         "--min-density",
         type=float,
-        help="no roots where the sampled density is below this (model default: 0.02)",
+        help=f"no roots where the sampled density is below this ({_model_default('min_density')})",
     )
     parser.add_argument(
         "--smooth",
         type=float,
-        help="Gaussian blur of the sampled latent texture, in texels (0 = off; model default)",
+        help="Gaussian blur of the sampled latent texture, in texels "
+        f"(0 = off; {_model_default('latent_smoothing')})",
     )
     parser.add_argument(
         "--project-head-range",
         action=argparse.BooleanOptionalAction,
-        help="denoise to the training mean outside the DiT output head's range (model default)",
+        help="denoise to the training mean outside the DiT output head's range "
+        f"({_model_default('project_to_head_range')})",
     )
     parser.add_argument(
         "--ensemble",
         type=_positive_int,
-        help="textures sampled per picture and averaged before decoding (model default: 1)",
+        help="textures sampled per picture and averaged before decoding "
+        f"({_model_default('ensemble')})",
     )
     parser.add_argument(
         "--bf16",
         action=argparse.BooleanOptionalAction,
         help="sample under bfloat16 autocast: faster on CPUs with AMX, slower on CPUs without "
-        "bfloat16 units (model default: off)",
+        f"bfloat16 units ({_model_default('bf16')})",
     )
+
+
+# Read as JSON for --help: the model modules (torch, diffusers) load only when a command runs.
+SHIPPED_SAMPLING = Path(__file__).resolve().parent / "weights" / "default" / "config.json"
+
+
+@functools.cache
+def _shipped_sampling() -> dict:
+    try:
+        return json.loads(SHIPPED_SAMPLING.read_text(encoding="utf-8"))["sampling"]
+    except (OSError, ValueError, KeyError):
+        return {}
+
+
+def _model_default(key: str) -> str:
+    """--help's default of a sampling flag: the model folder's saved setting, and the shipped
+    model's value of it."""
+    value = _shipped_sampling().get(key)
+    if value is None:
+        return "default: the model folder's setting"
+    shown = ("on" if value else "off") if isinstance(value, bool) else f"{value:g}"
+    return f"default: the model folder's setting; the shipped model's is {shown}"
 
 
 def _generator(args: argparse.Namespace, seed: int = 0, model=None):  # -> HairGenerator
@@ -477,7 +508,8 @@ def add_generate(subparsers: argparse._SubParsersAction) -> Runner:
         "--root-candidates",
         type=_positive_int,
         help="uniform root candidates, each kept with the generated density, as `groom` draws "
-        "them: the density decides how many strands grow too (model default: 10000)",
+        f"them: the density decides how many strands grow too "
+        f"({_model_default('root_candidates')})",
     )
     parser.add_argument("--seed", type=_seed, default=0)
     _add_output_arguments(parser)

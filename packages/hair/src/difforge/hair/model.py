@@ -376,8 +376,8 @@ class SamplingConfig:
     ``sampler``: the scheduler kind (``edm_dpmsolver++``: DPM-Solver++ 2M; ``edm_euler``);
     ``schedule``: its noise schedule (:class:`ScheduleConfig`), saved with the model so that it
     samples the way it was trained.
-    ``bf16``: sample the DiT under bfloat16 autocast (textures still come back in float32): 1.7x
-    faster on a CPU with AMX (RESULTS.md), but slower on CPUs without bfloat16 units.
+    ``bf16``: sample the DiT under bfloat16 autocast (textures still come back in float32):
+    faster on CPUs with bfloat16 units (AMX), slower on CPUs without them (RESULTS.md).
     """
 
     steps: int = 20

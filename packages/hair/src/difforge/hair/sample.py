@@ -43,7 +43,7 @@ class HeadRangeDenoiser:
 
     The head writes ``outputs`` numbers per token from ``hidden`` features; in the other
     directions the EDM denoiser D = c_skip·x + c_out·F only scales the noisy input, so sampling
-    leaves unit-variance noise there (real tokens: 0.08, RESULTS.md). This denoiser puts D at 0
+    leaves unit-variance noise there, where real tokens have almost none (RESULTS.md). This denoiser puts D at 0
     there, the whitened training textures' mean, i.e. D becomes its orthogonal projection onto
     the head's range: the sampler then sees the noisy inputs it saw in training (data + σ·noise)
     and ends at the mean there. With diffusers' EDM preconditioning (epsilon prediction, as
@@ -263,7 +263,7 @@ def conditioning_check(
       sample is nearest to their own style's texture.
     - ``texel_noise``: :func:`~difforge.hair.model.texel_noise_ratio` of the sampled textures
       over ``textures``, per channel, and its mean over the latent channels and for the density
-      (1: as smooth as encoded grooms; the shipped model's latents are at 13.45).
+      (1: as smooth as encoded grooms).
     - ``output_head``: the DiT's linear output head writes ``outputs`` numbers per token from
       ``hidden`` features, so its outputs span at most ``hidden`` directions. Noise outside them
       can never be removed: the sampling ODE leaves it at variance sigma_data² = 1.

@@ -325,8 +325,8 @@ def cached_textures(
     path: Path, key: str, encode: Callable[[], tuple[torch.Tensor, torch.Tensor, list[int]]]
 ) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
     """``encode()``'s textures, pictures and seeds, kept in ``path`` (safetensors) under ``key``,
-    so that a resumed run skips reading and encoding every style again (about 100 s for 980
-    styles on the GPU machine); a different key encodes again and replaces the file."""
+    so that a resumed run skips reading and encoding every style again; a different key encodes
+    again and replaces the file."""
     if path.is_file():
         with safe_open(str(path), "pt") as cache:
             if cache.metadata().get("key") == key:
@@ -399,9 +399,8 @@ def train_diffusion(
             ) from None
     with torch.no_grad():
         tokens = diffusion.textures_to_tokens(textures)
-    # The training set lives on the training device: gathering each batch (71 MB of tokens at
-    # batch 256) on one CPU thread and copying it over is the likely reason compiled training
-    # ran at half the benchmark's speed on the H200 (RESULTS.md, session 6).
+    # The training set lives on the training device: gathering each batch on one CPU thread and
+    # copying it over starves a fast accelerator (RESULTS.md).
     tokens, images = tokens.to(state.device), images.to(state.device)
     loss_args = {
         "p_mean": config.p_mean,
