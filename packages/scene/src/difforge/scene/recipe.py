@@ -1,0 +1,475 @@
+"""Training recipes: how a shipped scene model was made, as a named config and five resumable stages.
+
+``difforge-scene recipe NAME --out DIR`` (or :func:`run_named_recipe`) runs, into ``DIR``::
+
+    1-data/train/, test/    procedural blocks (layouts + rooms; SDFs computed from the rooms)
+           meshes/<i>/      users' closed meshes converted into blocks (``data.meshes``)
+    2-fit/stage1/           shared decoder + planes of the first ``fit.decoder_blocks`` blocks
+          stage2/           every training block's planes under that frozen decoder
+          meshes/<i>/       the converted meshes' planes under the same decoder
+    3-vae/vae/              the tri-plane VAE (+ metrics.json; checkpoints in vae-run/)
+    4-diffusion/model/      the model folder: decoder, VAE, layout-conditioned DiT
+                            (checkpoints in model-run/: a re-run resumes)
+    5-evaluate/eval.json    the model vs the retrieval baseline on held-out blocks (COV / MMD /
+                            1-NNA, layout IoU, seams)
+
+Every stage folder also holds ``stage.json`` (seconds, device). The recipes live in
+``configs/recipe/`` (``default``: the shipped model's; ``tiny``: the same stages at toy size, run by
+the tests). The VAE and diffusion stages run on every process of an ``accelerate launch``; the
+others on the main process, on ``--device``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from difforge.core.cli import (
+    Command,
+    add_device_argument,
+    add_overwrite_argument,
+    command_line,
+    echo,
+    load_preset,
+    preset_names,
+    resolve_device,
+)
+from difforge.core.config import check_config
+from difforge.core.io import write_json
+from difforge.core.recipe import Stage, run_recipe
+from difforge.scene.fit import FitConfig
+from difforge.scene.run_config import DiffusionRunConfig, VAERunConfig
+
+RECIPES_DIR = Path(__file__).resolve().parent / "configs" / "recipe"
+DEFAULT_RECIPE = "default"
+STAGES = ("data", "fit", "vae", "diffusion", "evaluate")
+
+
+@dataclass(frozen=True)
+class RecipeMesh:
+    """A user's closed mesh cut into training blocks (as ``difforge-scene convert``)."""
+
+    path: str
+    scale: float = 1.0  # factor to metres
+    z_up: bool = False
+    stride: float = 2.4
+    layout: str = ""  # a layout JSON labelling its blocks (world frame); "": unlabelled
+
+    def __post_init__(self) -> None:
+        check_config(self.scale > 0, "scale", "> 0", self.scale)
+        check_config(self.stride > 0, "stride", "> 0", self.stride)
+
+
+@dataclass(frozen=True)
+class RecipeData:
+    """Procedural training and held-out blocks (rooms of different seeds), plus users' meshes."""
+
+    train_blocks: int = 256
+    train_seed: int = 1000
+    test_blocks: int = 200
+    test_seed: int = 2000
+    resolution: int = 64  # SDF samples per block axis
+    blocks_per_room: int = 8
+    meshes: tuple[RecipeMesh, ...] = ()
+
+    def __post_init__(self) -> None:
+        for key in ("train_blocks", "test_blocks", "blocks_per_room"):
+            check_config(getattr(self, key) >= 1, key, ">= 1", getattr(self, key))
+        check_config(self.resolution >= 8, "resolution", ">= 8", self.resolution)
+        check_config(
+            self.test_seed != self.train_seed, "test_seed", "unlike train_seed", self.test_seed
+        )
+
+
+@dataclass(frozen=True)
+class RecipeFit:
+    """Both fitting stages: ``stage1`` fits the decoder and the planes of the first
+    ``decoder_blocks`` blocks together; stage 2 freezes it and fits every block's planes with the
+    same settings for ``stage2_iterations``."""
+
+    stage1: FitConfig = field(default_factory=FitConfig)
+    decoder_blocks: int = 64
+    stage2_iterations: int = 300
+    surface_points: int = 30_000  # exact targets per block and kind
+    space_points: int = 30_000
+    keep_surface: int = 4096  # surface samples stored per block for the VAE's SDF loss
+    eval_blocks: int = 4  # blocks meshed for each stage's reconstruction report
+    eval_points: int = 30_000
+    chunk_blocks: int = 256  # blocks whose planes stage 2 fits at once (memory)
+
+    def __post_init__(self) -> None:
+        for key in ("decoder_blocks", "stage2_iterations", "surface_points", "space_points"):
+            check_config(getattr(self, key) >= 1, key, ">= 1", getattr(self, key))
+        check_config(self.chunk_blocks >= 1, "chunk_blocks", ">= 1", self.chunk_blocks)
+        check_config(self.eval_points >= 100, "eval_points", ">= 100", self.eval_points)
+
+
+@dataclass(frozen=True)
+class RecipeEvaluate:
+    """``difforge-scene evaluate`` of the trained model (sampling: the model's own)."""
+
+    n_eval: int = 50  # generated vs held-out blocks, |S_g| = |S_r|
+    seams: int = 16  # block pairs of the seam comparison
+    seed: int = 0  # which held-out blocks are drawn
+
+    def __post_init__(self) -> None:
+        check_config(self.n_eval >= 2, "n_eval", ">= 2", self.n_eval)
+        check_config(self.seams >= 0, "seams", ">= 0", self.seams)
+
+
+@dataclass(frozen=True)
+class SceneRecipe:
+    """A whole recipe; ``version`` changes whenever a change would change what it produces."""
+
+    version: int = 1
+    data: RecipeData = field(default_factory=RecipeData)
+    fit: RecipeFit = field(default_factory=RecipeFit)
+    vae: VAERunConfig = field(default_factory=VAERunConfig)
+    diffusion: DiffusionRunConfig = field(default_factory=DiffusionRunConfig)
+    evaluate: RecipeEvaluate = field(default_factory=RecipeEvaluate)
+
+    def __post_init__(self) -> None:
+        check_config(self.version >= 1, "version", ">= 1", self.version)
+
+
+# ----------------------------------------------------------------------------------------------
+# Stages
+# ----------------------------------------------------------------------------------------------
+
+
+def _workers(jobs: int) -> int:
+    """Processes for per-block CPU work: all cores but one, none idle (results do not depend on
+    it: every block's work is seeded by its index)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min((cores or 1) - 1, jobs))
+
+
+def make_data(config: RecipeData, stage_dir: Path) -> None:
+    from difforge.scene.data.blocks import write_dataset
+    from difforge.scene.data.layout import read_layout
+    from difforge.scene.data.meshes import write_mesh_dataset
+
+    for name, n, seed in (
+        ("train", config.train_blocks, config.train_seed),
+        ("test", config.test_blocks, config.test_seed),
+    ):
+        write_dataset(
+            stage_dir / name, n, seed, config.resolution, config.blocks_per_room,
+            with_sdf=False, overwrite=True,
+        )  # fmt: skip
+        echo(f"{name}: {n} procedural blocks (seed {seed})")
+    for i, mesh in enumerate(config.meshes):
+        layout = read_layout(mesh.layout) if mesh.layout else None
+        blocks = write_mesh_dataset(
+            mesh.path, stage_dir / "meshes" / str(i), config.resolution, mesh.stride,
+            mesh.scale, mesh.z_up, layout, overwrite=True,
+        )  # fmt: skip
+        echo(f"mesh {mesh.path}: {len(blocks)} blocks")
+
+
+def fit_dataset(
+    data_dir: Path,
+    out_dir: Path,
+    config: FitConfig,
+    settings: RecipeFit,
+    device: str,
+    *,
+    first: int | None = None,
+    decoder_dir: Path | None = None,
+) -> None:
+    """Fit the planes of a dataset's first ``first`` blocks (all: None) into the fit folder
+    ``out_dir``, with the frozen decoder of ``decoder_dir`` or (None) training a new decoder with
+    them; a finished folder is kept (so a re-run of the stage resumes after it)."""
+    import torch
+
+    from difforge.core.io import atomic_dir
+    from difforge.scene.data.blocks import BlockDataset
+    from difforge.scene.fit import (
+        SUPERVISION_FIELDS,
+        Supervision,
+        dataset_supervision,
+        decode_grids,
+        fit_triplanes,
+        reconstruction_report,
+        save_fit,
+    )
+    from difforge.scene.triplane import TriPlaneDecoder, load_decoder
+
+    if (out_dir / "fit.json").is_file():
+        echo(f"{out_dir}: fitted before, kept")
+        return
+    dataset = BlockDataset(data_dir)
+    n = len(dataset) if first is None else min(first, len(dataset))
+    if decoder_dir is None:
+        decoder = TriPlaneDecoder(
+            channels=config.channels, hidden=config.hidden, layers=config.layers
+        )
+    else:
+        decoder = load_decoder(decoder_dir)
+    started = time.perf_counter()
+    sup, blocks, sources = dataset_supervision(
+        dataset, list(range(n)), settings.surface_points, settings.space_points, _workers(n)
+    )
+    prepared = time.perf_counter()
+    # Stage 1 fits all its blocks at once (the decoder sees them all); stage 2 fits chunks of
+    # blocks independently, so memory does not grow with the dataset.
+    chunk = n if decoder_dir is None else settings.chunk_blocks
+    parts, history = [], []
+    for lo in range(0, n, chunk):
+        part = Supervision(*(getattr(sup, f)[lo : lo + chunk] for f in SUPERVISION_FIELDS))
+        planes, history = fit_triplanes(part, decoder, config, decoder_dir is None, device)
+        parts.append(planes)
+    planes = torch.cat(parts)
+    fitted = time.perf_counter()
+    k = min(settings.eval_blocks, n)
+    grids = decode_grids(decoder, planes[:k], dataset.resolution, device)
+    report = {
+        "blocks": n,
+        "data": str(Path(data_dir).resolve()),
+        "stage": "decoder + planes" if decoder_dir is None else "planes only (frozen decoder)",
+        "device": _device_name(device),
+        "seconds_supervision": prepared - started,
+        "seconds_fit": fitted - prepared,
+        "history": history,
+        f"reconstruction_first_{k}_blocks": reconstruction_report(
+            grids, blocks[:k], sources[:k], settings.eval_points
+        ),
+    }
+    # A random subset of the surface samples, kept for the VAE's SDF loss.
+    keep = torch.randperm(sup.surface.shape[1], generator=torch.Generator().manual_seed(0))
+    surface = sup.surface[:, keep[: settings.keep_surface]]
+    with atomic_dir(out_dir) as tmp:
+        save_fit(tmp, decoder, planes, dataset.origins[:n], config, report, surface)
+    echo(f"{out_dir}: {n} blocks fitted ({report['stage']})")
+
+
+def fit_stage(recipe: SceneRecipe, data: Path, stage_dir: Path, device: str) -> None:
+    """Stage 1 (decoder + planes), stage 2 (frozen decoder, every block), then users' meshes."""
+    from dataclasses import replace
+
+    settings = recipe.fit
+    fit_dataset(
+        data / "train", stage_dir / "stage1", settings.stage1, settings, device,
+        first=settings.decoder_blocks,
+    )  # fmt: skip
+    stage2 = replace(settings.stage1, iterations=settings.stage2_iterations)
+    decoder = stage_dir / "stage1" / "decoder"
+    for source, target in [(data / "train", stage_dir / "stage2")] + [
+        (data / "meshes" / str(i), stage_dir / "meshes" / str(i))
+        for i in range(len(recipe.data.meshes))
+    ]:
+        fit_dataset(source, target, stage2, settings, device, decoder_dir=decoder)
+
+
+def fit_folders(fit_dir: Path, n_meshes: int) -> list[Path]:
+    """The fit folders the VAE and the DiT train on: the meshes', then stage 2 (the last folder's
+    dataset is the one the VAE's held-out reconstruction is measured on)."""
+    return [fit_dir / "meshes" / str(i) for i in range(n_meshes)] + [fit_dir / "stage2"]
+
+
+def _trainer_output(stage_dir: Path, name: str) -> Path:
+    """Where this process writes a training function's output folder. Under ``accelerate launch``
+    every process trains the same model and scene's train functions save it from each of them:
+    the other processes write their copy into a scratch folder, deleted afterwards."""
+    from difforge.core.train import process_state
+
+    state = process_state()
+    if state.is_main_process:
+        return stage_dir / name
+    return stage_dir / f".process{state.process_index}" / name
+
+
+def train_stage(
+    recipe: SceneRecipe, previous: Mapping[str, Path], stage_dir: Path, kind: str
+) -> None:
+    """The VAE (``kind`` "vae") or the latent DiT ("diffusion"), resuming from the stage's own
+    checkpoints; ``time_limit_s`` counts from this call."""
+    from difforge.scene.train import train_diffusion, train_vae
+
+    fits = fit_folders(previous["fit"], len(recipe.data.meshes))
+    name = "vae" if kind == "vae" else "model"
+    out = _trainer_output(stage_dir, name)
+    run_dir = stage_dir / f"{name}-run"
+    if kind == "vae":
+        train_vae(fits, out, recipe.vae, run_dir)
+    else:
+        train_diffusion(fits, previous["vae"] / "vae", out, recipe.diffusion, run_dir)
+    if out.parent != stage_dir:
+        shutil.rmtree(out.parent, ignore_errors=True)
+
+
+def evaluate_stage(
+    recipe: SceneRecipe, previous: Mapping[str, Path], stage_dir: Path, device: str
+) -> None:
+    """The model beside the retrieval baseline on the held-out blocks -> eval.json."""
+    from difforge.scene.data.blocks import BlockDataset
+    from difforge.scene.evaluate_model import evaluate_model
+    from difforge.scene.pipeline import ScenePipeline
+
+    settings = recipe.evaluate
+    model_dir = previous["diffusion"] / "model"
+    generator = ScenePipeline.from_pretrained(model_dir).to(device).generator()
+    result = evaluate_model(
+        generator,
+        BlockDataset(previous["data"] / "train"),
+        BlockDataset(previous["data"] / "test"),
+        settings.n_eval,
+        settings.seed,
+        settings.seams,
+        None if device == "cpu" else device,  # CPU Chamfer: exact k-d trees, faster than cdist
+        _workers(settings.n_eval),
+    )
+    result["model"] = str(model_dir)
+    write_json(stage_dir / "eval.json", result)
+    for method, scores in result["methods"].items():
+        distribution = scores.get("distribution", {})
+        echo(f"{method}: " + ", ".join(f"{k} {v:.1f}" for k, v in distribution.items()))
+
+
+def _device_name(device: str) -> str:
+    import torch
+
+    return torch.cuda.get_device_name(device) if device.startswith("cuda") else device
+
+
+def _timed(run: Callable[[Path, Mapping[str, Path]], None], device: str):
+    """``run`` that also writes ``stage.json`` (its seconds and the device) into its folder."""
+
+    def timed(stage_dir: Path, previous: Mapping[str, Path]) -> None:
+        from difforge.core.train import process_state
+
+        started = time.perf_counter()
+        run(stage_dir, previous)
+        if process_state().is_main_process:
+            seconds = round(time.perf_counter() - started, 1)
+            write_json(
+                stage_dir / "stage.json", {"seconds": seconds, "device": _device_name(device)}
+            )
+
+    return timed
+
+
+def recipe_stages(recipe: SceneRecipe, device: str = "auto") -> list[Stage]:
+    """data -> fit -> vae -> diffusion -> evaluate (module docstring)."""
+    where = str(resolve_device(device))
+    runs = {
+        "data": lambda out, previous: make_data(recipe.data, out),
+        "fit": lambda out, previous: fit_stage(recipe, previous["data"], out, where),
+        "vae": lambda out, previous: train_stage(recipe, previous, out, "vae"),
+        "diffusion": lambda out, previous: train_stage(recipe, previous, out, "diffusion"),
+        "evaluate": lambda out, previous: evaluate_stage(recipe, previous, out, where),
+    }
+    return [
+        Stage(name, _timed(run, where), distributed=name in ("vae", "diffusion"))
+        for name, run in runs.items()
+    ]
+
+
+def load_recipe(config: str | Path | None, overrides: Sequence[str] = ()) -> SceneRecipe:
+    """A recipe of ``configs/recipe/`` by name or a YAML file (None: ``default``), then
+    ``key=value`` overrides."""
+    return load_preset(SceneRecipe, RECIPES_DIR, config, overrides)
+
+
+def run_named_recipe(
+    config: str | Path | None,
+    out_dir: str | Path,
+    *,
+    overrides: Sequence[str] = (),
+    stages: Sequence[str] | None = None,
+    overwrite: bool = False,
+    device: str = "auto",
+) -> dict[str, Path]:
+    """Run the recipe ``config`` into ``out_dir`` (finished stages are reused; ``stages``: only
+    these); returns each stage's folder."""
+    recipe = load_recipe(config, overrides)
+    name = DEFAULT_RECIPE if config is None else Path(str(config)).stem
+    return run_recipe(
+        f"scene/{name}",
+        recipe,
+        recipe_stages(recipe, device),
+        out_dir,
+        only=stages,
+        overwrite=overwrite,
+        log=echo,
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# Command
+# ----------------------------------------------------------------------------------------------
+
+
+class _IntermixedParser(argparse.ArgumentParser):
+    """Reads positionals after options (``recipe tiny --out DIR key=value``); argparse alone
+    stops filling positionals at the first option that follows one."""
+
+    _inside = False
+
+    def parse_known_args(self, args=None, namespace=None):
+        if self._inside:
+            return super().parse_known_args(args, namespace)
+        self._inside = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._inside = False
+
+
+def _stage_list(text: str) -> list[str]:
+    names = [s.strip() for s in text.split(",") if s.strip()]
+    if not names or any(s not in STAGES for s in names):
+        raise argparse.ArgumentTypeError(f"expected stages from {','.join(STAGES)}, got {text!r}")
+    return names
+
+
+def _add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.__class__ = type("RecipeParser", (_IntermixedParser, type(parser)), {})
+    parser.add_argument(
+        "words",
+        nargs="*",
+        metavar="[NAME|FILE.yaml] [key=value ...]",
+        help=f"a recipe ({', '.join(preset_names(RECIPES_DIR))}; default: {DEFAULT_RECIPE}) or a "
+        "YAML file, then overrides such as diffusion.train.steps=500 evaluate.n_eval=100",
+    )
+    parser.add_argument("--out", type=Path, required=True, help="the run's folder")
+    parser.add_argument(
+        "--stages",
+        type=_stage_list,
+        help=f"run only these stages ({','.join(STAGES)}); the stages before them must be done",
+    )
+    add_overwrite_argument(parser)
+    add_device_argument(parser)
+
+
+def _run_recipe_command(args: argparse.Namespace) -> None:
+    words = list(args.words)
+    config = words.pop(0) if words and "=" not in words[0] else None
+    folders = run_named_recipe(
+        config,
+        args.out,
+        overrides=words,
+        stages=args.stages,
+        overwrite=args.overwrite,
+        device=args.device,
+    )
+    echo(*(f"{name}: {folder}" for name, folder in folders.items()))
+
+
+RECIPE_COMMAND = Command(
+    "recipe",
+    "run a training recipe (data -> fit -> vae -> diffusion -> evaluate) into resumable stage "
+    "folders",
+    _add_recipe_arguments,
+    _run_recipe_command,
+)
+
+
+if __name__ == "__main__":
+    sys.exit(command_line("difforge-scene", __doc__.splitlines()[0], [RECIPE_COMMAND])())
