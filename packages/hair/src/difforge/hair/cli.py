@@ -9,131 +9,45 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import functools
-import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-
-import numpy as np
 
 from difforge.core.cli import add_config_arguments, progress, resolve_device, run_cli
 from difforge.core.errors import UserError
 from difforge.core.io import atomic_open, write_json
 from difforge.hair.baselines import MeanGroomBaseline, RetrievalBaseline, evaluate_baselines
+from difforge.hair.cli_arguments import (
+    add_data_argument,
+    add_evaluation_arguments,
+    add_model_arguments,
+    add_output_arguments,
+    add_sample_arguments,
+    add_train_data_argument,
+    model_default,
+    positive_int,
+    sample_config,
+    seed_number,
+    write_groom_outputs,
+)
 from difforge.hair.data.dataset import (
-    SampleConfig,
     build_dataset,
     load_sample,
     load_style_picture,
     training_seeds,
 )
-from difforge.hair.data.groom import Groom, generate_groom
+from difforge.hair.data.groom import generate_groom
 from difforge.hair.data.images import load_conditioning_image
 from difforge.hair.data.styles import FAMILIES, sample_style
 from difforge.hair.evaluate import (
-    DEFAULT_EVAL_POINTS,
     EvalConfig,
     evaluate_generator,
     results_table,
 )
-from difforge.hair.export import read_strands, write_npz, write_obj, write_ply, write_usd
-from difforge.hair.render import Appearance, contact_sheet, render_views, save_png, side_by_side
+from difforge.hair.export import read_strands
+from difforge.hair.render import Appearance, render_views, save_png, side_by_side
 
 Runner = Callable[[argparse.Namespace], None]
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
-    return value
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"seed {text} must be >= 0")
-    return value
-
-
-def _add_sample_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--strands", type=_positive_int, default=10_000, help="root candidates at full density"
-    )
-    parser.add_argument("--points", type=_positive_int, default=64, help="points per strand (>= 2)")
-    parser.add_argument(
-        "--image-size", type=_positive_int, default=128, help="conditioning picture side (px)"
-    )
-
-
-def _sample_config(args: argparse.Namespace) -> SampleConfig:
-    if args.points < 2 or args.image_size < 16:
-        raise UserError("--points must be >= 2 and --image-size >= 16")
-    return SampleConfig(n_strands=args.strands, n_points=args.points, image_size=args.image_size)
-
-
-def _add_output_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", type=Path, required=True, help="groom as PLY polylines (.ply)")
-    parser.add_argument("--obj", type=Path, help="also write OBJ polylines")
-    parser.add_argument("--npz", type=Path, help="also write .npz (points, root_uv)")
-    parser.add_argument("--usd", type=Path, help="also write USD BasisCurves (.usda/.usdc/.usd)")
-    parser.add_argument(
-        "--png", type=Path, help="also write a PNG of renders (input picture first)"
-    )
-    parser.add_argument("--up-axis", choices=("y", "z"), default="y", help="up axis of PLY/OBJ/USD")
-
-
-def _add_evaluation_arguments(parser: argparse.ArgumentParser) -> None:
-    """What ``evaluate`` and ``evaluate-baselines`` share: points, reports, workers, samples."""
-    parser.add_argument(
-        "--eval-points", type=_positive_int, default=DEFAULT_EVAL_POINTS, help="points per groom"
-    )
-    parser.add_argument("--out", type=Path, required=True, help="JSON report")
-    parser.add_argument("--md", type=Path, help="also write the summary table as Markdown")
-    parser.add_argument(
-        "--workers", type=_positive_int, default=1, help="processes (results do not depend on it)"
-    )
-    parser.add_argument(
-        "--first-held-out",
-        type=_seed,
-        default=0,
-        help="score held-out styles from this one on: 0 (default) is the test set of RESULTS.md; "
-        "tune settings on a later start (a validation set), never on the test set",
-    )
-    _add_sample_arguments(parser)
-
-
-def write_groom_outputs(
-    groom: Groom,
-    args: argparse.Namespace,
-    input_image: np.ndarray | None = None,
-    appearance: Appearance = Appearance(),  # noqa: B008 (frozen)
-) -> list[Path]:
-    """Write every output the ``_add_output_arguments`` flags ask for; returns the paths written."""
-    if args.out.suffix.lower() != ".ply":
-        raise UserError(f"--out {args.out}: the groom is written as PLY, use a .ply name")
-    written = [args.out]
-    write_ply(args.out, groom.points, up_axis=args.up_axis)
-    if args.obj:
-        write_obj(args.obj, groom.points, up_axis=args.up_axis)
-        written.append(args.obj)
-    if args.npz:
-        write_npz(args.npz, groom.points, groom.root_uv)
-        written.append(args.npz)
-    if args.usd:
-        write_usd(args.usd, groom.points, up_axis=args.up_axis)
-        written.append(args.usd)
-    if args.png:
-        save_png(args.png, contact_sheet(groom.points, appearance, input_image))
-        written.append(args.png)
-    return written
 
 
 # ---- dataset ---------------------------------------------------------------------------------
@@ -143,14 +57,14 @@ def add_dataset(subparsers: argparse._SubParsersAction) -> Runner:
     parser = subparsers.add_parser(
         "dataset", help="generate N procedural styles: renders, strands, density maps, parameters"
     )
-    parser.add_argument("--n", type=_positive_int, required=True, help="number of styles")
+    parser.add_argument("--n", type=positive_int, required=True, help="number of styles")
     parser.add_argument(
-        "--seed", type=_seed, default=0, help="first seed (styles use seed .. seed+n-1)"
+        "--seed", type=seed_number, default=0, help="first seed (styles use seed .. seed+n-1)"
     )
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument(
         "--workers",
-        type=_positive_int,
+        type=positive_int,
         default=1,
         help="processes (the styles do not depend on it)",
     )
@@ -160,12 +74,12 @@ def add_dataset(subparsers: argparse._SubParsersAction) -> Runner:
         help="comma-separated style families: only the first N seeds from --seed on that have "
         "one of them (default: every seed, so every family alike)",
     )
-    _add_sample_arguments(parser)
+    add_sample_arguments(parser)
     return _run_dataset
 
 
 def _run_dataset(args: argparse.Namespace) -> None:
-    config = _sample_config(args)
+    config = sample_config(args)
     seeds = training_seeds(args.n, args.seed, args.families)
     with progress(total=len(seeds), desc="styles") as bar:
         folders = build_dataset(
@@ -188,12 +102,12 @@ def add_groom(subparsers: argparse._SubParsersAction) -> Runner:
     parser.add_argument(
         "--family", choices=list(FAMILIES), help="style family (default: from the seed)"
     )
-    parser.add_argument("--seed", type=_seed, default=0)
+    parser.add_argument("--seed", type=seed_number, default=0)
     parser.add_argument(
-        "--strands", type=_positive_int, default=10_000, help="root candidates at full density"
+        "--strands", type=positive_int, default=10_000, help="root candidates at full density"
     )
-    parser.add_argument("--points", type=_positive_int, default=64, help="points per strand (>= 2)")
-    _add_output_arguments(parser)
+    parser.add_argument("--points", type=positive_int, default=64, help="points per strand (>= 2)")
+    add_output_arguments(parser)
     return _run_groom
 
 
@@ -215,7 +129,7 @@ def add_render(subparsers: argparse._SubParsersAction) -> Runner:
     )
     parser.add_argument("groom", type=Path, help="strand file")
     parser.add_argument("--out", type=Path, required=True, help="PNG with several views")
-    parser.add_argument("--size", type=_positive_int, default=256, help="side of each view (px)")
+    parser.add_argument("--size", type=positive_int, default=256, help="side of each view (px)")
     return _run_render
 
 
@@ -243,7 +157,7 @@ def add_baseline(subparsers: argparse._SubParsersAction) -> Runner:
         "--dataset", type=Path, required=True, help="folder written by `difforge-hair dataset`"
     )
     parser.add_argument("--method", choices=("retrieval", "mean"), default="retrieval")
-    _add_output_arguments(parser)
+    add_output_arguments(parser)
     return _run_baseline
 
 
@@ -272,15 +186,6 @@ def _run_baseline(args: argparse.Namespace) -> None:
     print(f"{args.method}: {groom.n_strands} strands -> {', '.join(map(str, written))}")
 
 
-def _add_train_data_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--train-data",
-        type=Path,
-        help="fit the baselines on this `difforge-hair dataset` folder (all its styles, read from "
-        "disk) instead of generating --train styles",
-    )
-
-
 # ---- evaluate-baselines ----------------------------------------------------------------------
 
 
@@ -289,16 +194,16 @@ def add_evaluate_baselines(subparsers: argparse._SubParsersAction) -> Runner:
         "evaluate-baselines",
         help="fit the mean-groom and retrieval baselines and score them on held-out styles",
     )
-    parser.add_argument("--train", type=_positive_int, default=280, help="training styles")
-    parser.add_argument("--test", type=_positive_int, default=56, help="held-out styles")
-    parser.add_argument("--seed", type=_seed, default=0, help="first training seed")
-    _add_train_data_argument(parser)
-    _add_evaluation_arguments(parser)
+    parser.add_argument("--train", type=positive_int, default=280, help="training styles")
+    parser.add_argument("--test", type=positive_int, default=56, help="held-out styles")
+    parser.add_argument("--seed", type=seed_number, default=0, help="first training seed")
+    add_train_data_argument(parser)
+    add_evaluation_arguments(parser)
     return _run_evaluate_baselines
 
 
 def _run_evaluate_baselines(args: argparse.Namespace) -> None:
-    config = EvalConfig(sample=_sample_config(args), n_eval_points=args.eval_points)
+    config = EvalConfig(sample=sample_config(args), n_eval_points=args.eval_points)
     training_seeds(args.train, args.seed)  # validate before the long run
     bars = {}
 
@@ -330,21 +235,9 @@ def _run_evaluate_baselines(args: argparse.Namespace) -> None:
 # ---- train-codec / train ---------------------------------------------------------------------
 
 
-def _add_data_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--data",
-        type=Path,
-        help="folder of `difforge-hair dataset` styles (searched recursively); without it, "
-        "data.styles procedural styles are generated from data.seed on the fly",
-    )
-    parser.add_argument(
-        "--run-dir", type=Path, help="checkpoints and logs (default: <out>-run; reruns resume)"
-    )
-
-
 def add_train_codec(subparsers: argparse._SubParsersAction) -> Runner:
     parser = subparsers.add_parser("train-codec", help="train the strand codec (VAE)")
-    _add_data_argument(parser)
+    add_data_argument(parser)
     parser.add_argument("--out", type=Path, required=True, help="codec folder to write")
     add_config_arguments(parser)
     return _run_train_codec
@@ -369,7 +262,7 @@ def add_train(subparsers: argparse._SubParsersAction) -> Runner:
     parser = subparsers.add_parser(
         "train", help="train the image-conditioned scalp-texture diffusion model"
     )
-    _add_data_argument(parser)
+    add_data_argument(parser)
     parser.add_argument("--codec", type=Path, help="codec folder from `train-codec`")
     parser.add_argument(
         "--init",
@@ -393,72 +286,6 @@ def _run_train(args: argparse.Namespace) -> None:
 
 
 # ---- generate --------------------------------------------------------------------------------
-
-
-def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--model", default="default", help="model folder from `train`, or `default`"
-    )
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    parser.add_argument(
-        "--steps", type=_positive_int, help=f"sampling steps ({_model_default('steps')})"
-    )
-    parser.add_argument(
-        "--guidance",
-        type=float,
-        help=f"classifier-free guidance w (0 = off; {_model_default('guidance_scale')})",
-    )
-    parser.add_argument(
-        "--min-density",
-        type=float,
-        help=f"no roots where the sampled density is below this ({_model_default('min_density')})",
-    )
-    parser.add_argument(
-        "--smooth",
-        type=float,
-        help="Gaussian blur of the sampled latent texture, in texels "
-        f"(0 = off; {_model_default('latent_smoothing')})",
-    )
-    parser.add_argument(
-        "--project-head-range",
-        action=argparse.BooleanOptionalAction,
-        help="denoise to the training mean outside the DiT output head's range "
-        f"({_model_default('project_to_head_range')})",
-    )
-    parser.add_argument(
-        "--ensemble",
-        type=_positive_int,
-        help="textures sampled per picture and averaged before decoding "
-        f"({_model_default('ensemble')})",
-    )
-    parser.add_argument(
-        "--bf16",
-        action=argparse.BooleanOptionalAction,
-        help="sample under bfloat16 autocast: faster on CPUs with AMX, slower on CPUs without "
-        f"bfloat16 units ({_model_default('bf16')})",
-    )
-
-
-# Read as JSON for --help: the model modules (torch, diffusers) load only when a command runs.
-SHIPPED_SAMPLING = Path(__file__).resolve().parent / "weights" / "default" / "config.json"
-
-
-@functools.cache
-def _shipped_sampling() -> dict:
-    try:
-        return json.loads(SHIPPED_SAMPLING.read_text(encoding="utf-8"))["sampling"]
-    except (OSError, ValueError, KeyError):
-        return {}
-
-
-def _model_default(key: str) -> str:
-    """--help's default of a sampling flag: the model folder's saved setting, and the shipped
-    model's value of it."""
-    value = _shipped_sampling().get(key)
-    if value is None:
-        return "default: the model folder's setting"
-    shown = ("on" if value else "off") if isinstance(value, bool) else f"{value:g}"
-    return f"default: the model folder's setting; the shipped model's is {shown}"
 
 
 def _generator(args: argparse.Namespace, seed: int = 0, model=None):  # -> HairGenerator
@@ -496,23 +323,23 @@ def add_generate(subparsers: argparse._SubParsersAction) -> Runner:
     parser.add_argument(
         "--image", type=Path, required=True, help="front picture of a head (PNG/JPEG/...)"
     )
-    _add_model_arguments(parser)
+    add_model_arguments(parser)
     count = parser.add_mutually_exclusive_group()
     count.add_argument(
         "--strands",
-        type=_positive_int,
+        type=positive_int,
         help="strands in the groom: exactly this many; the generated density decides where "
         "they grow (default: as many as the density keeps of --root-candidates)",
     )
     count.add_argument(
         "--root-candidates",
-        type=_positive_int,
+        type=positive_int,
         help="uniform root candidates, each kept with the generated density, as `groom` draws "
         f"them: the density decides how many strands grow too "
-        f"({_model_default('root_candidates')})",
+        f"({model_default('root_candidates')})",
     )
-    parser.add_argument("--seed", type=_seed, default=0)
-    _add_output_arguments(parser)
+    parser.add_argument("--seed", type=seed_number, default=0)
+    add_output_arguments(parser)
     return _run_generate
 
 
@@ -536,23 +363,23 @@ def add_evaluate(subparsers: argparse._SubParsersAction) -> Runner:
         "evaluate",
         help="score a model on held-out styles beside the mean-groom and retrieval baselines",
     )
-    _add_model_arguments(parser)
-    parser.add_argument("--n", type=_positive_int, default=56, help="held-out styles")
+    add_model_arguments(parser)
+    parser.add_argument("--n", type=positive_int, default=56, help="held-out styles")
     parser.add_argument(
         "--train",
-        type=_positive_int,
+        type=positive_int,
         help="baselines' training styles, seeds 0.. (default: as many as the model's)",
     )
-    _add_train_data_argument(parser)
+    add_train_data_argument(parser)
     parser.add_argument("--no-baselines", action="store_true", help="score the model only")
-    _add_evaluation_arguments(parser)
+    add_evaluation_arguments(parser)
     return _run_evaluate
 
 
 def _run_evaluate(args: argparse.Namespace) -> None:
     from difforge.hair.model import HairModel
 
-    config = EvalConfig(sample=_sample_config(args), n_eval_points=args.eval_points)
+    config = EvalConfig(sample=sample_config(args), n_eval_points=args.eval_points)
     resolve_device(args.device)  # fail before the long run
     model = HairModel.load(args.model)  # on the CPU until the baselines are done
     image_size = model.diffusion.config.image_size
