@@ -1,6 +1,10 @@
-"""Collect the reports of packages/scene/scripts/gpu_run.sh into results.json and results.md.
+"""Collect the reports of a scene recipe run (``difforge-scene recipe ... --out RUN``) into
+results.json and results.md: every stage's seconds and device, the fits', the VAE's and the
+model's reports and the evaluation, as tables naming the card and the date.
 
-Run after every stage: whatever exists so far is written (partial results survive a time-out).
+Whatever stages are done is collected, so a run cut short still reports its finished stages::
+
+    python3 packages/scene/scripts/gpu_results.py --run RUN --out OUT
 """
 
 from __future__ import annotations
@@ -8,11 +12,19 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import platform
 from pathlib import Path
 from typing import Any
 
 from difforge.core.io import atomic_open, write_json
+
+# Report key -> the file of a recipe run it comes from.
+REPORTS = {
+    "fit_stage1": "2-fit/stage1/fit.json",
+    "fit_stage2": "2-fit/stage2/fit.json",
+    "vae": "3-vae/vae/metrics.json",
+    "model": "4-diffusion/model/config.json",
+    "evaluation": "5-evaluate/eval.json",
+}
 
 
 def _read(path: Path) -> Any:
@@ -20,17 +32,6 @@ def _read(path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return None
-
-
-def _card() -> str:
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            return torch.cuda.get_device_name()
-    except ImportError:
-        pass
-    return f"CPU ({platform.processor() or platform.machine()})"
 
 
 SEAM_METRICS = (
@@ -49,41 +50,31 @@ def _fmt(value: Any, digits: int = 1) -> str:
     return str(value)
 
 
-def collect(work: Path) -> dict[str, Any]:
+def collect(run: Path) -> dict[str, Any]:
     stages = []
-    if (work / "stages.tsv").is_file():
-        for line in (work / "stages.tsv").read_text().splitlines():
-            name, rc, seconds = line.split("\t")
-            stages.append({"stage": name, "exit": rc, "seconds": int(seconds)})
+    for folder in sorted(run.glob("[0-9]-*"), key=lambda p: int(p.name.split("-")[0])):
+        record = _read(folder / "stage.json")
+        if record is not None and (folder / ".done").is_file():
+            stages.append({"stage": folder.name.split("-", 1)[1], **record})
+    recipe = _read(run / "recipe.json") or {}
     results: dict[str, Any] = {
-        "card": _card(),
+        "card": next((s["device"] for s in stages if s["device"] != "cpu"), "CPU"),
         "date": datetime.date.today().isoformat(),
+        "recipe": recipe.get("recipe"),
         "stages": stages,
     }
-    for key, path in (
-        ("fit_stage1", work / "fit1" / "fit.json"),
-        ("fit_stage2", work / "fit2" / "fit.json"),
-        ("vae", work / "vae" / "metrics.json"),
-        ("ablation_vector_vae", work / "vae_vector" / "metrics.json"),
-        ("model", work / "model" / "config.json"),
-        ("evaluation", work / "eval.json"),
-        ("ablation_raw_model", work / "raw" / "config.json"),
-        ("ablation_raw_evaluation", work / "eval_raw.json"),
-        ("ablation_vector_model", work / "vector" / "config.json"),
-        ("ablation_vector_evaluation", work / "eval_vector.json"),
-    ):
-        data = _read(path)
-        if data is not None:
-            if isinstance(data, dict):
-                data.pop("history", None)
+    for key, name in REPORTS.items():
+        data = _read(run / name)
+        if isinstance(data, dict):
+            data.pop("history", None)
             results[key] = data
     return results
 
 
 def markdown(results: dict[str, Any]) -> str:
-    lines = [f"# difforge-scene GPU run: {results['card']}, {results['date']}", ""]
-    lines += ["| stage | exit | seconds |", "|---|---|---|"]
-    lines += [f"| {s['stage']} | {s['exit']} | {s['seconds']} |" for s in results["stages"]]
+    lines = [f"# difforge-scene recipe {results['recipe']}: {results['card']}, {results['date']}"]
+    lines += ["", "| stage | seconds | device |", "|---|---|---|"]
+    lines += [f"| {s['stage']} | {s['seconds']} | {s['device']} |" for s in results["stages"]]
     recon_rows = []
     for key, label in (("fit_stage1", "fit stage 1 (decoder + planes)"),
                        ("fit_stage2", "fit stage 2 (frozen decoder)")):  # fmt: skip
@@ -92,17 +83,11 @@ def markdown(results: dict[str, Any]) -> str:
             rep = next((v for k, v in fit.items() if k.startswith("reconstruction_first")), {})
             recon_rows.append((f"{label}, {fit['blocks']} blocks", rep))
     vae = results.get("vae")
-    for key, label in (
-        ("vae", "latent tri-plane VAE"),
-        ("ablation_vector_vae", "latent vector VAE"),
-    ):
-        metrics = results.get(key) or {}
-        for name in ("vae", "raw_triplanes"):
-            rep = metrics.get(f"held_out_reconstruction_{name}")
-            if rep and not (key != "vae" and name == "raw_triplanes"):
-                what = f"{label} round trip" if name == "vae" else "raw tri-planes (same blocks)"
-                n = metrics.get("held_out_reconstruction_blocks")
-                recon_rows.append((f"{what}, {n} held-out, {metrics['steps']} steps", rep))
+    for name, what in (("raw_triplanes", "raw tri-planes"), ("vae", "latent tri-plane VAE")):
+        rep = (vae or {}).get(f"held_out_reconstruction_{name}")
+        if rep:
+            n = vae.get("held_out_reconstruction_blocks")
+            recon_rows.append((f"{what} of {n} held-out blocks", rep))
     if recon_rows:
         lines += ["", "## Reconstruction through the shared decoder (vs exact surface)", ""]
         lines += ["| what | F@2cm | F@5cm | NC | CD (cm²) | empty |", "|---|---|---|---|---|---|"]
@@ -115,31 +100,23 @@ def markdown(results: dict[str, Any]) -> str:
     if vae:
         lines += ["", f"VAE: {vae['parameters']:,} parameters, latent {vae['latent_shape']}, "
                   f"compression {vae['compression']:.0f}x, {vae['steps']}/{vae['planned_steps']} "
-                  f"steps in {vae['seconds']:.0f} s, final {json.dumps(vae.get('final_logs'))}"]  # fmt: skip
-    for key, label in (
-        ("model", "latent diffusion"),
-        ("ablation_raw_model", "raw diffusion"),
-        ("ablation_vector_model", "latent vector diffusion"),
-    ):
-        model = results.get(key)
-        if model:
-            run = model["training"]["diffusion"]
-            lines += ["", f"{label}: parameters {model['parameters']}, {run['steps']}/"
-                      f"{run['planned_steps']} steps in {run['seconds']:.0f} s on "
-                      f"{model['training']['examples_with_flips']} examples, final "
-                      f"{json.dumps(run.get('final_logs'))}"]  # fmt: skip
-    methods: dict[str, Any] = {}
-    for key in ("evaluation", "ablation_raw_evaluation", "ablation_vector_evaluation"):
-        ev = results.get(key)
-        if ev:
-            methods.update(ev["methods"])
-            protocol = ev["protocol"]
-    if methods:
+                  f"steps in {vae['seconds']:.0f} s (stopped by {vae['stopped_by']}), final "
+                  f"{json.dumps(vae.get('final_logs'))}"]  # fmt: skip
+    model = results.get("model")
+    if model:
+        run = model["training"]["diffusion"]
+        lines += ["", f"latent diffusion: parameters {model['parameters']}, {run['steps']}/"
+                  f"{run['planned_steps']} steps in {run['seconds']:.0f} s (stopped by "
+                  f"{run['stopped_by']}) on {model['training']['examples_with_flips']} examples, "
+                  f"final {json.dumps(run.get('final_logs'))}"]  # fmt: skip
+    evaluation = results.get("evaluation")
+    if evaluation:
+        protocol = evaluation["protocol"]
         lines += ["", f"## Generation vs held-out blocks ({protocol['n_generated']} vs "
                   f"{protocol['n_reference']}, {protocol['points_per_block']} points per block)",
                   "", "| method | COV-CD ↑ | MMD-CD (cm²) ↓ | 1-NNA-CD (%) → 50 | F@5cm vs query | "
                   "furniture IoU | wall IoU | empty | s/block |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
-        for name, m in methods.items():
+        for name, m in evaluation["methods"].items():
             d = m.get("distribution", {})
             r = m.get("reconstruction_vs_query", {})
             a = m.get("layout_adherence", {})
@@ -171,11 +148,11 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--work", type=Path, required=True)
-    parser.add_argument("--out", type=Path, required=True)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", type=Path, required=True, help="the recipe run's folder")
+    parser.add_argument("--out", type=Path, required=True, help="where results.json/.md go")
     args = parser.parse_args()
-    results = collect(args.work)
+    results = collect(args.run)
     write_json(args.out / "results.json", results)
     with atomic_open(args.out / "results.md", "w", encoding="utf-8") as fh:
         fh.write(markdown(results))
