@@ -2,7 +2,7 @@
 style's picture at several noise levels, and how close sampled textures come to their own style.
 
 Usage: python packages/hair/benchmarks/conditioning.py --model MODEL_DIR [--n 14] [--workers 1]
-       [--strands 10000] [--device auto] [--split held-out|train] [--out FILE.json] [--md FILE.md]
+       [--root-candidates 10000] [--device auto] [--split held-out|train] [--out FILE.json] [--md FILE.md]
 Held-out styles (one per family for --n 14) are encoded by the model's own codec into their
 ground-truth scalp textures (:func:`difforge.hair.sample.conditioning_check` explains the numbers).
 ``--split train`` uses the first training seeds instead: the gap between the two splits' denoising
@@ -28,7 +28,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="model folder (or `default`)")
     parser.add_argument("--n", type=int, default=14, help="held-out styles (at least 2)")
-    parser.add_argument("--strands", type=int, default=10_000, help="as the training styles")
+    parser.add_argument(
+        "--root-candidates", type=int, default=10_000, help="as the training styles"
+    )
     parser.add_argument("--points", type=int, help="points per strand (default: the codec's)")
     parser.add_argument("--image-size", type=int, help="picture side (default: the model's)")
     parser.add_argument("--workers", type=int, default=1)
@@ -42,7 +44,7 @@ def main() -> None:
     if args.image_size not in (None, image_size):
         raise SystemExit(f"error: the model takes {image_size}px pictures")
     n_points = model.codec.config.n_points
-    config = SampleConfig(args.strands, args.points or n_points, image_size)
+    config = SampleConfig(args.root_candidates, args.points or n_points, image_size)
     seeds = (held_out_seeds if args.split == "held-out" else training_seeds)(max(args.n, 2))
     tasks = [(seed, config, n_points) for seed in seeds]
     if args.workers > 1:

@@ -1,6 +1,6 @@
 """Speed of the procedural generator, the renderer and the metrics on one CPU thread.
 
-Usage: OMP_NUM_THREADS=1 python packages/hair/benchmarks/speed.py [--strands 10000] [--points 64]
+Usage: OMP_NUM_THREADS=1 python packages/hair/benchmarks/speed.py [--root-candidates 10000] [--points 64]
 Prints a Markdown table (median seconds over the families' seeds 0..13).
 """
 
@@ -20,7 +20,7 @@ from difforge.hair.render import Appearance, render_groom
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--strands", type=int, default=10_000)
+    parser.add_argument("--root-candidates", type=int, default=10_000)
     parser.add_argument("--points", type=int, default=64)
     parser.add_argument("--eval-points", type=int, default=100_000)
     args = parser.parse_args()
@@ -29,7 +29,7 @@ def main() -> None:
     for seed, family in enumerate(FAMILIES):
         style = sample_style(seed, family)
         started = time.perf_counter()
-        groom = generate_groom(style, args.strands, args.points)
+        groom = generate_groom(style, args.root_candidates, args.points)
         generated = time.perf_counter()
         render_groom(groom.points, appearance=Appearance.from_style(style))
         rendered = time.perf_counter()
@@ -47,7 +47,7 @@ def main() -> None:
         )
         previous = groom.points
     print(
-        f"CPU: {platform.processor() or platform.machine()}, one thread; {args.strands} root candidates, {args.points} points"
+        f"CPU: {platform.processor() or platform.machine()}, one thread; {args.root_candidates} root candidates, {args.points} points"
     )
     print(
         "| family | strands | generate (s) | render 128² (s) | metrics vs previous (s) |\n|---|---|---|---|---|"

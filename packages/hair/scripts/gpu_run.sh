@@ -62,7 +62,7 @@ WORKERS=${WORKERS:-$(( CORES > 1 ? CORES - 1 : 1 ))}
 if [ "$PRESET" = tiny ]; then
   STYLES=${STYLES:-12}; CODEC_STYLES=${CODEC_STYLES:-6}; EVAL_N=${EVAL_N:-2}; CHECK_N=${CHECK_N:-3}
   CONFIG=tiny; CODEC_STEPS=${CODEC_STEPS:-30}; DIFFUSION_STEPS=${DIFFUSION_STEPS:-40}
-  SAMPLE_ARGS=${SAMPLE_ARGS:-"--strands 300 --points 16 --image-size 64"}
+  SAMPLE_ARGS=${SAMPLE_ARGS:-"--root-candidates 300 --points 16 --image-size 64"}
   EVAL_ARGS=${EVAL_ARGS:-"--eval-points 2000"}
 else
   STYLES=${STYLES:-980}              # diffusion training styles (70 per family), seeds 0..STYLES-1

@@ -11,9 +11,9 @@ from PIL import Image
 from difforge.hair.cli import main
 from difforge.hair.data.dataset import load_sample
 from difforge.hair.data.styles import HELD_OUT_SEED_BASE
-from difforge.hair.export import read_obj, read_ply
+from difforge.hair.export import read_npz, read_obj, read_ply
 
-SMALL = ["--strands", "300", "--points", "8", "--image-size", "64"]
+SMALL = ["--root-candidates", "300", "--points", "8", "--image-size", "64"]
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +39,24 @@ def test_dataset_writes_every_file_of_every_style(dataset):
         assert image.shape == (64, 64, 3) and groom.points.shape[1:] == (8, 3)
         params = json.loads((folder / "params.json").read_text())
         assert params["strand_count"] == groom.n_strands and params["style"]["seed"] == style.seed
+
+
+def test_procedural_commands_name_their_budget_root_candidates(tmp_path, capsys):
+    """`groom`/`dataset` draw root candidates that the density map thins out: the flag says so;
+    the old name --strands is still accepted, no longer shown."""
+    grooms = {}
+    for flag in ("--root-candidates", "--strands"):
+        out = tmp_path / f"{flag.strip('-')}.npz"
+        args = ["groom", "--family", "receding", flag, "500", "--points", "8"]
+        assert main([*args, "--out", str(out.with_suffix(".ply")), "--npz", str(out)]) == 0
+        grooms[flag] = read_npz(out)[0]
+    np.testing.assert_array_equal(grooms["--root-candidates"], grooms["--strands"])
+    assert 0 < len(grooms["--strands"]) < 500
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(["groom", "--help"])
+    shown = capsys.readouterr().out
+    assert "--root-candidates" in shown and "--strands" not in shown
 
 
 def test_groom_command_writes_all_formats(tmp_path, capsys):

@@ -13,7 +13,7 @@ from difforge.hair.data.head import DEFAULT_HEAD
 from difforge.hair.data.styles import HELD_OUT_SEED_BASE
 from difforge.hair.export import read_obj, read_ply
 
-SMALL = ["--strands", "300", "--points", "16", "--image-size", "64"]
+SMALL = ["--root-candidates", "300", "--points", "16", "--image-size", "64"]
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,7 @@ from difforge.hair.cli_arguments import (
     add_evaluation_arguments,
     add_model_arguments,
     add_output_arguments,
+    add_root_candidates_argument,
     add_sample_arguments,
     add_train_data_argument,
     model_default,
@@ -103,9 +104,7 @@ def add_groom(subparsers: argparse._SubParsersAction) -> Runner:
         "--family", choices=list(FAMILIES), help="style family (default: from the seed)"
     )
     parser.add_argument("--seed", type=seed_number, default=0)
-    parser.add_argument(
-        "--strands", type=positive_int, default=10_000, help="root candidates at full density"
-    )
+    add_root_candidates_argument(parser)
     parser.add_argument("--points", type=positive_int, default=64, help="points per strand (>= 2)")
     add_output_arguments(parser)
     return _run_groom
@@ -113,7 +112,7 @@ def add_groom(subparsers: argparse._SubParsersAction) -> Runner:
 
 def _run_groom(args: argparse.Namespace) -> None:
     style = sample_style(args.seed, args.family)
-    groom = generate_groom(style, args.strands, args.points)
+    groom = generate_groom(style, args.root_candidates, args.points)
     written = write_groom_outputs(groom, args, appearance=Appearance.from_style(style))
     print(
         f"{style.family} (seed {style.seed}): {groom.n_strands} strands -> {', '.join(map(str, written))}"

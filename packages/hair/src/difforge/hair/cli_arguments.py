@@ -42,10 +42,23 @@ def seed_number(text: str) -> int:
     return value
 
 
-def add_sample_arguments(parser: argparse.ArgumentParser) -> None:
+def add_root_candidates_argument(parser: argparse.ArgumentParser) -> None:
+    """``--root-candidates``, the procedural generator's strand budget; ``--strands`` is its old
+    name, still accepted but no longer shown: it read as a strand count, which it is not."""
     parser.add_argument(
-        "--strands", type=positive_int, default=10_000, help="root candidates at full density"
+        "--root-candidates",
+        type=positive_int,
+        default=10_000,
+        help="uniform root candidates, each kept with the style's density map, so the density "
+        "decides how many strands grow (a full head keeps about 60 %%; default: 10000)",
     )
+    parser.add_argument(
+        "--strands", dest="root_candidates", type=positive_int, help=argparse.SUPPRESS
+    )
+
+
+def add_sample_arguments(parser: argparse.ArgumentParser) -> None:
+    add_root_candidates_argument(parser)
     parser.add_argument("--points", type=positive_int, default=64, help="points per strand (>= 2)")
     parser.add_argument(
         "--image-size", type=positive_int, default=128, help="conditioning picture side (px)"
@@ -55,7 +68,9 @@ def add_sample_arguments(parser: argparse.ArgumentParser) -> None:
 def sample_config(args: argparse.Namespace) -> SampleConfig:
     if args.points < 2 or args.image_size < 16:
         raise UserError("--points must be >= 2 and --image-size >= 16")
-    return SampleConfig(n_strands=args.strands, n_points=args.points, image_size=args.image_size)
+    return SampleConfig(
+        n_strands=args.root_candidates, n_points=args.points, image_size=args.image_size
+    )
 
 
 def add_output_arguments(parser: argparse.ArgumentParser) -> None:
