@@ -130,3 +130,27 @@ def test_the_default_recipe_is_the_shipped_models_run() -> None:
     assert run["evaluation"]["sampling"] == {
         k: v for k, v in trained["sampling"].items() if k in run["evaluation"]["sampling"]
     }
+
+
+def test_users_meshes_join_the_training_blocks(tmp_path) -> None:
+    import trimesh
+
+    room = trimesh.util.concatenate(
+        [
+            trimesh.creation.box((4.0, 0.1, 3.0)).apply_translation((2.0, -0.05, 1.5)),
+            trimesh.creation.box((1.0, 0.8, 0.5)).apply_translation((2.0, 0.4, 0.35)),
+        ]
+    )
+    room.export(tmp_path / "room.ply")
+    out = tmp_path / "run"
+    meshes = f"data.meshes=[{{path: {tmp_path / 'room.ply'}}}]"
+    argv = ["recipe", "tiny", meshes, "--out", str(out), "--device", "cpu"]
+    assert recipe_main([*argv, "--stages", "data,fit,vae"]) == 0
+    folders = _stage_dirs(out)
+    converted = json.loads((folders["data"] / "meshes" / "0" / "dataset.json").read_text())
+    fit = json.loads((folders["fit"] / "meshes" / "0" / "fit.json").read_text())
+    assert fit["blocks"] == converted["n_blocks"] >= 2  # 4 m x 3 m: two blocks along x
+    assert fit["stage"] == "planes only (frozen decoder)"
+    # The VAE trains on the mesh blocks and the 12 procedural ones.
+    vae_metrics = json.loads((folders["vae"] / "vae" / "metrics.json").read_text())
+    assert vae_metrics["blocks"] == 12 + fit["blocks"]
