@@ -150,6 +150,13 @@ def _workers(jobs: int) -> int:
     return max(1, min((cores or 1) - 1, jobs))
 
 
+def _fresh(folder: Path) -> Path:
+    """``folder`` without what an interrupted earlier run of its (unfinished) stage left there."""
+    if folder.exists():
+        shutil.rmtree(folder)
+    return folder
+
+
 def make_data(config: RecipeData, stage_dir: Path) -> None:
     from difforge.scene.data.blocks import write_dataset
     from difforge.scene.data.layout import read_layout
@@ -160,15 +167,15 @@ def make_data(config: RecipeData, stage_dir: Path) -> None:
         ("test", config.test_blocks, config.test_seed),
     ):
         write_dataset(
-            stage_dir / name, n, seed, config.resolution, config.blocks_per_room,
-            with_sdf=False, overwrite=True,
+            _fresh(stage_dir / name), n, seed, config.resolution, config.blocks_per_room,
+            with_sdf=False,
         )  # fmt: skip
         echo(f"{name}: {n} procedural blocks (seed {seed})")
     for i, mesh in enumerate(config.meshes):
         layout = read_layout(mesh.layout) if mesh.layout else None
         blocks = write_mesh_dataset(
-            mesh.path, stage_dir / "meshes" / str(i), config.resolution, mesh.stride,
-            mesh.scale, mesh.z_up, layout, overwrite=True,
+            mesh.path, _fresh(stage_dir / "meshes" / str(i)), config.resolution, mesh.stride,
+            mesh.scale, mesh.z_up, layout,
         )  # fmt: skip
         echo(f"mesh {mesh.path}: {len(blocks)} blocks")
 
@@ -294,7 +301,7 @@ def train_stage(
 
     fits = fit_folders(previous["fit"], len(recipe.data.meshes))
     name = "vae" if kind == "vae" else "model"
-    out = _trainer_output(stage_dir, name)
+    out = _fresh(_trainer_output(stage_dir, name))  # training resumes from run_dir, not from it
     run_dir = stage_dir / f"{name}-run"
     if kind == "vae":
         train_vae(fits, out, recipe.vae, run_dir)
