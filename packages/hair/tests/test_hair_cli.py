@@ -154,3 +154,12 @@ def test_user_mistakes_exit_2_with_one_line_and_no_output(tmp_path, dataset, cap
     with pytest.raises(SystemExit) as exit_info:  # argparse rejects malformed numbers itself
         main(["dataset", "--n", "zero", "--out", str(tmp_path / "d")])
     assert exit_info.value.code == 2
+    capsys.readouterr()
+    for argv in (  # 50 million strands would not fit in memory: refused before any work
+        ["groom", "--root-candidates", "50000000", "--out", str(out)],
+        ["generate", "--image", str(not_image), "--strands", "50000000", "--out", str(out)],
+    ):
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 2 and "over the command's limit" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photo.jpg"]

@@ -29,6 +29,7 @@ from difforge.hair.cli_arguments import (
     positive_int,
     sample_config,
     seed_number,
+    strand_count,
     write_groom_outputs,
 )
 from difforge.hair.data.dataset import (
@@ -326,13 +327,13 @@ def add_generate(subparsers: argparse._SubParsersAction) -> Runner:
     count = parser.add_mutually_exclusive_group()
     count.add_argument(
         "--strands",
-        type=positive_int,
+        type=strand_count,
         help="strands in the groom: exactly this many; the generated density decides where "
         "they grow (default: as many as the density keeps of --root-candidates)",
     )
     count.add_argument(
         "--root-candidates",
-        type=positive_int,
+        type=strand_count,
         help="uniform root candidates, each kept with the generated density, as `groom` draws "
         f"them: the density decides how many strands grow too "
         f"({model_default('root_candidates')})",

@@ -32,6 +32,22 @@ def positive_int(text: str) -> int:
     return value
 
 
+# The most strands (or root candidates) a command takes: 64-point strands of this many are about
+# 1.5 GB of float32 points. HairPipeline and generate_groom in Python have no such limit.
+MAX_STRANDS = 2_000_000
+
+
+def strand_count(text: str) -> int:
+    """A strand or root-candidate count: a positive integer up to :data:`MAX_STRANDS`."""
+    value = positive_int(text)
+    if value > MAX_STRANDS:
+        raise argparse.ArgumentTypeError(
+            f"{text} is over the command's limit of {MAX_STRANDS:,} (about 1.5 GB of points); "
+            "for more, call difforge.hair.HairPipeline from Python"
+        )
+    return value
+
+
 def seed_number(text: str) -> int:
     try:
         value = int(text)
@@ -47,13 +63,13 @@ def add_root_candidates_argument(parser: argparse.ArgumentParser) -> None:
     name, still accepted but no longer shown: it read as a strand count, which it is not."""
     parser.add_argument(
         "--root-candidates",
-        type=positive_int,
+        type=strand_count,
         default=10_000,
         help="uniform root candidates, each kept with the style's density map, so the density "
         "decides how many strands grow (a full head keeps about 60 %%; default: 10000)",
     )
     parser.add_argument(
-        "--strands", dest="root_candidates", type=positive_int, help=argparse.SUPPRESS
+        "--strands", dest="root_candidates", type=strand_count, help=argparse.SUPPRESS
     )
 
 
