@@ -19,9 +19,6 @@ from typing import Any, BinaryIO, TextIO
 
 from difforge.core.errors import UserError
 
-# Until every caller says what it means, folders are replaced as before; see atomic_dir.
-OVERWRITE_FOLDERS = True
-
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
@@ -76,7 +73,7 @@ def write_json(path: str | os.PathLike[str], obj: Any) -> None:
 
 
 @contextlib.contextmanager
-def atomic_dir(path: str | Path, *, overwrite: bool = OVERWRITE_FOLDERS) -> Iterator[Path]:
+def atomic_dir(path: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
     """Yield an empty temporary folder beside ``path``; on success fsync it and rename it to ``path``.
 
     On an exception the temporary folder is deleted and ``path`` keeps its old content. An
