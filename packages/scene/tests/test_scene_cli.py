@@ -45,8 +45,10 @@ def test_user_errors_print_one_line_and_exit_2(tmp_path, capsys) -> None:
     )
     assert "does not exist" in capsys.readouterr().err
     assert not (tmp_path / "c").exists()
-    assert main(["evaluate", "--model", "runs/model", "--out", str(tmp_path / "e.json")]) == 2
-    assert "needs --train DIR and --test DIR" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        main(["evaluate", "--model", "runs/model", "--out", str(tmp_path / "e.json")])
+    assert info.value.code == 2
+    assert "the following arguments are required: --train, --test" in capsys.readouterr().err
 
 
 def test_bad_blocks_argument_is_a_usage_error(tmp_path) -> None:

@@ -7,26 +7,39 @@ import json
 
 import pytest
 
+from difforge.core.cli import load_preset
 from difforge.core.config import to_dict
-from difforge.core.errors import UserError
+from difforge.core.errors import ConfigError, UserError
 from difforge.scene import cli, train
 from difforge.scene.model import DEFAULT_MODEL_DIR
-from difforge.scene.run_config import DiffusionRunConfig, VAERunConfig, load_run_config
+from difforge.scene.run_config import (
+    DIFFUSION_PRESETS,
+    VAE_PRESETS,
+    DiffusionRunConfig,
+    VAERunConfig,
+)
+
+PRESETS = {"vae": (VAERunConfig, VAE_PRESETS), "diffusion": (DiffusionRunConfig, DIFFUSION_PRESETS)}
+
+
+def _preset(kind: str, config: str | None, overrides: list[str]):
+    cls, presets = PRESETS[kind]
+    return load_preset(cls, presets, config, overrides)
 
 
 @pytest.mark.parametrize("kind", ["vae", "diffusion"])
 def test_no_config_resolves_to_the_default_preset(kind) -> None:
-    assert load_run_config(kind, None, []) == load_run_config(kind, "default", [])
+    assert _preset(kind, None, []) == _preset(kind, "default", [])
     overrides = ["train.steps=7"]
-    with_override = load_run_config(kind, None, overrides)
-    assert with_override == load_run_config(kind, "default", overrides)
+    with_override = _preset(kind, None, overrides)
+    assert with_override == _preset(kind, "default", overrides)
     assert with_override.train.steps == 7
 
 
 @pytest.mark.parametrize("kind, cls", [("vae", VAERunConfig), ("diffusion", DiffusionRunConfig)])
 def test_the_default_preset_trains_like_the_class_defaults(kind, cls) -> None:
     # Only the console settings differ: a preset trains without a progress bar or tensorboard.
-    preset = to_dict(load_run_config(kind, None, []))
+    preset = to_dict(_preset(kind, None, []))
     defaults = to_dict(cls())
     for key in ("tensorboard", "progress"):
         preset["train"].pop(key), defaults["train"].pop(key)
@@ -35,7 +48,7 @@ def test_the_default_preset_trains_like_the_class_defaults(kind, cls) -> None:
 
 def test_the_default_diffusion_preset_is_the_shipped_models_recipe() -> None:
     shipped = json.loads((DEFAULT_MODEL_DIR / "config.json").read_text())["training"]["config"]
-    preset = to_dict(load_run_config("diffusion", None, []))
+    preset = to_dict(_preset("diffusion", None, []))
     shipped.pop("time_limit_s"), preset.pop("time_limit_s")  # gpu_run.sh's budget, not a setting
     assert preset["model"] == shipped["model"]
     assert preset["train"] == shipped["train"]
@@ -57,9 +70,9 @@ def test_the_train_commands_without_config_use_the_default_preset(monkeypatch, c
     argv = [command, "--fit", "f", "--out", "o"] + (["--vae", "raw"] if kind == "diffusion" else [])
     assert cli.main(argv) == 2
     assert cli.main([*argv, "--config", "default"]) == 2
-    assert seen[0] == seen[1] == load_run_config(kind, "default", [])
+    assert seen[0] == seen[1] == _preset(kind, "default", [])
 
 
 def test_an_unknown_preset_names_the_presets() -> None:
-    with pytest.raises(UserError, match="presets: default, tiny"):
-        load_run_config("vae", "huge", [])
+    with pytest.raises(ConfigError, match="presets: default, tiny"):
+        _preset("vae", "huge", [])

@@ -7,38 +7,23 @@ import json
 from dataclasses import replace
 
 import numpy as np
-import pytest
 import torch
 import trimesh
 from safetensors.torch import load_file
 
+from difforge.core.cli import load_preset
 from difforge.core.pretrained import load_component
 from difforge.scene.cli import main
 from difforge.scene.demo import run as run_demo
 from difforge.scene.model import SceneModel, TriPlaneVAE
-from difforge.scene.run_config import load_run_config
+from difforge.scene.run_config import (
+    DIFFUSION_PRESETS,
+    VAE_PRESETS,
+    DiffusionRunConfig,
+    VAERunConfig,
+)
 from difforge.scene.sample import SceneGenerator
 from difforge.scene.train import train_diffusion, train_vae
-
-FIT_ARGS = ["--channels", "4", "--plane-resolution", "8", "--hidden", "16", "--layers", "1",
-            "--iterations", "15", "--points-per-step", "64", "--surface-points", "512",
-            "--space-points", "512", "--keep-surface", "128", "--eval-blocks", "1"]  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    root = tmp_path_factory.mktemp("pipeline")
-    torch.manual_seed(0)
-    # Test seed 5: its room is long enough along x for seam pairs wholly inside it (5.6 m).
-    for name, seed, n in (("train", 1, 10), ("test", 5, 6)):
-        args = ["dataset", "--n", str(n), "--seed", str(seed), "--out", str(root / name)]
-        assert main([*args, "--resolution", "16", "--no-sdf"]) == 0
-    assert main(["fit", "--data", str(root / "train"), "--out", str(root / "fit"), *FIT_ARGS]) == 0
-    vae = ["train-vae", "--fit", str(root / "fit"), "--out", str(root / "vae"), "--config", "tiny"]
-    assert main([*vae, "train.steps=10", "eval_blocks=1"]) == 0
-    train = ["train", "--fit", str(root / "fit"), "--vae", str(root / "vae"), "--config", "tiny"]
-    assert main([*train, "--out", str(root / "model"), "train.steps=10"]) == 0
-    return root
 
 
 def test_training_writes_a_complete_model_folder(trained) -> None:
@@ -95,7 +80,10 @@ def test_bad_generate_and_expand_inputs_exit_2_without_output(trained, tmp_path,
     cases = [
         (["generate", "--model", model, "--layout", str(layout), "--out", str(out)], "piano"),
         (["generate", "--model", str(tmp_path), "--out", str(out)], "not a difforge-scene model"),
-        (["generate", "--model", model, "--out", str(tmp_path / "s.stl")], "use one of"),
+        (
+            ["generate", "--model", model, "--out", str(tmp_path / "s.stl")],
+            "expected a .glb or .ply or .obj",
+        ),
     ]
     small = tmp_path / "small.json"
     small.write_text(json.dumps({"format": "difforge-scene-layout/1", "boxes": []}))
@@ -231,13 +219,14 @@ def test_train_seed_fixes_the_initial_and_trained_weights(trained, tmp_path) -> 
     fit = [trained / "fit"]
 
     def vae_run(name: str, seed: int) -> dict[str, torch.Tensor]:
-        config = load_run_config("vae", "tiny", ["train.steps=2", "eval_blocks=0"])
+        config = load_preset(VAERunConfig, VAE_PRESETS, "tiny", ["train.steps=2", "eval_blocks=0"])
         config = replace(config, train=replace(config.train, seed=seed))
         train_vae(fit, tmp_path / f"vae_{name}", config)
         return _weights(load_component(TriPlaneVAE, tmp_path / f"vae_{name}"))
 
     def diffusion_run(name: str, seed: int) -> dict[str, torch.Tensor]:
-        config = load_run_config("diffusion", "tiny", ["train.steps=2", f"train.seed={seed}"])
+        overrides = ["train.steps=2", f"train.seed={seed}"]
+        config = load_preset(DiffusionRunConfig, DIFFUSION_PRESETS, "tiny", overrides)
         return _weights(
             train_diffusion(fit, trained / "vae", tmp_path / f"dit_{name}", config).diffusion
         )

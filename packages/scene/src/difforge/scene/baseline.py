@@ -19,6 +19,7 @@ from multiprocessing import get_context
 import numpy as np
 import torch
 
+from difforge.core.cli import ignore_interrupts
 from difforge.core.errors import UserError
 from difforge.scene.data.blocks import Block, BlockDataset
 from difforge.scene.data.geometry import BLOCK_SIZE
@@ -82,6 +83,7 @@ _DATASETS: dict[str, BlockDataset] = {}
 
 
 def _worker_init() -> None:
+    ignore_interrupts()  # Ctrl-C: the main process says it in one line
     torch.set_num_threads(1)
 
 

@@ -74,7 +74,7 @@ def _model_section(
     if len(mesh.faces) == 0:
         return DemoSection(title=title, error="the model generated four empty blocks")
     glb = export_mesh(mesh, out / "scene_generated_2x2.glb")
-    save_scene(scene, out / "scene_generated_2x2")
+    save_scene(scene, out / "scene_generated_2x2", overwrite=True)  # the demo's own folder
     png = render_png(
         mesh, out / "scene_generated_2x2.png", width=image_size[0], height=image_size[1]
     )

@@ -24,9 +24,11 @@ from pathlib import Path
 import numpy as np
 import torch
 import trimesh
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from scipy.interpolate import RegularGridInterpolator
 
+from difforge.core.cli import ignore_interrupts
 from difforge.core.errors import UserError
 from difforge.core.io import atomic_path, write_json
 from difforge.scene.data.blocks import Block, BlockDataset, SDFSource
@@ -188,6 +190,7 @@ _DATASETS: dict[str, BlockDataset] = {}
 
 
 def _worker_init() -> None:
+    ignore_interrupts()  # Ctrl-C: the main process says it in one line
     torch.set_num_threads(1)
 
 
@@ -358,7 +361,7 @@ def load_plane_file(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     """Every tensor of a planes.safetensors file (planes, origins and, if fitted so, surface)."""
     try:
         tensors = load_file(str(path))
-    except (OSError, ValueError, RuntimeError) as exc:
+    except (OSError, ValueError, RuntimeError, SafetensorError) as exc:
         raise UserError(f"{path} is not a tri-plane file: {exc}") from None
     if "planes" not in tensors or "origins" not in tensors:
         raise UserError(f"{path} is not a tri-plane file (no planes/origins)")

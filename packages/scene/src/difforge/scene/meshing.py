@@ -187,10 +187,13 @@ def _rgba(rgb: np.ndarray) -> np.ndarray:
     return np.concatenate([rgb, np.full((len(rgb), 1), 255, dtype=np.uint8)], axis=1)
 
 
-def export_mesh(mesh: trimesh.Trimesh, path: str | os.PathLike[str]) -> Path:
-    """Write a mesh as GLB, PLY or OBJ (by extension), atomically, with vertex colours."""
+def export_mesh(
+    mesh: trimesh.Trimesh, path: str | os.PathLike[str], file_type: str | None = None
+) -> Path:
+    """Write a mesh as GLB, PLY or OBJ (``file_type``, default: by extension), atomically, with
+    vertex colours."""
     target = Path(path)
-    fmt = target.suffix.lower().lstrip(".")
+    fmt = file_type or target.suffix.lower().lstrip(".")
     if fmt not in EXPORT_FORMATS:
         raise UserError(f"cannot export {target.name}: use one of .{', .'.join(EXPORT_FORMATS)}")
     if len(mesh.faces) == 0:

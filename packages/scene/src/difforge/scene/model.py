@@ -395,8 +395,9 @@ class SceneModel:
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     info: dict[str, Any] = field(default_factory=dict)
 
-    def save(self, model_dir: str | os.PathLike[str]) -> Path:
-        with atomic_dir(model_dir) as tmp:
+    def save(self, model_dir: str | os.PathLike[str], overwrite: bool = False) -> Path:
+        """Write the model folder atomically; an existing non-empty one only with ``overwrite``."""
+        with atomic_dir(model_dir, overwrite=overwrite) as tmp:
             save_component(self.decoder, tmp / "decoder", float16=False)  # SDF to the mm
             if self.vae is not None:
                 save_component(self.vae, tmp / "vae")
@@ -431,7 +432,3 @@ class SceneModel:
 def resolve_model_dir(name: str | os.PathLike[str]) -> Path:
     """``"default"`` -> the shipped default model folder; anything else is a folder path."""
     return pretrained.resolve_model_dir(name, DEFAULT_MODEL_DIR, "difforge-scene")
-
-
-def num_parameters(model: nn.Module | None) -> int:
-    return 0 if model is None else sum(p.numel() for p in model.parameters())

@@ -27,6 +27,7 @@ from difforge.scene.sample import (
     check_scene_fits_model,
     expand_scene,
     generate_scene,
+    is_scene_folder,
     load_scene,
     save_scene,
     scene_mesh,
@@ -54,9 +55,10 @@ class SceneOutput:
         as a scene folder (latents, layout, scene.glb) that ``expand`` reads back."""
         target = Path(path)
         if not target.suffix:
-            if target.exists() and not (target / "scene.json").is_file():
+            if target.exists() and not is_scene_folder(target):
                 raise UserError(f"{target} exists and is not a scene folder: choose another path")
-            return save_scene(self.scene, target, self.mesh)
+            # A scene folder is this method's own kind of output: replaced like a mesh file.
+            return save_scene(self.scene, target, self.mesh, overwrite=True)
         return export_mesh(self.mesh, target)
 
 

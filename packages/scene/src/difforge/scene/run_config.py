@@ -1,19 +1,17 @@
 """Run configs of the two training commands (``train-vae``, ``train``) and their presets.
 
-A preset is ``configs/<kind>/<name>.yaml`` (``kind`` ``vae`` or ``diffusion``); no ``--config``
-means the ``default`` preset, the recipe of the shipped model. The dataclass defaults equal the
-default presets (tested), so a config built in Python trains like the command line.
+A preset is ``configs/<kind>/<name>.yaml`` (``kind`` ``vae`` or ``diffusion``), read by the core's
+``load_preset``, e.g. ``load_preset(VAERunConfig, VAE_PRESETS, "tiny", ["train.steps=5"])``; no
+``--config`` means the ``default`` preset, the recipe of the shipped model. The dataclass defaults
+equal the default presets (tested), so a config built in Python trains like the command line.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from difforge.core.config import check_config, load_config
-from difforge.core.errors import UserError
+from difforge.core.config import check_config
 from difforge.core.nn.dit import check_head_size
 from difforge.core.train import TrainConfig
 from difforge.scene.model import SamplingConfig
@@ -102,19 +100,5 @@ class DiffusionRunConfig:
         check_config(self.time_limit_s >= 0, "time_limit_s", ">= 0", self.time_limit_s)
 
 
-DEFAULT_PRESET = "default"
-
-
-def load_run_config(kind: str, config: str | Path | None, overrides: Sequence[str]) -> Any:
-    """``kind`` ``vae`` or ``diffusion``; ``config`` a YAML file or a preset name
-    (``configs/<kind>/<name>.yaml``; None: the ``default`` preset, the settings of the shipped
-    model), then ``key=value`` overrides."""
-    cls = VAERunConfig if kind == "vae" else DiffusionRunConfig
-    name = DEFAULT_PRESET if config is None else str(config)
-    preset = CONFIGS_DIR / kind / f"{name}.yaml"
-    if preset.is_file() and not Path(name).suffix:
-        return load_config(cls, preset, overrides)
-    if not Path(name).is_file():
-        known = sorted(p.stem for p in (CONFIGS_DIR / kind).glob("*.yaml"))
-        raise UserError(f"config {name!r}: no such file or preset (presets: {', '.join(known)})")
-    return load_config(cls, name, overrides)
+VAE_PRESETS = CONFIGS_DIR / "vae"
+DIFFUSION_PRESETS = CONFIGS_DIR / "diffusion"

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 import trimesh
 from diffusers import RePaintScheduler
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from difforge.core.diffusion.guidance import guided
@@ -55,6 +56,9 @@ from difforge.scene.model import (
 )
 
 SCENE_FORMAT = "difforge-scene-scene/1"
+SCENE_FILES = frozenset(
+    ("scene.json", "latents.safetensors", "layout.json", "scene.glb", "scene.png")
+)
 DIRECTIONS = {"+x": (1, 0), "-x": (-1, 0), "+z": (0, 1), "-z": (0, -1)}
 # Planes that contain each horizontal axis (x = 0, z = 2) and the tensor dim of that axis in them:
 # xy (rows y, cols x), xz (rows z, cols x), yz (rows z, cols y); dims of (B, 3, Z, rows, cols).
@@ -345,13 +349,15 @@ def save_scene(
     folder: str | os.PathLike[str],
     mesh: trimesh.Trimesh | None = None,
     png: bool = False,
+    overwrite: bool = False,
 ) -> Path:
-    """Write the scene folder atomically (see the module docstring)."""
+    """Write the scene folder atomically (see the module docstring); an existing non-empty
+    ``folder`` is replaced only with ``overwrite``."""
     from difforge.scene.meshing import export_mesh
     from difforge.scene.render import render_png
 
     indices = list(scene.latents)
-    with atomic_dir(folder) as tmp:
+    with atomic_dir(folder, overwrite=overwrite) as tmp:
         with atomic_path(tmp / "latents.safetensors") as path:
             save_file(
                 {"latents": torch.stack([scene.latents[i] for i in indices]).contiguous()},
@@ -380,6 +386,15 @@ def save_scene(
     return Path(folder)
 
 
+def is_scene_folder(folder: str | os.PathLike[str]) -> bool:
+    """Whether ``folder`` holds a scene folder's files and nothing else (what ``save_scene`` may
+    replace as its own earlier output)."""
+    root = Path(folder)
+    if root.is_symlink() or not (root / "scene.json").is_file():
+        return False
+    return all(entry.name in SCENE_FILES for entry in root.iterdir())
+
+
 def _file_inside(root: Path, name: object, key: str) -> Path:
     """``root / name`` for a file named in scene.json; a name that leaves the scene folder
     (absolute, ``..``, a link pointing out) is a UserError: a scene never reads other files."""
@@ -406,11 +421,13 @@ def load_scene(folder: str | os.PathLike[str]) -> Scene:
         corner = (float(meta["corner"][0]), float(meta["corner"][1]))
     except UserError:
         raise
+    except RecursionError:
+        raise UserError(f"{meta_path} is corrupt (nested too deeply)") from None
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise UserError(f"{meta_path} is corrupt ({type(exc).__name__}: {exc})") from None
     try:
         latents = load_file(str(root / "latents.safetensors"))["latents"]
-    except (OSError, KeyError, ValueError, RuntimeError) as exc:
+    except (OSError, KeyError, ValueError, RuntimeError, SafetensorError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise UserError(f"{root}/latents.safetensors is missing or corrupt ({first})") from None
     if len(latents) != len(indices) or len(set(indices)) != len(indices):
@@ -422,8 +439,9 @@ def load_scene(folder: str | os.PathLike[str]) -> Scene:
         layout_path = _file_inside(root, meta["layout"], "layout")
         try:
             obj = json.loads(layout_path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise UserError(f"{layout_path} is missing or corrupt ({exc})") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+            reason = str(exc) if not isinstance(exc, RecursionError) else "nested too deeply"
+            raise UserError(f"{layout_path} is missing or corrupt ({reason})") from None
         layout = parse_layout(obj, str(layout_path))
     return Scene(
         dict(zip(indices, latents.float())),

@@ -42,6 +42,7 @@ from difforge.core.diffusion.gaussian import GaussianLoss
 from difforge.core.diffusion.guidance import ConditionDropout
 from difforge.core.errors import UserError
 from difforge.core.io import atomic_dir, write_json
+from difforge.core.nn import num_parameters
 from difforge.core.pretrained import CONFIG_NAME, load_component, save_component
 from difforge.core.train import Trainer
 from difforge.scene.data.blocks import BlockDataset
@@ -57,7 +58,6 @@ from difforge.scene.model import (
     SceneModel,
     TriPlaneVAE,
     layout_condition,
-    num_parameters,
     representation,
 )
 from difforge.scene.run_config import DiffusionRunConfig, VAELossWeights, VAERunConfig
@@ -97,7 +97,12 @@ def load_fits(fit_dirs: Sequence[str | Path]) -> FitSet:
         meta_path = fit_dir / "fit.json"
         if not meta_path.is_file():
             raise UserError(f"{fit_dir}: not a fit folder (no fit.json; see `difforge-scene fit`)")
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+            raise UserError(f"{meta_path} is corrupt (not a fit.json; refit)") from None
+        if not isinstance(meta, dict):
+            raise UserError(f"{meta_path} is corrupt (not a fit.json; refit)")
         tensors = load_plane_file(fit_dir / "planes.safetensors")
         if "surface" not in tensors:
             raise UserError(f"{fit_dir}: fitted without surface samples (refit with this version)")
@@ -160,7 +165,9 @@ def _random_batches(tensors: dict[str, torch.Tensor], batch_size: int, seed: int
         yield {key: value[pick] for key, value in tensors.items()}
 
 
-def _run_dir(out_dir: Path, run_dir: str | Path | None) -> Path:
+def run_dir_of(out_dir: str | Path, run_dir: str | Path | None) -> Path:
+    """The checkpoint folder of a training run: ``run_dir``, or ``<out>-run`` beside the output."""
+    out_dir = Path(out_dir)
     return Path(run_dir) if run_dir is not None else out_dir.with_name(out_dir.name + "-run")
 
 
@@ -265,9 +272,11 @@ def train_vae(
     config: VAERunConfig,
     run_dir: str | Path | None = None,
     started_at: float | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
-    """Train the VAE; write ``out_dir`` (VAE folder + ``metrics.json``); return the metrics.
-    ``started_at``: where ``config.time_limit_s`` counts from (module docstring)."""
+    """Train the VAE; write ``out_dir`` (VAE folder + ``metrics.json``; an existing non-empty one
+    only with ``overwrite``); return the metrics. ``started_at``: where ``config.time_limit_s``
+    counts from (module docstring)."""
     clock = Clock(started_at)
     out_dir = Path(out_dir)
     clock.say(f"loading {len(fit_dirs)} fit folder(s)")
@@ -299,7 +308,7 @@ def train_vae(
         vae,
         lambda model, batch: vae_loss(model, decoder, batch, config.loss, config.points_per_block),
         lambda start: _random_batches(data, config.train.batch_size, config.train.seed, start),
-        replace(config.train, out_dir=str(_run_dir(out_dir, run_dir))),
+        replace(config.train, out_dir=str(run_dir_of(out_dir, run_dir))),
     )
     # 1.5x: the VAE round trip adds its encode/decode to the same meshing and scoring.
     run = _train(trainer, config.time_limit_s, SAVE_RESERVE_S + 1.5 * evaluation_s, clock)
@@ -329,7 +338,7 @@ def train_vae(
         vae.cpu()
         metrics["held_out_reconstruction_vae"] = evaluation.report(recon)
         metrics["held_out_reconstruction_blocks"] = len(evaluation.rows)
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, overwrite=overwrite) as tmp:
         save_component(vae, tmp)
         write_json(tmp / "metrics.json", metrics)
     clock.say(f"wrote {out_dir}")
@@ -371,9 +380,11 @@ def train_diffusion(
     config: DiffusionRunConfig,
     run_dir: str | Path | None = None,
     started_at: float | None = None,
+    overwrite: bool = False,
 ) -> SceneModel:
     """Train the layout-conditioned DiT on latent (``vae_dir``) or raw (None) tri-planes and write
-    the model folder ``out_dir``. ``started_at``: where ``config.time_limit_s`` counts from."""
+    the model folder ``out_dir`` (an existing non-empty one only with ``overwrite``).
+    ``started_at``: where ``config.time_limit_s`` counts from."""
     clock = Clock(started_at)
     out_dir = Path(out_dir)
     clock.say(f"loading {len(fit_dirs)} fit folder(s)")
@@ -423,7 +434,7 @@ def train_diffusion(
             config.train.seed,
             start,
         ),
-        replace(config.train, out_dir=str(_run_dir(out_dir, run_dir))),
+        replace(config.train, out_dir=str(run_dir_of(out_dir, run_dir))),
     )
     run = _train(trainer, config.time_limit_s, SAVE_RESERVE_S, clock)
     vae_metrics = Path(vae_dir) / "metrics.json" if vae_dir is not None else None
@@ -448,6 +459,6 @@ def train_diffusion(
             k: v for k, v in vae_info.items() if k.startswith("held_out") or k == "compression"
         }
     model = SceneModel(decoder, vae, diffusion.cpu().eval(), config.sampling, info)
-    model.save(out_dir)
+    model.save(out_dir, overwrite)
     clock.say(f"wrote {out_dir}")
     return model

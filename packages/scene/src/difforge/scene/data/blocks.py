@@ -146,15 +146,17 @@ def write_dataset(
     blocks_per_room: int = 8,
     with_sdf: bool = True,
     truncation: float = TRUNCATION,
+    overwrite: bool = False,
 ) -> Path:
-    """Generate ``n_blocks`` procedural blocks into ``out_dir`` (see the module docstring)."""
+    """Generate ``n_blocks`` procedural blocks into ``out_dir`` (see the module docstring); an
+    existing non-empty ``out_dir`` is replaced only with ``overwrite``."""
     if n_blocks < 1:
         raise UserError(f"--n must be at least 1, got {n_blocks}")
     if resolution < 8:
         raise UserError(f"--resolution must be at least 8, got {resolution}")
     if blocks_per_room < 1:
         raise UserError(f"--blocks-per-room must be at least 1, got {blocks_per_room}")
-    with dataset_writer(out_dir, with_sdf) as writer:
+    with dataset_writer(out_dir, with_sdf, overwrite) as writer:
         last_room = -1
         for index, room, (x, z) in iter_dataset_blocks(n_blocks, seed, blocks_per_room):
             if index != last_room:
@@ -249,16 +251,12 @@ class DatasetWriter:
 
 
 @contextlib.contextmanager
-def dataset_writer(out_dir: str | os.PathLike[str], with_sdf: bool) -> Iterator[DatasetWriter]:
+def dataset_writer(
+    out_dir: str | os.PathLike[str], with_sdf: bool, overwrite: bool = False
+) -> Iterator[DatasetWriter]:
     """A DatasetWriter on a hidden folder beside ``out_dir``, renamed onto it only on success.
-
-    Unlike a checkpoint folder, an existing dataset is never replaced: the target must be new or
-    empty.
-    """
-    out = Path(out_dir)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise UserError(f"output {out} already exists and is not an empty folder")
-    with atomic_dir(out) as tmp:
+    An existing non-empty folder is replaced only with ``overwrite``."""
+    with atomic_dir(out_dir, overwrite=overwrite) as tmp:
         writer = DatasetWriter(tmp, with_sdf)
         try:
             yield writer
@@ -279,6 +277,8 @@ class BlockDataset:
             raise UserError(f"{self.path} is not a dataset folder (no dataset.json)") from None
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise UserError(f"{manifest} is corrupt: {exc}") from None
+        except RecursionError:
+            raise UserError(f"{manifest} is corrupt: nested too deeply") from None
         if not isinstance(self.manifest, dict) or self.manifest.get("format") != DATASET_FORMAT:
             raise UserError(f"{manifest} is not a {DATASET_FORMAT} manifest")
         self.resolution = int(self.manifest["resolution"])

@@ -125,6 +125,8 @@ def read_layout(path: str | os.PathLike[str]) -> Layout:
         raise UserError(f"layout file {path} does not exist") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise UserError(f"layout file {path} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise UserError(f"layout file {path} is nested too deeply to be a layout") from None
     return parse_layout(obj, source=str(path))
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import igl
@@ -36,6 +37,24 @@ from difforge.scene.data.rooms import FLOOR_THICKNESS
 MESH_SUFFIXES = (".obj", ".ply", ".glb", ".gltf", ".stl", ".off")
 
 
+def read_mesh_file(path: str | os.PathLike[str]) -> trimesh.Trimesh:
+    """The triangles of a mesh file as stored; a missing, unsupported, corrupt or empty file is a
+    one-line UserError naming it."""
+    source = Path(path)
+    if not source.is_file():
+        raise UserError(f"mesh file {source} does not exist")
+    if source.suffix.lower() not in MESH_SUFFIXES:
+        raise UserError(f"{source}: unsupported mesh format; use {', '.join(MESH_SUFFIXES)}")
+    try:
+        loaded = trimesh.load(source, force="mesh", process=False)
+    except Exception as exc:  # trimesh raises many types for malformed files
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UserError(f"cannot read mesh {source}: {reason}") from None
+    if not isinstance(loaded, trimesh.Trimesh) or len(loaded.faces) == 0:
+        raise UserError(f"{source}: the mesh is empty (no triangles)")
+    return loaded
+
+
 def load_mesh(
     path: str | os.PathLike[str],
     scale: float = 1.0,
@@ -43,20 +62,7 @@ def load_mesh(
     place_on_floor: bool = True,
 ) -> trimesh.Trimesh:
     """Read a mesh file as one closed triangle mesh in our frame, or raise a one-line UserError."""
-    source = Path(path)
-    if not source.is_file():
-        raise UserError(f"mesh file {source} does not exist")
-    if source.suffix.lower() not in MESH_SUFFIXES:
-        raise UserError(f"{source.name}: unsupported mesh format; use {', '.join(MESH_SUFFIXES)}")
-    try:
-        loaded = trimesh.load(source, force="mesh", process=False)
-    except Exception as exc:  # trimesh raises many types for malformed files
-        raise UserError(
-            f"cannot read mesh {source}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
-        ) from None
-    if not isinstance(loaded, trimesh.Trimesh) or len(loaded.faces) == 0:
-        raise UserError(f"{source}: the mesh is empty (no triangles)")
-    mesh = make_watertight(loaded, str(source))
+    mesh = make_watertight(read_mesh_file(path), str(path))
     if not math.isfinite(scale) or scale <= 0:
         raise UserError(f"--scale must be a positive number, got {scale}")
     mesh.apply_scale(scale)
@@ -180,11 +186,17 @@ def write_mesh_dataset(
     scale: float = 1.0,
     z_up: bool = False,
     layout: Layout | None = None,
+    overwrite: bool = False,
+    before_commit: Callable[[list[Block]], None] | None = None,
 ) -> list[Block]:
-    """Convert a user's mesh into a dataset folder of SDF blocks (same format as ``dataset``)."""
+    """Convert a user's mesh into a dataset folder of SDF blocks (same format as ``dataset``); an
+    existing non-empty ``out_dir`` is replaced only with ``overwrite``. ``before_commit(blocks)``
+    runs before the folder appears (a preview written there appears with it or not at all)."""
     mesh = load_mesh(mesh_path, scale=scale, z_up=z_up)
     blocks = mesh_to_blocks(mesh, resolution, stride, layout)
-    with dataset_writer(out_dir, with_sdf=True) as writer:
+    with dataset_writer(out_dir, with_sdf=True, overwrite=overwrite) as writer:
+        if before_commit is not None:
+            before_commit(blocks)
         for block in blocks:
             writer.add_block(block.origin, block.layout, block.sdf, room_index=-1)
         writer.manifest.update(
