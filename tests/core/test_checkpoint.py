@@ -210,11 +210,11 @@ def test_atomic_dir_replaces_whole_or_not_at_all(tmp_path: Path) -> None:
     target = tmp_path / "export"
     with atomic_dir(target) as tmp:
         (tmp / "a.txt").write_text("one")
-    with pytest.raises(RuntimeError), atomic_dir(target) as tmp:
+    with pytest.raises(RuntimeError), atomic_dir(target, overwrite=True) as tmp:
         (tmp / "a.txt").write_text("two")
         raise RuntimeError
     assert (target / "a.txt").read_text() == "one"
-    with atomic_dir(target) as tmp:
+    with atomic_dir(target, overwrite=True) as tmp:
         (tmp / "b.txt").write_text("three")
     assert [p.name for p in target.iterdir()] == ["b.txt"]
     assert [p.name for p in tmp_path.iterdir()] == ["export"]
