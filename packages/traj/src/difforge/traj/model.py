@@ -549,6 +549,8 @@ def read_traj_meta(model_dir: Path) -> dict[str, Any]:
     """``config.json`` of a model folder, folders written before format version 2 included."""
     try:
         meta = read_model_meta(model_dir, MODEL_TYPE)
+    except RecursionError:  # JSON nested thousands deep: no config, and the message names it
+        raise CheckpointError(f"{model_dir / CONFIG_NAME}: nested too deeply to read") from None
     except CheckpointError:
         meta = read_json_object(model_dir / CONFIG_NAME)
         if meta.get("model_type") != LEGACY_MODEL_TYPE:
