@@ -22,6 +22,7 @@ from difforge.traj import evaluate as evaluate_module
 from difforge.traj.cli import main
 from difforge.traj.data import hoser
 from difforge.traj.data.hoser import read_roadmap, read_trajectories
+from difforge.traj.model import TrajDLM
 from difforge.traj.train import TrajTrainConfig
 
 CLI = "difforge.traj.cli"
@@ -291,6 +292,22 @@ def test_no_config_is_the_default_preset(dataset, tmp_path):
     assert configs[0] == configs[1]
     preset = load_preset(TrajTrainConfig, TRAIN_PRESETS, "default").train.batch_size
     assert configs[0]["train"]["batch_size"] == preset != TrajTrainConfig().train.batch_size
+
+
+def test_generate_help_gives_the_shipped_models_sampling_defaults(capsys):
+    assert exit_code(["generate", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    shipped = TrajDLM.from_pretrained("default").sampling
+    flags = {
+        "--batch-size": shipped.batch_size,
+        "--steps-per-block": shipped.steps_per_block,
+        "--threshold": shipped.threshold,
+        "--temperature": shipped.temperature,
+        "--guidance": shipped.guidance_scale,
+    }
+    for flag, value in flags.items():
+        after = text[text.index(f"{flag} {flag[2:].upper().replace('-', '_')} ") :]
+        assert after[after.index("(shipped: ") :].startswith(f"(shipped: {value})"), flag
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1,9 +1,8 @@
-"""``difforge-traj``: one subcommand per task (prepare, match, train, generate, evaluate, bench).
+"""Road-network trips with TrajDLM: prepare, match, train, generate, evaluate, bench, recipe.
 
 Each command is a :class:`~difforge.core.cli.Command`: ``_add_<name>(parser)`` registers its flags,
 ``_<name>(args)`` declares its inputs and outputs in an :class:`~difforge.core.outputs.OutputPlan`,
-checks them before any heavy work, then runs. The model commands import torch and friends lazily,
-so that ``prepare``, ``match`` and ``--help`` stay quick.
+checks them before any heavy work, then runs. ``recipe`` is :data:`difforge.traj.recipe.RECIPE_COMMAND`.
 """
 
 from __future__ import annotations
@@ -30,6 +29,7 @@ from difforge.core.cli import (
 from difforge.core.errors import UserError
 from difforge.core.outputs import OutputPlan
 from difforge.traj import TRAIN_PRESETS
+from difforge.traj.recipe import RECIPE_COMMAND
 
 ROADMAP = ("roadmap.geo", "roadmap.rel")
 MODEL_FILES = ("config.json", "model.safetensors", *ROADMAP)
@@ -189,29 +189,33 @@ def _add_generate(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--data",
         type=Path,
-        help="dataset folder for the OD pairs (default: the model's training data)",
+        help="dataset folder for the OD pairs; None: the model's training data",
     )
     add_device_argument(p)
-    p.add_argument("--batch-size", type=_batch, help="trips per batch (default: the model's, 256)")
+    p.add_argument(
+        "--batch-size", type=_batch, help="trips per batch; None: the model's (shipped: 256)"
+    )
     p.add_argument(
         "--steps-per-block",
         type=int_arg(1, 1024),
-        help="denoising steps per block (default: the model's, 2)",
+        help="denoising steps per block; None: the model's (shipped: 2)",
     )
     p.add_argument(
         "--threshold",
         type=float_arg(0, 1, low_open=True),
-        help="also commit every token above this confidence, in (0, 1] (default: the model's, off)",
+        help="also commit every token above this confidence, in (0, 1]; None: the model's "
+        "(shipped: None)",
     )
     p.add_argument(
         "--temperature",
         type=float_arg(0, 100),
-        help="0 decodes greedily, > 0 samples (default: the model's, 0)",
+        help="0 decodes greedily, > 0 samples; None: the model's (shipped: 0.0)",
     )
     p.add_argument(
         "--guidance",
         type=float_arg(0, 100),
-        help="classifier-free guidance w in u + (w+1)(c-u), 0 = off (default: the model's, 0.5)",
+        help="classifier-free guidance w in u + (w+1)(c-u), 0 = off; None: the model's "
+        "(shipped: 0.5)",
     )
     _add_threads(p)
     p.add_argument(
@@ -314,9 +318,9 @@ def _add_bench(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--hoser-save",
         type=Path,
-        help="folder to save the HOSER-style model trained here in (default: OUT_DIR/hoser_model)",
+        help="folder to save the HOSER-style model trained here in; None: OUT_DIR/hoser_model",
     )
-    p.add_argument("--data", type=Path, help="dataset folder (default: the model's data)")
+    p.add_argument("--data", type=Path, help="dataset folder; None: the model's data")
     p.add_argument("--out-dir", type=Path, required=True, help="folder for bench.json, bench.md")
     _add_trip_count(p, "trips per method and seed (HOSER: 5000)", default=5000)
     p.add_argument("--seeds", type=int_arg(0, MAX_SEED), nargs="+", default=[0])
@@ -325,8 +329,8 @@ def _add_bench(p: argparse.ArgumentParser) -> None:
         "--methods",
         nargs="+",
         help="subset of: real_trips (reference: the training trips themselves) shortest_path "
-        "modal_route markov hoser_beam hoser_astar ar_decoding trajdlm (default: all but "
-        "hoser_astar, BenchSettings.methods)",
+        "modal_route markov hoser_beam hoser_astar ar_decoding trajdlm; None: all but "
+        "hoser_astar (BenchSettings.methods)",
     )
     p.add_argument("--ablations", action="store_true", help="also TrajDLM sampling ablations")
     p.add_argument(
@@ -458,6 +462,7 @@ COMMANDS = [
         "and TrajDLM on the same requests, scored by the HOSER protocol; writes bench.json and "
         "bench.md.",
     ),
+    RECIPE_COMMAND,
 ]
 
 main = command_line("difforge-traj", __doc__.splitlines()[0], COMMANDS)
