@@ -37,7 +37,6 @@ import functools
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,9 +46,11 @@ import torch
 from difforge.core.cli import progress
 from difforge.core.errors import UserError
 from difforge.core.io import atomic_open, write_json
+from difforge.core.timing import synchronize
 from difforge.traj.baselines.next_segment import NextSegmentModel, search, train_next_segment_model
 from difforge.traj.baselines.routes import MarkovChain, ModalRoute, ShortestPath
 from difforge.traj.baselines.travel_times import generate_timed, segment_travel_seconds
+from difforge.traj.bench_settings import BASELINES, REFERENCE, BenchSettings
 from difforge.traj.data.hoser import Trajectories, read_roadmap, read_trajectories
 from difforge.traj.data.requests import ODRequests, sample_od_requests
 from difforge.traj.data.segments import SegmentGraph
@@ -63,8 +64,6 @@ from difforge.traj.model import TrajDLM
 from difforge.traj.od_grid import HOSER_BOUNDING_BOXES, ODGrid, hoser_city
 from difforge.traj.sample import TrajectorySampler
 
-BASELINES = ("shortest_path", "modal_route", "markov", "hoser_beam", "hoser_astar")
-REFERENCE = "real_trips"
 SAMPLING_ABLATIONS = {
     "trajdlm (no topology constraint)": {"constrained": False},
     "trajdlm (guidance w=0)": {"guidance_scale": 0.0},
@@ -75,40 +74,6 @@ SAMPLING_ABLATIONS = {
 }
 # Sampling settings whose throughput is swept over batch sizes (besides AR decoding).
 TIMED_SETTINGS = ("trajdlm", *(k for k in SAMPLING_ABLATIONS if "per block" in k))
-
-
-@dataclass
-class BenchSettings:
-    """What to run (see the module docstring)."""
-
-    n: int = 5000
-    seeds: tuple[int, ...] = (0,)
-    batch_size: int = 256
-    methods: tuple[str, ...] = (
-        REFERENCE,
-        "shortest_path",
-        "modal_route",
-        "markov",
-        "hoser_beam",
-        "ar_decoding",
-        "trajdlm",
-    )
-    ablations: bool = False
-    throughput_batches: tuple[int, ...] = (1, 16, 256, 4096)
-    throughput_requests: int = 256  # trips timed per batch size (at least one full batch)
-    hoser_epochs: int = 25
-    device: str = "cpu"
-    extra_models: dict[str, Path] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        known = {REFERENCE, *BASELINES, "ar_decoding", "trajdlm"}
-        unknown = [m for m in self.methods if m not in known]
-        if unknown:
-            raise UserError(f"unknown method(s) {', '.join(unknown)}; choose from {sorted(known)}")
-        if self.n < 1 or self.batch_size < 1:
-            raise UserError("--n and --batch-size must be >= 1")
-        if any(b < 1 for b in self.throughput_batches):
-            raise UserError("throughput batch sizes must be >= 1")
 
 
 def device_name(device: torch.device) -> str:
@@ -122,11 +87,6 @@ def od_grid(graph: SegmentGraph, data_dir: Path) -> ODGrid:
     """HOSER's box for its three cities (by folder name), else the network's bounding box."""
     key = hoser_city(data_dir.name)
     return ODGrid.from_bbox(*(HOSER_BOUNDING_BOXES[key] if key else graph.bbox()))
-
-
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 class Harness:
@@ -199,7 +159,7 @@ def _model_runner(
     sampler: TrajectorySampler,
 ) -> Callable[[ODRequests, int], tuple[Trajectories, Throughput]]:
     def run(requests: ODRequests, seed: int) -> tuple[Trajectories, Throughput]:
-        _synchronize(sampler.device)
+        synchronize(sampler.device)
         trips = sampler.generate(requests, seed=seed, show_progress=True)
         throughput = Throughput(
             len(trips),
@@ -256,7 +216,7 @@ def run_bench(
             batch = settings.batch_size if name.startswith("hoser") else None
 
             def run(requests, seed, generate=generate, batch=batch):
-                _synchronize(device)
+                synchronize(device)
                 return generate_timed(
                     generate, requests, harness.travel_seconds, batch_size=batch, device=str(device)
                 )
@@ -391,7 +351,7 @@ def throughput_sweep(
             pool.origins[:count], pool.destinations[:count], pool.departures[:count]
         )
         warm_up(sampler, requests, batch)
-        _synchronize(sampler.device)
+        synchronize(sampler.device)
         trips = sampler.generate(requests, seed=0, show_progress=False, batch_size=batch)
         out[str(batch)] = {
             "trajectories": len(trips),

@@ -1,8 +1,8 @@
-"""Road-network trips with TrajDLM: prepare, match, train, generate, evaluate, bench, recipe.
+"""Road-network trips with TrajDLM: prepare, match, train, generate, evaluate, bench.
 
 Each command is a :class:`~difforge.core.cli.Command`: ``_add_<name>(parser)`` registers its flags,
 ``_<name>(args)`` declares its inputs and outputs in an :class:`~difforge.core.outputs.OutputPlan`,
-checks them before any heavy work, then runs. ``recipe`` is :data:`difforge.traj.recipe.RECIPE_COMMAND`.
+checks them before any heavy work, then runs.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ from difforge.core.cli import (
 from difforge.core.errors import UserError
 from difforge.core.outputs import OutputPlan
 from difforge.traj import TRAIN_PRESETS
-from difforge.traj.recipe import RECIPE_COMMAND
 
 ROADMAP = ("roadmap.geo", "roadmap.rel")
 MODEL_FILES = ("config.json", "model.safetensors", *ROADMAP)
@@ -350,7 +349,8 @@ def _add_bench(p: argparse.ArgumentParser) -> None:
 
 def _bench(args: argparse.Namespace) -> None:
     from difforge.core.cli import resolve_device
-    from difforge.traj.bench import BenchSettings, run_bench, write_bench
+    from difforge.traj.bench import run_bench, write_bench
+    from difforge.traj.bench_settings import BenchSettings
     from difforge.traj.model import TrajDLM, model_data_dir, read_traj_meta, resolve_model_dir
 
     _check_trip_count(args.n, args.max_trips)
@@ -462,7 +462,6 @@ COMMANDS = [
         "and TrajDLM on the same requests, scored by the HOSER protocol; writes bench.json and "
         "bench.md.",
     ),
-    RECIPE_COMMAND,
 ]
 
 main = command_line("difforge-traj", __doc__.splitlines()[0], COMMANDS)

@@ -51,7 +51,7 @@ from difforge.core import pretrained
 from difforge.core.config import check_config, from_dict, to_dict
 from difforge.core.errors import CheckpointError, ConfigError, UserError
 from difforge.core.io import atomic_path
-from difforge.core.nn.dit import DiTBackbone, DiTOutput
+from difforge.core.nn.dit import DiTBackbone, DiTOutput, check_head_size
 from difforge.core.pretrained import (
     CONFIG_NAME,
     read_json_object,
@@ -114,13 +114,7 @@ class TrajDLMConfig:
             "duration_hidden",
         ):
             check_config(getattr(self, key) >= 1, key, ">= 1", getattr(self, key))
-        check_config(
-            self.hidden_size % self.num_heads == 0
-            and (self.hidden_size // self.num_heads) % 2 == 0,
-            "hidden_size",
-            f"a multiple of num_heads={self.num_heads} with an even quotient",
-            self.hidden_size,
-        )
+        check_head_size(self.hidden_size, self.num_heads)
         check_config(self.mlp_ratio > 0, "mlp_ratio", "> 0", self.mlp_ratio)
 
     @property
@@ -563,10 +557,6 @@ def read_traj_meta(model_dir: Path) -> dict[str, Any]:
             f"1 to {FORMAT_VERSION} (a newer difforge-traj wrote it?)"
         )
     return meta
-
-
-def num_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 def resolve_model_dir(name: str | Path) -> Path:

@@ -41,6 +41,7 @@ from difforge.core.config import check_config, to_dict
 from difforge.core.diffusion import BlockDiffusionLoss, MaskSchedule
 from difforge.core.diffusion.guidance import ConditionDropout
 from difforge.core.errors import UserError
+from difforge.core.nn import num_parameters
 from difforge.core.train import TrainConfig, Trainer
 from difforge.traj.constraint import HopDistances
 from difforge.traj.data.hoser import Trajectories, read_roadmap, read_trajectories
@@ -49,7 +50,6 @@ from difforge.traj.model import (
     SamplingConfig,
     TrajDLM,
     TrajDLMConfig,
-    num_parameters,
     resolve_config,
     round_up,
     time_bucket,
