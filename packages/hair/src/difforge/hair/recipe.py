@@ -31,6 +31,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TypeVar
 
 from difforge.core.cli import (
     Command,
@@ -48,13 +49,13 @@ from difforge.core.io import atomic_open, write_json
 from difforge.core.recipe import Stage, run_recipe
 from difforge.core.train import TrainConfig
 from difforge.hair.data.dataset import SampleConfig
-from difforge.hair.model import SamplingConfig
 from difforge.hair.run_config import CodecRunConfig, DiffusionRunConfig
 
 RECIPES_DIR = Path(__file__).resolve().parent / "configs" / "recipe"
 DEFAULT_RECIPE = "default"
 FIXED_STAGES = ("data", "codec", "evaluate")
 _STAGE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+RunConfig = TypeVar("RunConfig", CodecRunConfig, DiffusionRunConfig)
 
 
 @dataclass(frozen=True)
@@ -218,6 +219,18 @@ def _per_process(train: TrainConfig) -> TrainConfig:
     return replace(train, batch_size=train.batch_size // processes)
 
 
+def _as_run(recipe: HairRecipe, config: RunConfig) -> RunConfig:
+    """A training stage's config as this process runs it: its share of the global batch, the
+    recipe's data workers, and the data stage's sample settings recorded with the model."""
+    data = replace(
+        config.data,
+        workers=_workers(recipe.data.workers),
+        n_strands=recipe.data.root_candidates,
+        image_size=recipe.data.image_size,
+    )
+    return replace(config, train=_per_process(config.train), data=data)
+
+
 def style_counts(recipe: HairRecipe) -> list[int]:
     """How many styles each training stage reads (the first N), ascending and distinct."""
     counts = {recipe.codec.data.styles}
@@ -257,12 +270,7 @@ def make_data(recipe: HairRecipe, stage_dir: Path) -> None:
 def codec_stage(recipe: HairRecipe, previous: Mapping[str, Path], stage_dir: Path) -> None:
     from difforge.hair.train import train_codec
 
-    config = recipe.codec
-    config = replace(
-        config,
-        train=_per_process(config.train),
-        data=replace(config.data, workers=_workers(recipe.data.workers)),
-    )
+    config = _as_run(recipe, recipe.codec)
     data = styles_folder(previous["data"], style_counts(recipe), config.data.styles)
     out = stage_dir / "codec"
     if _is_main():
@@ -277,12 +285,7 @@ def diffusion_stage(
 ) -> None:
     from difforge.hair.train import train_diffusion
 
-    config = stage_config(recipe, stage)
-    config = replace(
-        config,
-        train=_per_process(config.train),
-        data=replace(config.data, workers=_workers(recipe.data.workers)),
-    )
+    config = _as_run(recipe, stage_config(recipe, stage))
     data = styles_folder(previous["data"], style_counts(recipe), config.data.styles)
     init = previous[stage.init_from] / "model" if stage.init_from else None
     codec = None if init is not None else previous["codec"] / "codec"
