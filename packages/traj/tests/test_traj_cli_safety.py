@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from difforge.core.cli import load_preset
+from difforge.core.io import exclusive_lock
 from difforge.core.testing import interrupt_command, tree_snapshot
 from difforge.traj import TRAIN_PRESETS
 from difforge.traj import bench as bench_module
@@ -186,6 +187,10 @@ def test_train_refuses_an_existing_folder_and_its_own_data(dataset, trained, tmp
     stale = tmp_path / "stale"
     (stale / "notes").mkdir(parents=True)
     (stale / "notes" / "old.txt").write_text("old run", encoding="utf-8")
+    with exclusive_lock(stale / "train", "training run"):  # another run is training there
+        assert exit_code([*args, "--out", stale, "--overwrite"]) == 2
+        assert "in use by another training run" in one_line_error(capsys)
+    assert (stale / "notes" / "old.txt").is_file()
     assert exit_code([*args, "--out", stale, "--overwrite"]) == 0
     assert (stale / "model.safetensors").is_file() and not (stale / "notes").exists()
 

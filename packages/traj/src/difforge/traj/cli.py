@@ -168,7 +168,10 @@ def _train(args: argparse.Namespace) -> None:
         plan.writes_folder("--out", args.out)
     plan.check()
     if args.overwrite and args.out.is_dir():
-        shutil.rmtree(args.out)
+        from difforge.core.io import exclusive_lock
+
+        with exclusive_lock(args.out / "train", "training run"):  # never under a running one
+            shutil.rmtree(args.out)
     _set_threads(args.threads)
     echo(*describe(train(args.data, args.out, config, resume=args.resume)))
 
@@ -293,7 +296,6 @@ def _add_evaluate(p: argparse.ArgumentParser) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> None:
-    from difforge.core.cli import progress
     from difforge.traj.evaluate import evaluate, format_markdown_table
 
     plan = OutputPlan()
@@ -301,8 +303,7 @@ def _evaluate(args: argparse.Namespace) -> None:
     _reads_dataset(plan, "--data", args.data, *ROADMAP, "test.csv")
     plan.writes_file("--out", args.out, suffixes=(".json",))
     plan.check()
-    show_progress = not progress(disable=None).disable
-    result = evaluate(args.data, args.generated, args.out, city=args.city, progress=show_progress)
+    result = evaluate(args.data, args.generated, args.out, city=args.city, progress=True)
     echo(
         format_markdown_table({Path(args.generated).name: result}),
         f"{result['num_generated']} generated vs {result['num_real']} test trips, "

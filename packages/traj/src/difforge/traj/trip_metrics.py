@@ -225,14 +225,18 @@ def local_metrics(
     generated_latlon: Sequence[np.ndarray],
     progress: bool = False,
 ) -> dict[str, float | None]:
-    """Mean Hausdorff (km), FastDTW (km) and EDR over already paired centroid sequences."""
-    from tqdm import tqdm
+    """Mean Hausdorff (km), FastDTW (km) and EDR over already paired centroid sequences;
+    ``progress`` shows a bar where the command line would (a terminal, not ``--quiet``)."""
+    from difforge.core.cli import progress as progress_bar
 
     if len(real_latlon) == 0:
         return {"hausdorff_km": None, "dtw": None, "edr": None}
     haus, dtw, edrs = [], [], []
     pairs = zip(real_latlon, generated_latlon)
-    for real, gen in tqdm(pairs, total=len(real_latlon), desc="OD pairs", disable=not progress):
+    bar = progress_bar(
+        pairs, total=len(real_latlon), desc="OD pairs", disable=None if progress else True
+    )
+    for real, gen in bar:
         # One distance matrix serves all three metrics (and FastDTW's finest level).
         angles = pairwise_angle(real, gen)
         haus.append(max(angles.min(axis=1).max(), angles.min(axis=0).max()) * EARTH_RADIUS_KM)
