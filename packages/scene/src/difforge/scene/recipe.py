@@ -160,7 +160,6 @@ def _fresh(folder: Path) -> Path:
 def make_data(config: RecipeData, stage_dir: Path) -> None:
     from difforge.scene.data.blocks import write_dataset
     from difforge.scene.data.layout import read_layout
-    from difforge.scene.data.meshes import write_mesh_dataset
 
     for name, n, seed in (
         ("train", config.train_blocks, config.train_seed),
@@ -171,6 +170,8 @@ def make_data(config: RecipeData, stage_dir: Path) -> None:
             with_sdf=False,
         )  # fmt: skip
         echo(f"{name}: {n} procedural blocks (seed {seed})")
+    if config.meshes:  # libigl (exact mesh SDFs) only where meshes are used
+        from difforge.scene.data.meshes import write_mesh_dataset
     for i, mesh in enumerate(config.meshes):
         layout = read_layout(mesh.layout) if mesh.layout else None
         blocks = write_mesh_dataset(
