@@ -5,8 +5,9 @@
 # into $WORK. Recipes:
 #   default   the shipped default model (weights/default) and its evaluation
 #   tiny      toy size, to check the launcher
-# Run from the repository root through the device tool with carry [".whl"] (.whl/*.whl: diffusers;
-# .whl/scene/*.whl: trimesh and whatever else the image lacks, installed only where missing):
+# Run from the repository root through the device tool, carrying the diffusers wheel and
+# .whl/scene/ (trimesh, which the image lacks; libigl too if the recipe converts users' meshes),
+# installed only where missing; carry [".whl/diffusers-0.42.1-py3-none-any.whl", ".whl/scene"]:
 #   command: bash packages/scene/scripts/gpu_run.sh default
 #   command: NGPU=2 bash packages/scene/scripts/gpu_run.sh default          (kind nvidia-h100-x2)
 # Arguments after the recipe go to it: --stages vae,diffusion, key=value overrides, --device.
