@@ -105,7 +105,9 @@ def _add_dataset(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, required=True, help="new dataset folder")
     add_overwrite_argument(p)
     _add_resolution_argument(p)
-    p.add_argument("--blocks-per-room", type=int_arg(1, 1000), default=8)
+    p.add_argument(
+        "--blocks-per-room", type=int_arg(1, 1000), default=8, help="blocks cut from each room"
+    )
     p.add_argument("--no-sdf", action="store_true", help="store layouts and rooms only")
 
 
@@ -203,7 +205,7 @@ def _procedural(args: argparse.Namespace) -> None:
 
 def _add_render(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mesh", type=Path, required=True, help="mesh file (OBJ/PLY/GLB/STL/OFF)")
-    p.add_argument("--png", type=Path, required=True)
+    p.add_argument("--png", type=Path, required=True, help="PNG to write")
     p.add_argument("--azimuth", type=float_arg(-360, 360), default=35.0, help="degrees")
     p.add_argument("--elevation", type=float_arg(-90, 90), default=55.0, help="degrees")
 
@@ -237,11 +239,11 @@ def _add_fit(p: argparse.ArgumentParser) -> None:
         "--decoder", type=Path, help="a fitted decoder/ folder: freeze it and fit planes only"
     )
     p.add_argument("--first", type=int_arg(1), help="fit only the first N blocks")
-    p.add_argument("--iterations", type=int_arg(1, 10_000_000), default=500)
-    p.add_argument("--channels", type=int_arg(1, 256), default=16)
-    p.add_argument("--plane-resolution", type=int_arg(2, 1024), default=64)
-    p.add_argument("--hidden", type=int_arg(1, 4096), default=128)
-    p.add_argument("--layers", type=int_arg(1, 64), default=3)
+    p.add_argument("--iterations", type=int_arg(1, 10_000_000), default=500, help="optimiser steps")
+    p.add_argument("--channels", type=int_arg(1, 256), default=16, help="features per plane")
+    p.add_argument("--plane-resolution", type=int_arg(2, 1024), default=64, help="plane side")
+    p.add_argument("--hidden", type=int_arg(1, 4096), default=128, help="decoder MLP width")
+    p.add_argument("--layers", type=int_arg(1, 64), default=3, help="decoder MLP layers")
     p.add_argument("--points-per-step", type=points, default=4096, help="per block and per kind")
     p.add_argument(
         "--tv-weight", type=float_arg(0, 1e6), default=FitConfig.w_tv, help="plane smoothness"
@@ -352,9 +354,7 @@ def _add_training_arguments(p: argparse.ArgumentParser, presets: Path) -> None:
     )
     p.add_argument("--out", type=Path, required=True, help="folder to write")
     add_overwrite_argument(p)
-    p.add_argument(
-        "--run-dir", type=Path, help="checkpoints, resumed by a rerun (default: <out>-run)"
-    )
+    p.add_argument("--run-dir", type=Path, help="checkpoints, resumed by a rerun (none: <out>-run)")
     add_config_arguments(p, presets)
 
 
