@@ -30,8 +30,6 @@ from difforge.core.errors import UserError
 from difforge.core.outputs import OutputPlan
 from difforge.traj import TRAIN_PRESETS
 
-ROADMAP = ("roadmap.geo", "roadmap.rel")
-MODEL_FILES = ("config.json", "model.safetensors", *ROADMAP)
 # Trips per command unless --max-trips says more: beyond this a mistyped count (1e6 for 1e3) would
 # hold the machine for hours and write gigabytes.
 MAX_TRIPS = 100_000
@@ -71,9 +69,20 @@ def _check_trip_count(n: int, max_trips: int) -> None:
         )
 
 
-def _reads_dataset(plan: OutputPlan, flag: str, data_dir: Path, *files: str) -> None:
-    for name in files:
+def _reads_dataset(plan: OutputPlan, flag: str, data_dir: Path, *splits: str) -> None:
+    """The road network of a dataset folder and its ``<split>.csv`` trip files are inputs."""
+    from difforge.traj.data.hoser import ROADMAP_FILES
+
+    for name in (*ROADMAP_FILES, *(f"{split}.csv" for split in splits)):
         plan.reads(flag, data_dir / name)
+
+
+def _reads_model(plan: OutputPlan, flag: str, model_dir: Path) -> None:
+    """Every file of a model folder is an input (the weights, config.json, the roadmap copy)."""
+    from difforge.traj.model import CONFIG_NAME, WEIGHTS_NAME
+
+    _reads_dataset(plan, flag, model_dir)
+    plan.reads(flag, model_dir / CONFIG_NAME).reads(flag, model_dir / WEIGHTS_NAME)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -134,7 +143,7 @@ def _match(args: argparse.Namespace) -> None:
 
     plan = OutputPlan()
     plan.reads("--gps", args.gps)
-    _reads_dataset(plan, "--data", args.data, *ROADMAP)
+    _reads_dataset(plan, "--data", args.data)
     plan.writes_file("--out", args.out, suffixes=(".csv",))
     plan.check()
     echo(*match_gps_file(args.gps, args.data, args.out, gps_noise_m=args.gps_noise))
@@ -163,7 +172,7 @@ def _train(args: argparse.Namespace) -> None:
         raise UserError("--resume continues the run in --out, --overwrite replaces it: give one")
     config = config_from_args(TrajTrainConfig, args)
     plan = OutputPlan(overwrite=args.overwrite)
-    _reads_dataset(plan, "--data", args.data, *ROADMAP, "train.csv")
+    _reads_dataset(plan, "--data", args.data, "train")
     if not args.resume:  # resuming writes into the run's own folder
         plan.writes_folder("--out", args.out)
     plan.check()
@@ -241,7 +250,7 @@ def _generate(args: argparse.Namespace) -> None:
     model_dir = resolve_model_dir(args.model)
     data_dir = model_data_dir(read_traj_meta(model_dir), args.data)
     plan = OutputPlan()
-    _reads_dataset(plan, "--model", model_dir, *MODEL_FILES)
+    _reads_model(plan, "--model", model_dir)
     plan.reads("--data" if args.data else "--data (the model's dataset)", data_dir / "train.csv")
     plan.writes_file("--out", args.out, suffixes=(".csv",))
     plan.writes_file("--geojson", args.geojson, suffixes=(".geojson", ".json"))
@@ -300,7 +309,7 @@ def _evaluate(args: argparse.Namespace) -> None:
 
     plan = OutputPlan()
     plan.reads("--generated", args.generated)
-    _reads_dataset(plan, "--data", args.data, *ROADMAP, "test.csv")
+    _reads_dataset(plan, "--data", args.data, "test")
     plan.writes_file("--out", args.out, suffixes=(".json",))
     plan.check()
     result = evaluate(args.data, args.generated, args.out, city=args.city, progress=True)
@@ -381,9 +390,9 @@ def _bench(args: argparse.Namespace) -> None:
         ("--extra-model", d) for d in extra.values()
     ]:
         if folder is not None:
-            _reads_dataset(plan, flag, folder, *MODEL_FILES)
+            _reads_model(plan, flag, folder)
     plan.reads("--hoser-model", args.hoser_model)
-    _reads_dataset(plan, "--data", data_dir, *ROADMAP, "train.csv", "test.csv")
+    _reads_dataset(plan, "--data", data_dir, "train", "test")
     plan.writes_file("--out-dir", args.out_dir / "bench.json")
     plan.writes_file("--out-dir", args.out_dir / "bench.md")
     if args.hoser_save is not None and args.hoser_model is None:

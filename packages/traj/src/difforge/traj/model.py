@@ -60,13 +60,12 @@ from difforge.core.pretrained import (
     write_model_meta,
 )
 from difforge.traj.data.datasets import available_datasets, dataset_dir
-from difforge.traj.data.hoser import read_roadmap
+from difforge.traj.data.hoser import ROADMAP_FILES, read_roadmap
 from difforge.traj.data.segments import SegmentGraph
 
 NUM_PREFIX = 3  # origin, destination, departure-time bucket
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "weights" / "default"
 WEIGHTS_NAME = "model.safetensors"
-ROADMAP_FILES = ("roadmap.geo", "roadmap.rel")
 MINUTES_PER_DAY = 1440
 MODEL_TYPE = "difforge-traj"
 # config.json layout: 2 = the core's model-folder metadata (model_type difforge-traj and this

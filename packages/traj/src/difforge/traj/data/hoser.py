@@ -48,6 +48,7 @@ GEO_COLUMNS = (
     "v",
 )
 REL_COLUMNS = ("rel_id", "type", "origin_id", "destination_id")
+ROADMAP_FILES = ("roadmap.geo", "roadmap.rel")  # a road network: its segments and transitions
 TRAJ_COLUMNS = ("mm_id", "user_id", "traj_id", "rid_list", "time_list")
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 SPLITS = ("train", "val", "test")
