@@ -23,7 +23,6 @@ recipe trains the same way on one GPU or several. The recipes live in ``configs/
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import shutil
@@ -33,22 +32,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
 
-from difforge.core.cli import (
-    Command,
-    add_device_argument,
-    add_overwrite_argument,
-    command_line,
-    echo,
-    load_preset,
-    preset_names,
-    resolve_device,
-)
+from difforge.core.cli import command_line, echo, load_preset, resolve_device
 from difforge.core.config import apply_overrides, check_config
 from difforge.core.errors import ConfigError, UserError
 from difforge.core.io import atomic_open, write_json
 from difforge.core.recipe import Stage, run_recipe
 from difforge.core.train import TrainConfig
 from difforge.hair.data.dataset import SampleConfig
+from difforge.hair.recipe_command import recipe_command
 from difforge.hair.run_config import CodecRunConfig, DiffusionRunConfig
 
 RECIPES_DIR = Path(__file__).resolve().parent / "configs" / "recipe"
@@ -277,7 +268,10 @@ def codec_stage(recipe: HairRecipe, previous: Mapping[str, Path], stage_dir: Pat
         _fresh(out)  # training resumes from codec-run/, not from it
     metrics = train_codec(data, out, config, stage_dir / "codec-run")
     held_out = ", ".join(f"{k} {v:.3g}" for k, v in metrics["held_out"].items())
-    echo(f"codec: {metrics['steps']} steps on {config.data.styles} styles; held out: {held_out}")
+    if _is_main():
+        echo(
+            f"codec: {metrics['steps']} steps on {config.data.styles} styles; held out: {held_out}"
+        )
 
 
 def diffusion_stage(
@@ -295,7 +289,10 @@ def diffusion_stage(
     model = train_diffusion(data, codec, out, config, stage_dir / "model-run", init_dir=init)
     run = model.info["training"]["diffusion"]
     start = f"continuing {stage.init_from}" if init is not None else "from the codec"
-    echo(f"{stage.name}: {run['steps']} steps on {config.data.styles} styles ({start}) -> {out}")
+    if _is_main():
+        echo(
+            f"{stage.name}: {run['steps']} steps on {config.data.styles} styles ({start}) -> {out}"
+        )
 
 
 def evaluate_stage(
@@ -386,73 +383,11 @@ def run_named_recipe(
     )
 
 
-# ----------------------------------------------------------------------------------------------
-# Command
-# ----------------------------------------------------------------------------------------------
-
-
-class _IntermixedParsing:
-    """Reads positionals after options (``recipe tiny --out DIR key=value``); argparse alone
-    stops filling positionals at the first option that follows one."""
-
-    _inside = False
-
-    def parse_known_args(self, args=None, namespace=None):
-        if self._inside:
-            return super().parse_known_args(args, namespace)
-        self._inside = True
-        try:
-            return self.parse_known_intermixed_args(args, namespace)
-        finally:
-            self._inside = False
-
-
-def _stage_list(text: str) -> list[str]:
-    names = [s.strip() for s in text.split(",") if s.strip()]
-    if not names:
-        raise argparse.ArgumentTypeError(f"expected stage names separated by commas, got {text!r}")
-    return names
-
-
-def _add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.__class__ = type("RecipeParser", (_IntermixedParsing, type(parser)), {})
-    parser.add_argument(
-        "words",
-        nargs="*",
-        metavar="[NAME|FILE.yaml] [key=value ...]",
-        help=f"a recipe ({', '.join(preset_names(RECIPES_DIR))}; default: {DEFAULT_RECIPE}) or "
-        "a YAML file, then overrides such as diffusion.train.log_every=100 evaluate.n_test=14",
-    )
-    parser.add_argument("--out", type=Path, required=True, help="the run's folder")
-    parser.add_argument(
-        "--stages",
-        type=_stage_list,
-        help="run only these stages, e.g. data,codec (the recipe's: data, codec, one per DiT "
-        "run, evaluate); the stages before them must be done",
-    )
-    add_overwrite_argument(parser)
-    add_device_argument(parser)
-
-
-def _run_recipe_command(args: argparse.Namespace) -> None:
-    words = list(args.words)
-    config = words.pop(0) if words and "=" not in words[0] else None
-    folders = run_named_recipe(
-        config,
-        args.out,
-        overrides=words,
-        stages=args.stages,
-        overwrite=args.overwrite,
-        device=args.device,
-    )
-    echo(*(f"{name}: {folder}" for name, folder in folders.items()))
-
-
-RECIPE_COMMAND = Command(
-    "recipe",
-    "run a training recipe (data -> codec -> DiT runs -> evaluate) into resumable stage folders",
-    _add_recipe_arguments,
-    _run_recipe_command,
+RECIPE_COMMAND = recipe_command(
+    RECIPES_DIR,
+    run_named_recipe,
+    stages="data -> codec -> one per DiT run -> evaluate",
+    overrides_example="diffusion.train.log_every=100 evaluate.n_test=14",
 )
 
 
