@@ -16,18 +16,23 @@ from pathlib import Path
 
 import torch
 
-from difforge.core.cli import resolve_device
+from difforge.core.cli import load_preset, resolve_device
 from difforge.core.config import to_dict
 from difforge.hair.codec import StrandCodec
 from difforge.hair.data.dataset import SampleConfig, held_out_seeds, make_sample
 from difforge.hair.model import HairModel, ScalpDiffusion
-from difforge.hair.run_config import load_run_config
+from difforge.hair.run_config import (
+    CODEC_PRESETS,
+    DIFFUSION_PRESETS,
+    CodecRunConfig,
+    DiffusionRunConfig,
+)
 from difforge.hair.sample import HairGenerator, time_generation
 
 
 def untrained_model(preset: str) -> HairModel:
-    codec_config = load_run_config("codec", preset, [])
-    diffusion_config = load_run_config("diffusion", preset, [])
+    codec_config = load_preset(CodecRunConfig, CODEC_PRESETS, preset, [])
+    diffusion_config = load_preset(DiffusionRunConfig, DIFFUSION_PRESETS, preset, [])
     codec = StrandCodec(**to_dict(codec_config.model))
     diffusion = ScalpDiffusion(
         texture_channels=codec_config.model.latent_dim + 1,

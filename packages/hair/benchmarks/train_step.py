@@ -22,17 +22,17 @@ import time
 
 import torch
 
-from difforge.core.cli import resolve_device
+from difforge.core.cli import load_preset, resolve_device
 from difforge.core.config import to_dict
 from difforge.core.diffusion.gaussian import EDMLoss
+from difforge.core.nn import num_parameters
+from difforge.core.timing import synchronize
 from difforge.hair.model import (
     ScalpDiffusion,
     images_to_tensor,
     make_edm_scheduler,
-    num_parameters,
 )
-from difforge.hair.run_config import load_run_config
-from difforge.hair.sample import synchronize
+from difforge.hair.run_config import DIFFUSION_PRESETS, DiffusionRunConfig
 
 
 def main() -> None:
@@ -46,7 +46,7 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="torch.compile the model")
     parser.add_argument("overrides", nargs="*", help="key=value config overrides")
     args = parser.parse_args()
-    config = load_run_config("diffusion", args.config, args.overrides)
+    config = load_preset(DiffusionRunConfig, DIFFUSION_PRESETS, args.config, args.overrides)
     device = resolve_device(args.device)
     torch.manual_seed(0)
     channels = args.latent_dim + 1

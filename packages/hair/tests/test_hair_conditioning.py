@@ -14,11 +14,12 @@ from __future__ import annotations
 import pytest
 import torch
 
+from difforge.core.cli import load_preset
 from difforge.core.pretrained import save_component
 from difforge.hair.codec import StrandCodec
 from difforge.hair.data.dataset import SampleConfig, build_dataset
 from difforge.hair.model import HairModel
-from difforge.hair.run_config import DataConfig, load_run_config
+from difforge.hair.run_config import DIFFUSION_PRESETS, DataConfig, DiffusionRunConfig
 from difforge.hair.sample import HairGenerator, conditioning_check
 from difforge.hair.train import encode_styles, iter_styles, train_diffusion
 
@@ -38,9 +39,10 @@ def trained(tmp_path_factory):
                     decoder_layers=2),
         root / "codec",
     )  # fmt: skip
-    default = load_run_config("diffusion", "default", [])
-    config = load_run_config(
-        "diffusion",
+    default = load_preset(DiffusionRunConfig, DIFFUSION_PRESETS, "default", [])
+    config = load_preset(
+        DiffusionRunConfig,
+        DIFFUSION_PRESETS,
         "tiny",
         [f"p_mean={default.p_mean}", f"p_std={default.p_std}", "train.steps=300",
          "train.batch_size=16"],

@@ -59,7 +59,7 @@ def test_help_and_readme_give_the_shipped_models_sampling_defaults():
     from difforge.hair.cli import build_parser
 
     sampling = HairModel.load("default").sampling
-    parser, _ = build_parser()
+    parser = build_parser()
     generate = parser._subparsers._group_actions[0].choices["generate"]
     helps = {action.dest: action.help for action in generate._actions}
     shipped = {  # flag's dest: the shipped model's setting, as --help shows it

@@ -168,7 +168,7 @@ def test_ensemble_averages_its_members_and_reaches_the_sampler():
     torch.testing.assert_close(averaged[0], members.mean(0))
     from difforge.hair.cli import _generator, build_parser
 
-    args = build_parser()[0].parse_args(
+    args = build_parser().parse_args(
         ["evaluate", "--device", "cpu", "--out", "unused.json", "--ensemble", "4"]
     )
     assert _generator(args, model=model).sampling.ensemble == 4
@@ -189,7 +189,7 @@ def test_bf16_sampling_stays_close_to_float32_and_reaches_the_sampler():
     assert float((fast - exact).norm() / exact.norm()) < 0.05
     from difforge.hair.cli import _generator, build_parser
 
-    args = build_parser()[0].parse_args(["evaluate", "--device", "cpu", "--out", "x", "--bf16"])
+    args = build_parser().parse_args(["evaluate", "--device", "cpu", "--out", "x", "--bf16"])
     assert _generator(args, model=model).sampling.bf16
 
 
@@ -377,7 +377,7 @@ def test_head_range_denoiser_zeroes_the_unreachable_part_of_each_denoised_estima
 def test_project_head_range_flag_reaches_the_sampler():
     from difforge.hair.cli import _generator, build_parser
 
-    parser, _ = build_parser()
+    parser = build_parser()
     evaluate = ["evaluate", "--device", "cpu", "--out", "unused.json"]
     model = HairModel(tiny_codec(), tiny_diffusion(), SamplingConfig(project_to_head_range=True))
     for flag, expected in (([], True), (["--no-project-head-range"], False)):

@@ -10,13 +10,14 @@ import os
 import pytest
 import torch
 
+from difforge.core.cli import load_preset
 from difforge.core.errors import ConfigError, UserError
 from difforge.core.pretrained import save_component
 from difforge.hair.cli import main
 from difforge.hair.codec import StrandCodec
 from difforge.hair.data.dataset import SampleConfig, build_dataset
 from difforge.hair.model import HairModel
-from difforge.hair.run_config import load_run_config
+from difforge.hair.run_config import DIFFUSION_PRESETS, DiffusionRunConfig
 from difforge.hair.train import codec_channel_weights, train_diffusion
 
 
@@ -43,7 +44,8 @@ def test_time_limit_stops_codec_training_early_and_a_rerun_resumes(tmp_path):
     assert (metrics["steps"], metrics["planned_steps"]) == (1, 30)
     assert metrics["stopped_by"] == "time_limit" and metrics["held_out"]["position_mm"] > 0
 
-    assert main(args) == 0  # no limit: resumes from the step-1 checkpoint
+    # No limit: resumes from the step-1 checkpoint and replaces the early codec (--overwrite).
+    assert main([*args, "--overwrite"]) == 0
     metrics = json.loads((tmp_path / "codec" / "metrics.json").read_text())
     assert (metrics["steps"], metrics["stopped_by"]) == (30, "steps")
 
@@ -66,24 +68,33 @@ def test_codec_channel_weights_follow_the_decoders_sensitivity():
 
 def test_diffusion_training_with_codec_weights_and_the_output_head_check(tmp_path):
     write_tiny_data_and_codec(tmp_path)
-    config = load_run_config("diffusion", "tiny", ["channel_weights=codec", "train.steps=2"])
+    config = load_preset(
+        DiffusionRunConfig, DIFFUSION_PRESETS, "tiny", ["channel_weights=codec", "train.steps=2"]
+    )
     model = train_diffusion(tmp_path / "data", tmp_path / "codec", tmp_path / "model", config)
     weights = model.info["training"]["channel_weights"]
     assert len(weights) == 5 and abs(sum(weights) / 5 - 1) < 1e-3 and len(set(weights)) > 1
     # 4x4 patches of 5 channels are 80 outputs per token: more than the tiny DiT's 32 features.
-    too_few = load_run_config("diffusion", "tiny", ["model.patch_size=4", "train.steps=2"])
+    too_few = load_preset(
+        DiffusionRunConfig, DIFFUSION_PRESETS, "tiny", ["model.patch_size=4", "train.steps=2"]
+    )
     with pytest.raises(ConfigError, match="hidden_size"):
         train_diffusion(tmp_path / "data", tmp_path / "codec", tmp_path / "other", too_few)
 
 
 def test_init_continues_from_a_model_folder_with_its_codec_and_sampling(tmp_path):
     write_tiny_data_and_codec(tmp_path)
-    first = load_run_config("diffusion", "tiny", ["train.steps=3", "sampling.ensemble=3"])
+    first = load_preset(
+        DiffusionRunConfig, DIFFUSION_PRESETS, "tiny", ["train.steps=3", "sampling.ensemble=3"]
+    )
     train_diffusion(tmp_path / "data", tmp_path / "codec", tmp_path / "start", first)
     start = HairModel.load(tmp_path / "start")  # as saved (float16), what --init reads
     # lr ~0: the continued model must hold the weights and whitening it started from
-    frozen = load_run_config(
-        "diffusion", "tiny", ["train.steps=2", "train.lr=1e-12", "train.min_lr=1e-12"]
+    frozen = load_preset(
+        DiffusionRunConfig,
+        DIFFUSION_PRESETS,
+        "tiny",
+        ["train.steps=2", "train.lr=1e-12", "train.min_lr=1e-12"],
     )
     model = train_diffusion(
         tmp_path / "data", None, tmp_path / "next", frozen, init_dir=tmp_path / "start"
@@ -101,7 +112,9 @@ def test_init_continues_from_a_model_folder_with_its_codec_and_sampling(tmp_path
             frozen,
             init_dir=tmp_path / "start",
         )
-    wider = load_run_config("diffusion", "tiny", ["model.hidden_size=64", "train.steps=2"])
+    wider = load_preset(
+        DiffusionRunConfig, DIFFUSION_PRESETS, "tiny", ["model.hidden_size=64", "train.steps=2"]
+    )
     with pytest.raises(UserError, match="its DiT differs"):
         train_diffusion(tmp_path / "data", None, tmp_path / "y", wider, init_dir=tmp_path / "start")
 
@@ -110,7 +123,7 @@ def test_a_resumed_diffusion_run_reuses_its_encoded_textures(tmp_path, monkeypat
     import difforge.hair.train as train_module
 
     write_tiny_data_and_codec(tmp_path)
-    config = load_run_config("diffusion", "tiny", ["train.steps=2"])
+    config = load_preset(DiffusionRunConfig, DIFFUSION_PRESETS, "tiny", ["train.steps=2"])
     first = train_diffusion(tmp_path / "data", tmp_path / "codec", tmp_path / "model", config)
     assert (tmp_path / "model-run" / train_module.TEXTURE_CACHE).is_file()
 
@@ -118,15 +131,21 @@ def test_a_resumed_diffusion_run_reuses_its_encoded_textures(tmp_path, monkeypat
         raise AssertionError("the styles were encoded again")
 
     monkeypatch.setattr(train_module, "encode_styles", no_encoding)
-    more = load_run_config("diffusion", "tiny", ["train.steps=3"])  # resumes at step 2
-    again = train_diffusion(tmp_path / "data", tmp_path / "codec", tmp_path / "model", more)
+    more = load_preset(
+        DiffusionRunConfig, DIFFUSION_PRESETS, "tiny", ["train.steps=3"]
+    )  # resumes at step 2
+    again = train_diffusion(
+        tmp_path / "data", tmp_path / "codec", tmp_path / "model", more, overwrite=True
+    )
     torch.testing.assert_close(again.diffusion.channel_std, first.diffusion.channel_std)
     assert again.info["training"]["diffusion"]["steps"] == 3
     assert again.info["training"]["last_seed"] == 5
     # another codec means other latents: the cache must not be used
     save_tiny_codec(tmp_path / "codec2", seed=1)
     with pytest.raises(AssertionError, match="encoded again"):
-        train_diffusion(tmp_path / "data", tmp_path / "codec2", tmp_path / "model", more)
+        train_diffusion(
+            tmp_path / "data", tmp_path / "codec2", tmp_path / "model", more, overwrite=True
+        )
 
 
 def test_two_processes_train_one_model_on_different_batches(tmp_path):
@@ -196,7 +215,9 @@ def test_train_seed_fixes_the_diffusion_models_initial_weights(tmp_path):
 
     def run(name: str, seed: int) -> dict[str, torch.Tensor]:
         torch.manual_seed(len(name))  # the global RNG differs from run to run
-        config = load_run_config("diffusion", "tiny", ["train.steps=1", f"train.seed={seed}"])
+        config = load_preset(
+            DiffusionRunConfig, DIFFUSION_PRESETS, "tiny", ["train.steps=1", f"train.seed={seed}"]
+        )
         train_diffusion(tmp_path / "data", tmp_path / "codec", tmp_path / name, config)
         return _weights(tmp_path / name / "diffusion")
 

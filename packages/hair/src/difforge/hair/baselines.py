@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial import cKDTree
 
+from difforge.core.cli import ignore_interrupts
 from difforge.hair.data.dataset import (
     HairSample,
     SampleConfig,
@@ -183,6 +184,7 @@ def _fit_chunk(
 
 
 def _init_scoring(methods: dict[str, Reconstructor], config: EvalConfig) -> None:
+    ignore_interrupts()
     _worker_state.update(methods=methods, config=config)
 
 
@@ -218,7 +220,7 @@ def evaluate_baselines(
         items = list(training_seeds(n_train, seed))
     n_train = len(items)
     chunks = [(items[i : i + _FIT_CHUNK], config.sample) for i in range(0, n_train, _FIT_CHUNK)]
-    with _pool(workers) as pool:
+    with _pool(workers, initializer=ignore_interrupts) as pool:
         mean, retrieval = (
             MeanGroomBaseline(n_strands=config.sample.n_strands),
             RetrievalBaseline(config.sample),
@@ -232,7 +234,7 @@ def evaluate_baselines(
     rows: dict[str, list[dict]] = {name: [] for name in methods}
     with _pool(workers, initializer=_init_scoring, initargs=(methods, config)) as pool:
         if workers <= 1:
-            _init_scoring(methods, config)
+            _worker_state.update(methods=methods, config=config)
         for done, scored in enumerate(
             pool.map(_score_seed, held_out_seeds(n_test, first_held_out)), start=1
         ):

@@ -1,8 +1,10 @@
 """``difforge-hair``: 3D hair strands from one picture: data, training, generation, evaluation.
 
-One subparser per command; each is ``add_<command>(subparsers)`` plus a ``_run_<command>(args)``.
-The model commands (train-codec, train, generate, evaluate) import the model modules (and
-diffusers) only when they run.
+One :class:`~difforge.core.cli.Command` per subcommand, each an ``_add_<command>(parser)`` and a
+``_run_<command>(args)``, on the core's ``command_line``. Every command checks its outputs against
+its inputs (``OutputPlan``) before any work and writes them atomically, all or none. The model
+commands (train-codec, train, generate, evaluate) import the model modules (and diffusers) only
+when they run.
 """
 
 from __future__ import annotations
@@ -10,26 +12,42 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
-from difforge.core.cli import add_config_arguments, progress, resolve_device, run_cli
+from difforge.core.cli import (
+    Command,
+    add_config_arguments,
+    add_overwrite_argument,
+    add_seed_argument,
+    command_line,
+    config_from_args,
+    echo,
+    progress,
+    resolve_device,
+)
+from difforge.core.cli import (
+    build_parser as _core_build_parser,
+)
 from difforge.core.errors import UserError
-from difforge.core.io import atomic_open, write_json
+from difforge.core.io import atomic_dir, atomic_paths, write_json
+from difforge.core.outputs import OutputPlan
 from difforge.hair.baselines import MeanGroomBaseline, RetrievalBaseline, evaluate_baselines
 from difforge.hair.cli_arguments import (
     add_data_argument,
     add_evaluation_arguments,
     add_model_arguments,
     add_output_arguments,
+    add_points_argument,
     add_root_candidates_argument,
     add_sample_arguments,
     add_train_data_argument,
+    groom_output_plan,
     model_default,
-    positive_int,
+    picture_side,
     sample_config,
-    seed_number,
     strand_count,
+    style_count,
+    worker_count,
     write_groom_outputs,
 )
 from difforge.hair.data.dataset import (
@@ -48,27 +66,35 @@ from difforge.hair.evaluate import (
 )
 from difforge.hair.export import read_strands
 from difforge.hair.render import Appearance, render_views, save_png, side_by_side
+from difforge.hair.run_config import CODEC_PRESETS, DIFFUSION_PRESETS
 
-Runner = Callable[[argparse.Namespace], None]
+
+def _model_input(name: str) -> Path | None:
+    """The folder a --model names, for the output checks (None: a missing shipped model, which
+    loading reports)."""
+    from difforge.hair.model import resolve_model_dir
+
+    try:
+        return resolve_model_dir(name)
+    except UserError:
+        return None
+
+
+def _notes(notes: list[str]) -> None:
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
 
 
 # ---- dataset ---------------------------------------------------------------------------------
 
 
-def add_dataset(subparsers: argparse._SubParsersAction) -> Runner:
-    parser = subparsers.add_parser(
-        "dataset", help="generate N procedural styles: renders, strands, density maps, parameters"
-    )
-    parser.add_argument("--n", type=positive_int, required=True, help="number of styles")
+def _add_dataset(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--n", type=style_count, required=True, help="number of styles")
+    add_seed_argument(parser)  # the first seed: styles use seed .. seed+n-1
+    parser.add_argument("--out", type=Path, required=True, help="new dataset folder")
+    add_overwrite_argument(parser)
     parser.add_argument(
-        "--seed", type=seed_number, default=0, help="first seed (styles use seed .. seed+n-1)"
-    )
-    parser.add_argument("--out", type=Path, required=True, help="output folder")
-    parser.add_argument(
-        "--workers",
-        type=positive_int,
-        default=1,
-        help="processes (the styles do not depend on it)",
+        "--workers", type=worker_count, default=1, help="processes (the styles do not depend on it)"
     )
     parser.add_argument(
         "--families",
@@ -77,79 +103,68 @@ def add_dataset(subparsers: argparse._SubParsersAction) -> Runner:
         "one of them (default: every seed, so every family alike)",
     )
     add_sample_arguments(parser)
-    return _run_dataset
 
 
 def _run_dataset(args: argparse.Namespace) -> None:
+    OutputPlan(overwrite=args.overwrite).writes_folder("--out", args.out).check()
     config = sample_config(args)
     seeds = training_seeds(args.n, args.seed, args.families)
-    with progress(total=len(seeds), desc="styles") as bar:
+    with (
+        progress(total=len(seeds), desc="styles") as bar,
+        atomic_dir(args.out, overwrite=args.overwrite) as tmp,
+    ):
         folders = build_dataset(
-            args.out,
-            seeds,
-            config,
-            progress=lambda _count, _folder: bar.update(),
-            workers=args.workers,
+            tmp, seeds, config, progress=lambda _count, _folder: bar.update(), workers=args.workers
         )
-    print(f"wrote {len(folders)} styles to {args.out}")
+    echo(f"wrote {len(folders)} styles to {args.out}")
 
 
 # ---- groom -----------------------------------------------------------------------------------
 
 
-def add_groom(subparsers: argparse._SubParsersAction) -> Runner:
-    parser = subparsers.add_parser(
-        "groom", help="one procedural groom to PLY/OBJ/NPZ/USD and a PNG"
-    )
+def _add_groom(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--family", choices=list(FAMILIES), help="style family (default: from the seed)"
     )
-    parser.add_argument("--seed", type=seed_number, default=0)
+    add_seed_argument(parser)
     add_root_candidates_argument(parser)
-    parser.add_argument("--points", type=positive_int, default=64, help="points per strand (>= 2)")
+    add_points_argument(parser)
     add_output_arguments(parser)
-    return _run_groom
 
 
 def _run_groom(args: argparse.Namespace) -> None:
+    groom_output_plan(args).check()
     style = sample_style(args.seed, args.family)
     groom = generate_groom(style, args.root_candidates, args.points)
     written = write_groom_outputs(groom, args, appearance=Appearance.from_style(style))
-    print(
-        f"{style.family} (seed {style.seed}): {groom.n_strands} strands -> {', '.join(map(str, written))}"
+    echo(
+        f"{style.family} (seed {style.seed}): {groom.n_strands} strands -> "
+        f"{', '.join(map(str, written))}"
     )
 
 
 # ---- render ----------------------------------------------------------------------------------
 
 
-def add_render(subparsers: argparse._SubParsersAction) -> Runner:
-    parser = subparsers.add_parser(
-        "render", help="render a groom file (.npz/.ply/.obj/.usd*) to a PNG"
-    )
+def _add_render(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("groom", type=Path, help="strand file")
-    parser.add_argument("--out", type=Path, required=True, help="PNG with several views")
-    parser.add_argument("--size", type=positive_int, default=256, help="side of each view (px)")
-    return _run_render
+    parser.add_argument("--out", type=Path, required=True, help="PNG with several views (.png)")
+    parser.add_argument("--size", type=picture_side, default=256, help="side of each view (px)")
 
 
 def _run_render(args: argparse.Namespace) -> None:
+    plan = OutputPlan().reads("strand file", args.groom)
+    plan.writes_file("--out", args.out, (".png",)).check()
     points = read_strands(args.groom)
-    if args.size < 16:
-        raise UserError("--size must be at least 16")
     views = render_views(points, size=args.size)
     save_png(args.out, side_by_side([view.rgb for view in views.values()]))
-    print(f"rendered {len(points)} strands ({', '.join(views)}) -> {args.out}")
+    echo(f"rendered {len(points)} strands ({', '.join(views)}) -> {args.out}")
 
 
 # ---- baseline --------------------------------------------------------------------------------
 
 
-def add_baseline(subparsers: argparse._SubParsersAction) -> Runner:
-    parser = subparsers.add_parser(
-        "baseline",
-        help="groom from a picture with a baseline (mean groom or retrieval) fitted on a dataset",
-    )
+def _add_baseline(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--image", type=Path, required=True, help="front picture of a head (PNG/JPEG/...)"
     )
@@ -158,18 +173,18 @@ def add_baseline(subparsers: argparse._SubParsersAction) -> Runner:
     )
     parser.add_argument("--method", choices=("retrieval", "mean"), default="retrieval")
     add_output_arguments(parser)
-    return _run_baseline
 
 
 def _run_baseline(args: argparse.Namespace) -> None:
+    plan = OutputPlan().reads("--image", args.image).reads("--dataset", args.dataset)
+    groom_output_plan(args, plan).check()
     folders = sorted(args.dataset.glob("style_*")) if args.dataset.is_dir() else []
     if not folders:
         raise UserError(
             f"{args.dataset}: no style folders (build one with `difforge-hair dataset`)"
         )
     image, notes = load_conditioning_image(args.image)
-    for note in notes:
-        print(f"note: {note}", file=sys.stderr)
+    _notes(notes)
     if args.method == "mean":
         mean = MeanGroomBaseline()
         for folder in progress(folders, desc="dataset"):
@@ -183,35 +198,56 @@ def _run_baseline(args: argparse.Namespace) -> None:
             folder_of[style.seed] = folder
         groom = load_sample(folder_of[retrieval.nearest_seed(image)])[1]
     written = write_groom_outputs(groom, args, input_image=image)
-    print(f"{args.method}: {groom.n_strands} strands -> {', '.join(map(str, written))}")
+    echo(f"{args.method}: {groom.n_strands} strands -> {', '.join(map(str, written))}")
 
 
 # ---- evaluate-baselines ----------------------------------------------------------------------
 
 
-def add_evaluate_baselines(subparsers: argparse._SubParsersAction) -> Runner:
-    parser = subparsers.add_parser(
-        "evaluate-baselines",
-        help="fit the mean-groom and retrieval baselines and score them on held-out styles",
-    )
-    parser.add_argument("--train", type=positive_int, default=280, help="training styles")
-    parser.add_argument("--test", type=positive_int, default=56, help="held-out styles")
-    parser.add_argument("--seed", type=seed_number, default=0, help="first training seed")
+def _add_evaluate_baselines(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--train", type=style_count, default=280, help="training styles")
+    parser.add_argument("--test", type=style_count, default=56, help="held-out styles")
+    add_seed_argument(parser)  # the first training seed
     add_train_data_argument(parser)
     add_evaluation_arguments(parser)
-    return _run_evaluate_baselines
 
 
-def _run_evaluate_baselines(args: argparse.Namespace) -> None:
-    config = EvalConfig(sample=sample_config(args), n_eval_points=args.eval_points)
-    training_seeds(args.train, args.seed)  # validate before the long run
-    bars = {}
+def _report_plan(args: argparse.Namespace) -> OutputPlan:
+    """The JSON report and Markdown table of ``evaluate`` and ``evaluate-baselines``."""
+    plan = OutputPlan().reads("--train-data", args.train_data)
+    return plan.writes_file("--out", args.out, (".json",)).writes_file("--md", args.md, (".md",))
+
+
+def _write_reports(args: argparse.Namespace, reports: dict) -> None:
+    table = results_table(reports)
+    paths = [args.out] if args.md is None else [args.out, args.md]
+    with atomic_paths(paths) as tmp:
+        write_json(tmp[0], reports)
+        if args.md is not None:
+            tmp[1].write_text(table, encoding="utf-8")
+    echo(table.rstrip("\n"))
+
+
+def _progress_bars(totals: dict[str, int]):  # -> (report(stage, count), close())
+    bars: dict[str, object] = {}
 
     def report(stage: str, count: int) -> None:
         if stage not in bars:
-            bars[stage] = progress(total=args.train if stage == "train" else args.test, desc=stage)
+            bars[stage] = progress(total=totals.get(stage, totals["test"]), desc=stage)
         bars[stage].update(count - bars[stage].n)
 
+    def close() -> None:
+        for bar in bars.values():
+            bar.close()
+
+    return report, close
+
+
+def _run_evaluate_baselines(args: argparse.Namespace) -> None:
+    _report_plan(args).check()
+    config = EvalConfig(sample=sample_config(args), n_eval_points=args.eval_points)
+    training_seeds(args.train, args.seed)  # validate before the long run
+    report, close = _progress_bars({"train": args.train, "test": args.test})
     reports = evaluate_baselines(
         args.train,
         args.test,
@@ -222,67 +258,78 @@ def _run_evaluate_baselines(args: argparse.Namespace) -> None:
         args.train_data,
         args.first_held_out,
     )
-    for bar in bars.values():
-        bar.close()
-    write_json(args.out, reports)
-    table = results_table(reports)
-    if args.md:
-        with atomic_open(args.md, "w", encoding="utf-8") as fh:
-            fh.write(table)
-    print(table, end="")
+    close()
+    _write_reports(args, reports)
 
 
 # ---- train-codec / train ---------------------------------------------------------------------
 
 
-def add_train_codec(subparsers: argparse._SubParsersAction) -> Runner:
-    parser = subparsers.add_parser("train-codec", help="train the strand codec (VAE)")
+def _add_training_arguments(parser: argparse.ArgumentParser, presets: Path, what: str) -> None:
     add_data_argument(parser)
-    parser.add_argument("--out", type=Path, required=True, help="codec folder to write")
-    add_config_arguments(parser)
-    return _run_train_codec
+    parser.add_argument("--out", type=Path, required=True, help=f"{what} folder to write")
+    add_overwrite_argument(parser)
+    add_config_arguments(parser, presets)
+
+
+def _check_training_outputs(args: argparse.Namespace, inputs: dict[str, Path | None]) -> None:
+    """--data and ``inputs`` are read; --out is written (a folder, replaced only with
+    --overwrite); the run folder, which a rerun resumes, may exist but must not be or hold an
+    input or --out."""
+    from difforge.hair.train import run_dir_of
+
+    plan = OutputPlan(overwrite=args.overwrite).reads("--data", args.data)
+    run_plan = OutputPlan(overwrite=True).reads("--data", args.data).reads("--out", args.out)
+    for flag, path in inputs.items():
+        plan.reads(flag, path)
+        run_plan.reads(flag, path)
+    plan.writes_folder("--out", args.out).check()
+    run_plan.writes_folder("--run-dir", run_dir_of(args.out, args.run_dir)).check()
+
+
+def _add_train_codec(parser: argparse.ArgumentParser) -> None:
+    _add_training_arguments(parser, CODEC_PRESETS, "codec")
 
 
 def _run_train_codec(args: argparse.Namespace) -> None:
     from difforge.core.train import process_state
-    from difforge.hair.run_config import load_run_config
+    from difforge.hair.run_config import CodecRunConfig
     from difforge.hair.train import train_codec
 
-    config = load_run_config("codec", args.config, args.overrides)
-    metrics = train_codec(args.data, args.out, config, args.run_dir)
+    config = config_from_args(CodecRunConfig, args)
+    _check_training_outputs(args, {})
+    metrics = train_codec(args.data, args.out, config, args.run_dir, overwrite=args.overwrite)
     errors = metrics["held_out"]
     if process_state().is_main_process:  # once under torchrun
-        print(
+        echo(
             f"codec -> {args.out}: held-out E_pos {errors['position_mm']:.2f} mm, "
             f"E_dir {errors['direction_deg']:.1f} deg, E_curv {errors['curvature_mm']:.3f} mm"
         )
 
 
-def add_train(subparsers: argparse._SubParsersAction) -> Runner:
-    parser = subparsers.add_parser(
-        "train", help="train the image-conditioned scalp-texture diffusion model"
-    )
-    add_data_argument(parser)
+def _add_train(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--codec", type=Path, help="codec folder from `train-codec`")
     parser.add_argument(
         "--init",
         help="continue from this model folder (or `default`): its codec, DiT weights and "
         "sampling settings, with a fresh schedule (instead of --codec)",
     )
-    parser.add_argument("--out", type=Path, required=True, help="model folder to write")
-    add_config_arguments(parser)
-    return _run_train
+    _add_training_arguments(parser, DIFFUSION_PRESETS, "model")
 
 
 def _run_train(args: argparse.Namespace) -> None:
     from difforge.core.train import process_state
-    from difforge.hair.run_config import load_run_config
+    from difforge.hair.run_config import DiffusionRunConfig
     from difforge.hair.train import train_diffusion
 
-    config = load_run_config("diffusion", args.config, args.overrides)
-    model = train_diffusion(args.data, args.codec, args.out, config, args.run_dir, args.init)
+    config = config_from_args(DiffusionRunConfig, args)
+    init = None if args.init is None else _model_input(args.init)
+    _check_training_outputs(args, {"--codec": args.codec, "--init": init})
+    model = train_diffusion(
+        args.data, args.codec, args.out, config, args.run_dir, args.init, overwrite=args.overwrite
+    )
     if process_state().is_main_process:  # once under torchrun
-        print(f"model ({model.info['training']['styles']} styles) -> {args.out}")
+        echo(f"model ({model.info['training']['styles']} styles) -> {args.out}")
 
 
 # ---- generate --------------------------------------------------------------------------------
@@ -296,12 +343,6 @@ def _generator(args: argparse.Namespace, seed: int = 0, model=None):  # -> HairG
     from difforge.hair.sample import HairGenerator
 
     device = resolve_device(args.device)
-    if args.guidance is not None and args.guidance < 0:
-        raise UserError("--guidance must be >= 0")
-    if args.min_density is not None and not 0 <= args.min_density < 1:
-        raise UserError("--min-density must be in [0, 1)")
-    if args.smooth is not None and args.smooth < 0:
-        raise UserError("--smooth must be >= 0")
     model = model or HairModel.load(args.model)
     given = {  # SamplingConfig field: its flag (None: not given, the model's setting stays)
         "steps": args.steps,
@@ -318,8 +359,7 @@ def _generator(args: argparse.Namespace, seed: int = 0, model=None):  # -> HairG
     return HairGenerator(model, device, sampling, seed=seed)
 
 
-def add_generate(subparsers: argparse._SubParsersAction) -> Runner:
-    parser = subparsers.add_parser("generate", help="a 3D groom from one front picture")
+def _add_generate(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--image", type=Path, required=True, help="front picture of a head (PNG/JPEG/...)"
     )
@@ -338,47 +378,41 @@ def add_generate(subparsers: argparse._SubParsersAction) -> Runner:
         f"them: the density decides how many strands grow too "
         f"({model_default('root_candidates')})",
     )
-    parser.add_argument("--seed", type=seed_number, default=0)
+    add_seed_argument(parser)
     add_output_arguments(parser)
-    return _run_generate
 
 
 def _run_generate(args: argparse.Namespace) -> None:
-    if args.out.suffix.lower() != ".ply":
-        raise UserError(f"--out {args.out}: the groom is written as PLY, use a .ply name")
+    plan = OutputPlan().reads("--image", args.image).reads("--model", _model_input(args.model))
+    groom_output_plan(args, plan).check()
     generator = _generator(args, args.seed)
     image, notes = load_conditioning_image(args.image, generator.image_size)
-    for note in notes:
-        print(f"note: {note}", file=sys.stderr)
+    _notes(notes)
     groom = generator.generate(image, args.strands, args.seed, args.root_candidates)
     written = write_groom_outputs(groom, args, input_image=image)
-    print(f"generated {groom.n_strands} strands -> {', '.join(map(str, written))}")
+    echo(f"generated {groom.n_strands} strands -> {', '.join(map(str, written))}")
 
 
 # ---- evaluate --------------------------------------------------------------------------------
 
 
-def add_evaluate(subparsers: argparse._SubParsersAction) -> Runner:
-    parser = subparsers.add_parser(
-        "evaluate",
-        help="score a model on held-out styles beside the mean-groom and retrieval baselines",
-    )
+def _add_evaluate(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser)
-    parser.add_argument("--n", type=positive_int, default=56, help="held-out styles")
+    parser.add_argument("--n", type=style_count, default=56, help="held-out styles")
     parser.add_argument(
         "--train",
-        type=positive_int,
+        type=style_count,
         help="baselines' training styles, seeds 0.. (default: as many as the model's)",
     )
     add_train_data_argument(parser)
     parser.add_argument("--no-baselines", action="store_true", help="score the model only")
     add_evaluation_arguments(parser)
-    return _run_evaluate
 
 
 def _run_evaluate(args: argparse.Namespace) -> None:
     from difforge.hair.model import HairModel
 
+    _report_plan(args).reads("--model", _model_input(args.model)).check()
     config = EvalConfig(sample=sample_config(args), n_eval_points=args.eval_points)
     resolve_device(args.device)  # fail before the long run
     model = HairModel.load(args.model)  # on the CPU until the baselines are done
@@ -386,13 +420,7 @@ def _run_evaluate(args: argparse.Namespace) -> None:
     if image_size != config.sample.image_size:
         raise UserError(f"the model takes {image_size}px pictures: pass --image-size {image_size}")
     n_train = args.train or int(model.info.get("training", {}).get("styles", 280))
-    bars: dict[str, object] = {}
-
-    def report(stage: str, count: int) -> None:
-        if stage not in bars:
-            bars[stage] = progress(total=n_train if stage == "train" else args.n, desc=stage)
-        bars[stage].update(count - bars[stage].n)
-
+    report, close = _progress_bars({"train": n_train, "test": args.n})
     # Baselines first: their worker processes fork before this process holds any CUDA state.
     reports = (
         {}
@@ -408,50 +436,57 @@ def _run_evaluate(args: argparse.Namespace) -> None:
     model_report["protocol"].update(
         model=str(args.model), sampling=dataclasses.asdict(generator.sampling)
     )
-    reports = {"difforge_hair": model_report, **reports}
-    for bar in bars.values():
-        bar.close()
-    write_json(args.out, reports)
-    table = results_table(reports)
-    if args.md:
-        with atomic_open(args.md, "w", encoding="utf-8") as fh:
-            fh.write(table)
-    print(table, end="")
+    close()
+    _write_reports(args, {"difforge_hair": model_report, **reports})
 
 
-# ---- entry point -----------------------------------------------------------------------------
+# ---- entry point ----------------------------------------------------------------------------
 
-COMMANDS = (
-    add_dataset,
-    add_groom,
-    add_render,
-    add_baseline,
-    add_evaluate_baselines,
-    add_train_codec,
-    add_train,
-    add_generate,
-    add_evaluate,
-)
+COMMANDS = [
+    Command(
+        "dataset",
+        "generate N procedural styles: renders, strands, density maps, parameters",
+        _add_dataset,
+        _run_dataset,
+    ),
+    Command("groom", "one procedural groom to PLY/OBJ/NPZ/USD and a PNG", _add_groom, _run_groom),
+    Command(
+        "render", "render a groom file (.npz/.ply/.obj/.usd*) to a PNG", _add_render, _run_render
+    ),
+    Command(
+        "baseline",
+        "groom from a picture with a baseline (mean groom or retrieval) fitted on a dataset",
+        _add_baseline,
+        _run_baseline,
+    ),
+    Command(
+        "evaluate-baselines",
+        "fit the mean-groom and retrieval baselines and score them on held-out styles",
+        _add_evaluate_baselines,
+        _run_evaluate_baselines,
+    ),
+    Command("train-codec", "train the strand codec (VAE)", _add_train_codec, _run_train_codec),
+    Command(
+        "train",
+        "train the image-conditioned scalp-texture diffusion model",
+        _add_train,
+        _run_train,
+    ),
+    Command("generate", "a 3D groom from one front picture", _add_generate, _run_generate),
+    Command(
+        "evaluate",
+        "score a model on held-out styles beside the mean-groom and retrieval baselines",
+        _add_evaluate,
+        _run_evaluate,
+    ),
+]
+
+main = command_line("difforge-hair", __doc__.splitlines()[0], COMMANDS)
 
 
-def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Runner]]:
-    parser = argparse.ArgumentParser(prog="difforge-hair", description=__doc__.splitlines()[0])
-    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    runners = {}
-    for add in COMMANDS:
-        before = set(subparsers.choices)
-        runner = add(subparsers)
-        (name,) = set(subparsers.choices) - before
-        runners[name] = runner
-    return parser, runners
-
-
-@run_cli
-def main(argv: list[str] | None = None) -> int:
-    parser, runners = build_parser()
-    args = parser.parse_args(argv)
-    runners[args.command](args)
-    return 0
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``difforge-hair`` (for tests and documentation)."""
+    return _core_build_parser("difforge-hair", __doc__.splitlines()[0], COMMANDS)
 
 
 if __name__ == "__main__":

@@ -14,48 +14,34 @@ from pathlib import Path
 
 import numpy as np
 
-from difforge.core.errors import UserError
+from difforge.core.cli import add_device_argument, float_arg, int_arg
+from difforge.core.io import atomic_paths
+from difforge.core.outputs import OutputPlan
 from difforge.hair.data.dataset import SampleConfig
 from difforge.hair.data.groom import Groom
 from difforge.hair.evaluate import DEFAULT_EVAL_POINTS
-from difforge.hair.export import write_npz, write_obj, write_ply, write_usd
+from difforge.hair.export import USD_SUFFIXES, write_npz, write_obj, write_ply, write_usd
 from difforge.hair.render import Appearance, contact_sheet, save_png
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
-    return value
-
 
 # The most strands (or root candidates) a command takes: 64-point strands of this many are about
 # 1.5 GB of float32 points. HairPipeline and generate_groom in Python have no such limit.
 MAX_STRANDS = 2_000_000
+MAX_WORKERS = 256
+MAX_STYLES = 10_000_000  # dataset, training and held-out style counts
+MAX_POINTS = 4096  # points per strand
+MAX_IMAGE_SIZE = 2048  # conditioning picture and render side (px)
+MAX_EVAL_POINTS = 10_000_000
 
-
-def strand_count(text: str) -> int:
-    """A strand or root-candidate count: a positive integer up to :data:`MAX_STRANDS`."""
-    value = positive_int(text)
-    if value > MAX_STRANDS:
-        raise argparse.ArgumentTypeError(
-            f"{text} is over the command's limit of {MAX_STRANDS:,} (about 1.5 GB of points); "
-            "for more, call difforge.hair.HairPipeline from Python"
-        )
-    return value
-
-
-def seed_number(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"seed {text} must be >= 0")
-    return value
+strand_count = int_arg(
+    1,
+    MAX_STRANDS,
+    raise_with="the command's limit, about 1.5 GB of points; for more, call "
+    "difforge.hair.HairPipeline from Python",
+)
+style_count = int_arg(1, MAX_STYLES)
+worker_count = int_arg(1, MAX_WORKERS)
+points_per_strand = int_arg(2, MAX_POINTS)
+picture_side = int_arg(16, MAX_IMAGE_SIZE)
 
 
 def add_root_candidates_argument(parser: argparse.ArgumentParser) -> None:
@@ -73,17 +59,19 @@ def add_root_candidates_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_points_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--points", type=points_per_strand, default=64, help="points per strand")
+
+
 def add_sample_arguments(parser: argparse.ArgumentParser) -> None:
     add_root_candidates_argument(parser)
-    parser.add_argument("--points", type=positive_int, default=64, help="points per strand (>= 2)")
+    add_points_argument(parser)
     parser.add_argument(
-        "--image-size", type=positive_int, default=128, help="conditioning picture side (px)"
+        "--image-size", type=picture_side, default=128, help="conditioning picture side (px)"
     )
 
 
 def sample_config(args: argparse.Namespace) -> SampleConfig:
-    if args.points < 2 or args.image_size < 16:
-        raise UserError("--points must be >= 2 and --image-size >= 16")
     return SampleConfig(
         n_strands=args.root_candidates, n_points=args.points, image_size=args.image_size
     )
@@ -91,7 +79,7 @@ def sample_config(args: argparse.Namespace) -> SampleConfig:
 
 def add_output_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="groom as PLY polylines (.ply)")
-    parser.add_argument("--obj", type=Path, help="also write OBJ polylines")
+    parser.add_argument("--obj", type=Path, help="also write OBJ polylines (.obj)")
     parser.add_argument("--npz", type=Path, help="also write .npz (points, root_uv)")
     parser.add_argument("--usd", type=Path, help="also write USD BasisCurves (.usda/.usdc/.usd)")
     parser.add_argument(
@@ -100,24 +88,22 @@ def add_output_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--up-axis", choices=("y", "z"), default="y", help="up axis of PLY/OBJ/USD")
 
 
-def add_evaluation_arguments(parser: argparse.ArgumentParser) -> None:
-    """What ``evaluate`` and ``evaluate-baselines`` share: points, reports, workers, samples."""
-    parser.add_argument(
-        "--eval-points", type=positive_int, default=DEFAULT_EVAL_POINTS, help="points per groom"
-    )
-    parser.add_argument("--out", type=Path, required=True, help="JSON report")
-    parser.add_argument("--md", type=Path, help="also write the summary table as Markdown")
-    parser.add_argument(
-        "--workers", type=positive_int, default=1, help="processes (results do not depend on it)"
-    )
-    parser.add_argument(
-        "--first-held-out",
-        type=seed_number,
-        default=0,
-        help="score held-out styles from this one on: 0 (default) is the test set of RESULTS.md; "
-        "tune settings on a later start (a validation set), never on the test set",
-    )
-    add_sample_arguments(parser)
+_GROOM_OUTPUTS = {  # flag: accepted suffixes
+    "out": (".ply",),
+    "obj": (".obj",),
+    "npz": (".npz",),
+    "usd": USD_SUFFIXES,
+    "png": (".png",),
+}
+
+
+def groom_output_plan(args: argparse.Namespace, plan: OutputPlan | None = None) -> OutputPlan:
+    """``plan`` (or a new one) with the files of the ``add_output_arguments`` flags; the caller
+    adds its inputs and calls ``check()`` before any work."""
+    plan = plan or OutputPlan()
+    for name, suffixes in _GROOM_OUTPUTS.items():
+        plan.writes_file(f"--{name}", getattr(args, name), suffixes)
+    return plan
 
 
 def write_groom_outputs(
@@ -126,24 +112,44 @@ def write_groom_outputs(
     input_image: np.ndarray | None = None,
     appearance: Appearance = Appearance(),  # noqa: B008 (frozen)
 ) -> list[Path]:
-    """Write every output the ``add_output_arguments`` flags ask for; returns the paths written."""
-    if args.out.suffix.lower() != ".ply":
-        raise UserError(f"--out {args.out}: the groom is written as PLY, use a .ply name")
-    written = [args.out]
-    write_ply(args.out, groom.points, up_axis=args.up_axis)
-    if args.obj:
-        write_obj(args.obj, groom.points, up_axis=args.up_axis)
-        written.append(args.obj)
-    if args.npz:
-        write_npz(args.npz, groom.points, groom.root_uv)
-        written.append(args.npz)
-    if args.usd:
-        write_usd(args.usd, groom.points, up_axis=args.up_axis)
-        written.append(args.usd)
-    if args.png:
-        save_png(args.png, contact_sheet(groom.points, appearance, input_image))
-        written.append(args.png)
-    return written
+    """Write every file the ``add_output_arguments`` flags ask for, all or none (checked first by
+    :func:`groom_output_plan`); returns the paths written."""
+    paths = [getattr(args, name) for name in _GROOM_OUTPUTS if getattr(args, name) is not None]
+    with atomic_paths(paths) as temporary:
+        tmp = dict(zip(paths, temporary))
+        write_ply(tmp[args.out], groom.points, up_axis=args.up_axis)
+        if args.obj:
+            write_obj(tmp[args.obj], groom.points, up_axis=args.up_axis)
+        if args.npz:
+            write_npz(tmp[args.npz], groom.points, groom.root_uv)
+        if args.usd:
+            write_usd(tmp[args.usd], groom.points, up_axis=args.up_axis, suffix=args.usd.suffix)
+        if args.png:
+            save_png(tmp[args.png], contact_sheet(groom.points, appearance, input_image))
+    return paths
+
+
+def add_evaluation_arguments(parser: argparse.ArgumentParser) -> None:
+    """What ``evaluate`` and ``evaluate-baselines`` share: points, reports, workers, samples."""
+    parser.add_argument(
+        "--eval-points",
+        type=int_arg(100, MAX_EVAL_POINTS),
+        default=DEFAULT_EVAL_POINTS,
+        help="points per groom",
+    )
+    parser.add_argument("--out", type=Path, required=True, help="JSON report (.json)")
+    parser.add_argument("--md", type=Path, help="also write the summary table as Markdown (.md)")
+    parser.add_argument(
+        "--workers", type=worker_count, default=1, help="processes (results do not depend on it)"
+    )
+    parser.add_argument(
+        "--first-held-out",
+        type=int_arg(0, MAX_STYLES),
+        default=0,
+        help="score held-out styles from this one on: 0 (default) is the test set of RESULTS.md; "
+        "tune settings on a later start (a validation set), never on the test set",
+    )
+    add_sample_arguments(parser)
 
 
 def add_train_data_argument(parser: argparse.ArgumentParser) -> None:
@@ -171,23 +177,23 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model", default="default", help="model folder from `train`, or `default`"
     )
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    add_device_argument(parser)
     parser.add_argument(
-        "--steps", type=positive_int, help=f"sampling steps ({model_default('steps')})"
+        "--steps", type=int_arg(1, 10_000), help=f"sampling steps ({model_default('steps')})"
     )
     parser.add_argument(
         "--guidance",
-        type=float,
+        type=float_arg(0, 100),
         help=f"classifier-free guidance w (0 = off; {model_default('guidance_scale')})",
     )
     parser.add_argument(
         "--min-density",
-        type=float,
+        type=float_arg(0, 1, high_open=True),
         help=f"no roots where the sampled density is below this ({model_default('min_density')})",
     )
     parser.add_argument(
         "--smooth",
-        type=float,
+        type=float_arg(0, 64),
         help="Gaussian blur of the sampled latent texture, in texels "
         f"(0 = off; {model_default('latent_smoothing')})",
     )
@@ -199,7 +205,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--ensemble",
-        type=positive_int,
+        type=int_arg(1, 256),
         help="textures sampled per picture and averaged before decoding "
         f"({model_default('ensemble')})",
     )

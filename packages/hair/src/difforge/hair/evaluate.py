@@ -28,11 +28,11 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
-from multiprocessing import get_context
 
 import numpy as np
 from scipy.spatial import cKDTree
 
+from difforge.core.cli import ignore_interrupts
 from difforge.hair.data.dataset import (
     HairSample,
     SampleConfig,
@@ -42,6 +42,7 @@ from difforge.hair.data.dataset import (
 from difforge.hair.data.groom import Groom, resample_by_arc_length
 from difforge.hair.data.head import DEFAULT_HEAD, UV_MAX_THETA, Head, angles_from_uv, uv_from_angles
 from difforge.hair.render import VIEWS, Appearance, render_groom
+from difforge.hair.worker_processes import spawn_context
 
 DEFAULT_EVAL_POINTS = 100_000
 OCCUPANCY_THRESHOLDS_MM = (2.0, 3.0, 4.0)
@@ -420,6 +421,7 @@ _GENERATOR_EVAL: dict[str, EvalConfig] = {}
 
 
 def _init_generator_worker(config: EvalConfig) -> None:
+    ignore_interrupts()
     _GENERATOR_EVAL["config"] = config
 
 
@@ -446,12 +448,12 @@ def evaluate_generator(
     styles (from the ``first_held_out``-th): the same rows ``evaluate_reconstructor`` makes,
     with the ground truth built and the metrics computed in ``workers`` processes while the model
     runs in this one. ``seconds`` is the generation time of each groom."""
-    _init_generator_worker(config)
+    _GENERATOR_EVAL["config"] = config
     seeds = list(held_out_seeds(n_test, first_held_out))
     pool = (  # spawned, not forked: this process holds the model, maybe a CUDA context
         ProcessPoolExecutor(
             workers,
-            mp_context=get_context("spawn"),
+            mp_context=spawn_context(),
             initializer=_init_generator_worker,
             initargs=(config,),
         )

@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -153,7 +154,7 @@ def read_npz(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
             points, root_uv = data["points"].astype(np.float32), data["root_uv"].astype(np.float32)
     except FileNotFoundError:
         raise UserError(f"{path}: no such file") from None
-    except (KeyError, ValueError, OSError) as exc:
+    except (KeyError, ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
         raise UserError(f"{path}: not a strand .npz with 'points' and 'root_uv' ({exc})") from None
     if points.ndim != 3 or points.shape[-1] != 3 or root_uv.shape != (points.shape[0], 2):
         raise UserError(
@@ -162,12 +163,22 @@ def read_npz(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
     return points, root_uv
 
 
-def write_usd(path: str | os.PathLike[str], points: np.ndarray, *, up_axis: str = "y") -> None:
-    """Write strands as a USD ``BasisCurves`` prim (``/Groom/Hair``, linear, tapered widths)."""
+USD_SUFFIXES = (".usda", ".usdc", ".usd")
+
+
+def write_usd(
+    path: str | os.PathLike[str],
+    points: np.ndarray,
+    *,
+    up_axis: str = "y",
+    suffix: str | None = None,
+) -> None:
+    """Write strands as a USD ``BasisCurves`` prim (``/Groom/Hair``, linear, tapered widths).
+    ``suffix`` (.usda, .usdc or .usd) names the format when ``path`` is a temporary name."""
     from pxr import Sdf, Usd, UsdGeom, Vt  # usd-core: imported here, it takes a moment to load
 
-    suffix = Path(path).suffix.lower()
-    if suffix not in (".usda", ".usdc", ".usd"):
+    suffix = (suffix or Path(path).suffix).lower()
+    if suffix not in USD_SUFFIXES:
         raise UserError(f"{path}: USD output must end in .usda, .usdc or .usd")
     points = _oriented(points, up_axis)
     n_strands, n_points = points.shape[:2]
@@ -201,9 +212,12 @@ def read_usd(path: str | os.PathLike[str]) -> np.ndarray:
     """Read the first BasisCurves prim of a USD file back to strands (N, K, 3), file's axes."""
     from pxr import Usd, UsdGeom
 
-    stage = Usd.Stage.Open(str(path))
+    try:
+        stage = Usd.Stage.Open(str(path))
+    except RuntimeError:  # pxr.Tf.ErrorException: a corrupt or foreign file, many lines of C++
+        stage = None
     if stage is None:
-        raise UserError(f"{path}: not a USD file")
+        raise UserError(f"{path}: not a readable USD file (corrupt or another format)")
     for prim in stage.Traverse():
         if prim.IsA(UsdGeom.BasisCurves):
             curves = UsdGeom.BasisCurves(prim)
@@ -233,7 +247,7 @@ def read_strands(path: str | os.PathLike[str]) -> np.ndarray:
         return read_ply(path)
     if suffix == ".obj":
         return read_obj(path)
-    if suffix in (".usda", ".usdc", ".usd"):
+    if suffix in USD_SUFFIXES:
         if not Path(path).is_file():
             raise UserError(f"{path}: no such file")
         return read_usd(path)
@@ -253,7 +267,7 @@ def write_strands(
         write_obj(path, points, up_axis=up_axis)
     elif suffix == ".npz":
         write_npz(path, points, root_uv)
-    elif suffix in (".usda", ".usdc", ".usd"):
+    elif suffix in USD_SUFFIXES:
         write_usd(path, points, up_axis=up_axis)
     else:
         raise UserError(

@@ -420,9 +420,10 @@ class HairModel:
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     info: dict[str, Any] = field(default_factory=dict)  # training data, metrics, versions
 
-    def save(self, model_dir: str | os.PathLike[str]) -> Path:
-        """Write the folder atomically: ``codec/``, ``diffusion/`` (float16) and ``config.json``."""
-        with atomic_dir(model_dir) as tmp:
+    def save(self, model_dir: str | os.PathLike[str], overwrite: bool = False) -> Path:
+        """Write the folder atomically: ``codec/``, ``diffusion/`` (float16) and ``config.json``.
+        An existing non-empty folder is replaced only with ``overwrite``."""
+        with atomic_dir(model_dir, overwrite=overwrite) as tmp:
             save_component(self.codec, tmp / "codec")
             save_component(self.diffusion, tmp / "diffusion")
             write_model_meta(tmp, MODEL_TYPE, self.sampling, self.info)
@@ -479,7 +480,3 @@ def make_edm_scheduler(sampling: SamplingConfig, sampler: str | None = None) -> 
 def resolve_model_dir(name: str | os.PathLike[str]) -> Path:
     """``"default"`` -> the shipped default model folder; anything else is a folder path."""
     return pretrained.resolve_model_dir(name, DEFAULT_MODEL_DIR, "difforge-hair")
-
-
-def num_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())

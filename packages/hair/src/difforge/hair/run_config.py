@@ -1,24 +1,24 @@
-"""The run configs of ``train-codec`` and ``train``: dataclasses, presets and their loader.
+"""The run configs of ``train-codec`` and ``train`` and their preset folders.
 
-A run config is a preset of ``configs/<kind>/`` (``kind`` codec or diffusion; presets ``tiny``
-for the tests and ``default``) or a YAML file, then ``key=value`` overrides
-(:func:`load_run_config`); every key is checked where it is read.
+A run config is a preset of :data:`CODEC_PRESETS` or :data:`DIFFUSION_PRESETS` (``tiny`` for the
+tests, ``default``) or a YAML file, then ``key=value`` overrides, read by
+``difforge.core.cli.load_preset``; every key is checked where it is read.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from difforge.core.config import check_config, load_config
-from difforge.core.errors import UserError
+from difforge.core.config import check_config
 from difforge.core.nn.dit import check_head_size
 from difforge.core.train import TrainConfig
 from difforge.hair.codec import CodecLossWeights
 from difforge.hair.model import SamplingConfig
 
 CONFIGS_DIR = Path(__file__).resolve().parent / "configs"
+CODEC_PRESETS = CONFIGS_DIR / "codec"
+DIFFUSION_PRESETS = CONFIGS_DIR / "diffusion"
 
 
 @dataclass(frozen=True)
@@ -143,17 +143,3 @@ class DiffusionRunConfig:
             self.data.image_size,
         )
         check_config(self.p_std > 0, "p_std", "> 0", self.p_std)
-
-
-def load_run_config(kind: str, config: str | Path | None, overrides: list[str]) -> Any:
-    """``kind`` is ``codec`` or ``diffusion``; ``config`` a YAML file or a preset name
-    (``configs/<kind>/<name>.yaml``: tiny, default), then ``key=value`` overrides."""
-    cls = CodecRunConfig if kind == "codec" else DiffusionRunConfig
-    name = "default" if config is None else str(config)
-    preset = CONFIGS_DIR / kind / f"{name}.yaml"
-    if preset.is_file() and not Path(name).suffix:
-        return load_config(cls, preset, overrides)
-    if not Path(name).is_file():
-        known = sorted(p.stem for p in (CONFIGS_DIR / kind).glob("*.yaml"))
-        raise UserError(f"config {name!r}: no such file or preset (presets: {', '.join(known)})")
-    return load_config(cls, name, overrides)

@@ -13,13 +13,12 @@ generator's margin outside the skull and neck.
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import torch
 from torch import Tensor
 
 from difforge.core.diffusion.sampling import sample
+from difforge.core.timing import timed
 from difforge.hair.codec import StrandCodec, local_to_world
 from difforge.hair.data.groom import COLLISION_MARGIN, Groom
 from difforge.hair.data.head import DEFAULT_HEAD, UV_MAX_THETA, Head, uv_from_angles
@@ -357,22 +356,13 @@ def conditioning_table(report: dict) -> str:
     return "\n".join(lines)
 
 
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def time_generation(
     generator: HairGenerator, image: np.ndarray, n_strands: int, repeats: int = 3
 ) -> dict[str, float]:
     """Median wall time of whole generations of ``n_strands`` strands (texture sampling +
     decoding) after one warm-up."""
-    generator.generate(image, n_strands, seed=0)
-    seconds = []
-    for repeat in range(repeats):
-        synchronize(generator.device)
-        started = time.perf_counter()
-        groom = generator.generate(image, n_strands, seed=repeat + 1)
-        synchronize(generator.device)
-        seconds.append(time.perf_counter() - started)
+    seeds = iter(range(repeats + 1))
+    seconds, groom = timed(
+        lambda: generator.generate(image, n_strands, seed=next(seeds)), generator.device, repeats
+    )
     return {"seconds_median": float(np.median(seconds)), "strands": groom.n_strands}

@@ -28,7 +28,6 @@ import json
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -38,11 +37,13 @@ from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from difforge.core.cli import ignore_interrupts
 from difforge.core.config import check_config, to_dict
 from difforge.core.diffusion.gaussian import EDMLoss
 from difforge.core.diffusion.guidance import ConditionDropout
 from difforge.core.errors import UserError
 from difforge.core.io import atomic_dir, atomic_path, write_json
+from difforge.core.nn import num_parameters
 from difforge.core.pretrained import CONFIG_NAME, load_component, save_component
 from difforge.core.train import Trainer, process_state
 from difforge.hair.codec import (
@@ -59,11 +60,11 @@ from difforge.hair.model import (
     ScalpDiffusion,
     images_to_tensor,
     make_edm_scheduler,
-    num_parameters,
     resolve_model_dir,
     scalp_texture,
 )
 from difforge.hair.run_config import CodecRunConfig, DataConfig, DiffusionRunConfig
+from difforge.hair.worker_processes import spawn_context
 
 CODEC_EVAL_EVERY = 10  # every 10th style is held out of codec training
 ENCODE_BATCH = 16_384
@@ -148,7 +149,9 @@ def iter_styles(
         yield from map(read, tasks)
         return
     # Spawned, not forked: the parent may already hold a CUDA context.
-    with ProcessPoolExecutor(data.workers, mp_context=get_context("spawn")) as pool:
+    with ProcessPoolExecutor(
+        data.workers, mp_context=spawn_context(), initializer=ignore_interrupts
+    ) as pool:
         yield from pool.map(read, tasks, chunksize=4)
 
 
@@ -173,7 +176,9 @@ def _random_batches(tensors: dict[str, torch.Tensor], batch_size: int, seed: int
         yield {key: value[pick.to(value.device)] for key, value in tensors.items()}
 
 
-def _run_dir(out_dir: Path, run_dir: str | Path | None) -> Path:
+def run_dir_of(out_dir: str | Path, run_dir: str | Path | None) -> Path:
+    """Where a training run keeps its checkpoints: ``run_dir``, or ``<out_dir>-run``."""
+    out_dir = Path(out_dir)
     return Path(run_dir) if run_dir is not None else out_dir.with_name(out_dir.name + "-run")
 
 
@@ -187,8 +192,10 @@ def train_codec(
     out_dir: str | Path,
     config: CodecRunConfig,
     run_dir: str | Path | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
-    """Train the strand codec; write ``out_dir`` (codec folder + ``metrics.json``); return metrics."""
+    """Train the strand codec; write ``out_dir`` (codec folder + ``metrics.json``); return metrics.
+    An existing non-empty ``out_dir`` is replaced only with ``overwrite``."""
     out_dir = Path(out_dir)
     n_points = config.model.n_points
     rng = np.random.default_rng(config.train.seed)
@@ -215,7 +222,7 @@ def train_codec(
         lambda start: _random_batches(
             {"local": strands}, config.train.batch_size, config.train.seed, start
         ),
-        replace(config.train, out_dir=str(_run_dir(out_dir, run_dir))),
+        replace(config.train, out_dir=str(run_dir_of(out_dir, run_dir))),
     )
     run = trainer.train(resume="latest", time_limit_s=config.time_limit_s).summary()
     trainer.load_ema_weights()
@@ -233,7 +240,7 @@ def train_codec(
         **run,
     }
     if process_state().is_main_process:
-        with atomic_dir(out_dir) as tmp:
+        with atomic_dir(out_dir, overwrite=overwrite) as tmp:
             save_component(codec, tmp)
             write_json(tmp / "metrics.json", metrics)
     process_state().wait_for_everyone()
@@ -347,12 +354,14 @@ def train_diffusion(
     config: DiffusionRunConfig,
     run_dir: str | Path | None = None,
     init_dir: str | Path | None = None,
+    overwrite: bool = False,
 ) -> HairModel:
     """Train the image-conditioned scalp-texture DiT; write the model folder ``out_dir``.
 
     ``init_dir``: a model folder (or ``default``) to continue from: its codec (``codec_dir`` must
     then be None), its DiT weights and texture whitening, and its sampling settings; the schedule
-    of ``config.train`` starts afresh. ``config.model`` must describe the same DiT."""
+    of ``config.train`` starts afresh. ``config.model`` must describe the same DiT. An existing
+    non-empty ``out_dir`` is replaced only with ``overwrite``."""
     out_dir = Path(out_dir)
     init = HairModel.load(init_dir) if init_dir is not None else None
     if init is not None and codec_dir is not None:
@@ -365,7 +374,7 @@ def train_diffusion(
     codec.to(state.device)
     with state.main_process_first():  # the other processes then load the textures it cached
         textures, images, seeds = cached_textures(
-            _run_dir(out_dir, run_dir) / TEXTURE_CACHE,
+            run_dir_of(out_dir, run_dir) / TEXTURE_CACHE,
             _texture_cache_key(codec_path, data_dir, config),
             lambda: encode_styles(
                 codec,
@@ -426,7 +435,7 @@ def train_diffusion(
         lambda start: _random_batches(
             {"tokens": tokens, "image": images}, config.train.batch_size, config.train.seed, start
         ),
-        replace(config.train, out_dir=str(_run_dir(out_dir, run_dir))),
+        replace(config.train, out_dir=str(run_dir_of(out_dir, run_dir))),
     )
     run = trainer.train(resume="latest", time_limit_s=config.time_limit_s).summary()
     trainer.load_ema_weights()
@@ -455,6 +464,6 @@ def train_diffusion(
         ]
     model = HairModel(codec=codec, diffusion=diffusion.cpu(), sampling=sampling, info=info)
     if state.is_main_process:
-        model.save(out_dir)
+        model.save(out_dir, overwrite=overwrite)
     state.wait_for_everyone()
     return model

@@ -14,12 +14,12 @@ import os
 from collections.abc import Callable, Collection, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from difforge.core.cli import ignore_interrupts
 from difforge.core.errors import UserError
 from difforge.core.io import write_json
 from difforge.hair.data.groom import Groom, density_map, generate_groom
@@ -40,6 +40,7 @@ from difforge.hair.render import (
     render_groom,
     save_png,
 )
+from difforge.hair.worker_processes import spawn_context
 
 
 @dataclass(frozen=True)
@@ -141,7 +142,11 @@ def build_dataset(
     """Generate and write every seed's sample (in ``workers`` processes), then ``index.json``
     (so a folder with ``index.json`` is complete); returns the style folders."""
     tasks = [(seed, config, str(out_dir)) for seed in seeds]
-    pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn")) if workers > 1 else None
+    pool = (
+        ProcessPoolExecutor(workers, mp_context=spawn_context(), initializer=ignore_interrupts)
+        if workers > 1
+        else None
+    )
     folders = []
     try:
         mapper = (
