@@ -71,6 +71,17 @@ def test_tiny_recipe_end_to_end(tmp_path, capsys) -> None:
     assert all(f"stage {s}: done before" in log for s in STAGES)
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == before
 
+    # An unfinished training stage resumes from its own checkpoint instead of training again.
+    checkpoint = folders["diffusion"] / "model-run" / "checkpoints" / "step_00000020"
+    written = checkpoint.stat().st_mtime_ns
+    (folders["diffusion"] / ".done").unlink()
+    assert recipe_main(["recipe", *argv, "--stages", "diffusion"]) == 0
+    assert "trained 20/20 steps" in capsys.readouterr().out
+    assert checkpoint.stat().st_mtime_ns == written
+    assert (
+        SceneModel.load(folders["diffusion"] / "model").info["training"]["diffusion"]["steps"] == 20
+    )
+
     # Another config for the same folder is refused in one line.
     assert recipe_main(["recipe", "tiny", "--out", str(out), "evaluate.seed=2"]) == 2
     assert "another recipe config" in capsys.readouterr().err
