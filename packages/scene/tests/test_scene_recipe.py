@@ -5,9 +5,9 @@ default recipe equal to what the shipped model's run recorded."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
-
-import pytest
 
 from difforge.core.cli import command_line
 from difforge.core.config import to_dict
@@ -18,6 +18,14 @@ from difforge.scene.recipe import RECIPE_COMMAND, STAGES, load_recipe
 RESULTS_DIR = Path(__file__).resolve().parents[1] / "results"
 SHIPPED_RUN = RESULTS_DIR / "gpu_h200_2026-11-27.json"
 recipe_main = command_line("difforge-scene", "", [RECIPE_COMMAND])
+
+
+def _exit_code(argv: list[str]) -> int:
+    """The command's exit code, also where argparse's usage errors leave by SystemExit."""
+    try:
+        return recipe_main(argv)
+    except SystemExit as exc:
+        return exc.code
 
 
 def _stage_dirs(out: Path) -> dict[str, Path]:
@@ -82,6 +90,17 @@ def test_tiny_recipe_end_to_end(tmp_path, capsys) -> None:
         SceneModel.load(folders["diffusion"] / "model").info["training"]["diffusion"]["steps"] == 20
     )
 
+    # The GPU launcher's report finds every stage's results in the run's folder.
+    script = Path(__file__).resolve().parents[1] / "scripts" / "gpu_results.py"
+    report = tmp_path / "report"
+    subprocess.run(
+        [sys.executable, str(script), "--run", str(out), "--out", str(report)], check=True
+    )
+    collected = json.loads((report / "results.json").read_text())
+    assert [s["stage"] for s in collected["stages"]] == list(STAGES)
+    assert {"fit_stage1", "fit_stage2", "vae", "model", "evaluation"} <= set(collected)
+    assert "| latent diffusion (this model) |" in (report / "results.md").read_text()
+
     # Another config for the same folder is refused in one line.
     assert recipe_main(["recipe", "tiny", "--out", str(out), "evaluate.seed=2"]) == 2
     assert "another recipe config" in capsys.readouterr().err
@@ -91,9 +110,7 @@ def test_a_stage_needs_the_stages_before_it(tmp_path, capsys) -> None:
     out = tmp_path / "run"
     assert recipe_main(["recipe", "tiny", "--out", str(out), "--stages", "vae"]) == 2
     assert "stage data" in capsys.readouterr().err and not (out / "3-vae").exists()
-    with pytest.raises(SystemExit) as usage:  # argparse's errors: one line, exit 2
-        recipe_main(["recipe", "tiny", "--out", str(out), "--stages", "train"])
-    assert usage.value.code == 2
+    assert _exit_code(["recipe", "tiny", "--out", str(out), "--stages", "train"]) == 2
     assert "expected stages from data,fit,vae,diffusion,evaluate" in capsys.readouterr().err
     assert recipe_main(["recipe", "nonesuch", "--out", str(out)]) == 2
     assert "no preset 'nonesuch'" in capsys.readouterr().err
