@@ -138,7 +138,12 @@ def _toy_commands(seen: dict) -> list:
         add_seed_argument(p)
         add_device_argument(p)
         add_overwrite_argument(p)
-        p.add_argument("--count", type=int_arg(1, 100, raise_with="pass --max-count N"), default=1)
+        p.add_argument(
+            "--count",
+            type=int_arg(1, 100, raise_with="pass --max-count N"),
+            default=1,
+            help="how many",
+        )
         p.add_argument("--noise", type=float_arg(0.0), default=1.0)
         p.add_argument("--out", type=Path)
 
@@ -171,9 +176,7 @@ def test_command_line_rejects_bad_numbers_in_one_line(
     from difforge.core.cli import command_line
 
     main = command_line("difforge-toy", "a toy", _toy_commands({}))
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-    assert exit_info.value.code == 2
+    assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: difforge-toy")
     assert message in err
@@ -187,6 +190,7 @@ def test_command_line_shared_flags_and_os_errors(
     seen: dict = {}
     main = command_line("difforge-toy", "a toy", _toy_commands(seen))
     assert main(["generate", "--quiet", "--seed", "5"]) == 0
+    assert seen["argv"] == ["difforge-toy", "generate", "--quiet", "--seed", "5"]
     assert (
         seen["seed"] == 5 and seen["device"] == "auto" and seen["quiet"] and not seen["overwrite"]
     )
@@ -198,13 +202,12 @@ def test_command_line_shared_flags_and_os_errors(
 def test_every_subcommand_help_has_the_shared_flags(capsys: pytest.CaptureFixture[str]) -> None:
     from difforge.core.cli import command_line
 
-    with pytest.raises(SystemExit) as exit_info:
-        command_line("difforge-toy", "a toy", _toy_commands({}))(["generate", "--help"])
-    assert exit_info.value.code == 0
-    out = capsys.readouterr().out
+    assert command_line("difforge-toy", "a toy", _toy_commands({}))(["generate", "--help"]) == 0
+    out = " ".join(capsys.readouterr().out.split())  # help text wraps with the terminal width
     for flag in ("--seed", "--device", "--overwrite", "--quiet", "--verbose"):
         assert flag in out
-    assert "(default: auto)" in out
+    assert "(default: auto)" in out and "(default: 1)" in out and "(default: 0)" in out
+    assert "default: None" not in out and "default: False" not in out
 
 
 def test_presets_no_config_is_the_default_preset(tmp_path: Path) -> None:
@@ -244,3 +247,28 @@ def test_run_cli_one_line_for_memory_and_recursion(capsys: pytest.CaptureFixture
         "error: out of memory: ask for a smaller size (fewer samples, a smaller batch)",
         "error: the input is nested too deeply to read",
     ]
+
+
+def test_a_command_named_by_string_imports_its_module_only_when_it_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from difforge.core.cli import Command, command_line
+
+    (tmp_path / "heavy_toy_module.py").write_text("def run(args):\n    print('ran', args.n)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    command = Command("go", "go", lambda p: p.add_argument("--n", type=int), "heavy_toy_module:run")
+    main = command_line("difforge-toy", "a toy", [command])
+    assert main(["go", "--help"]) == 0
+    assert "heavy_toy_module" not in sys.modules
+    assert main(["go", "--n", "3"]) == 0
+    assert capsys.readouterr().out.endswith("ran 3\n")
+
+
+def test_deeply_nested_metadata_is_one_line(tmp_path: Path) -> None:
+    from difforge.core.errors import CheckpointError
+    from difforge.core.pretrained import read_json_object
+
+    path = tmp_path / "config.json"
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(CheckpointError, match="nested too deeply"):
+        read_json_object(path)

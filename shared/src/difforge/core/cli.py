@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import errno
 import functools
+import importlib
 import logging
 import math
 import os
@@ -37,13 +38,14 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
-
-import torch
-from tqdm.auto import tqdm
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from difforge.core.config import load_config
 from difforge.core.errors import ConfigError, UserError
+
+if TYPE_CHECKING:  # torch and tqdm load when a command needs them: `--help` and Ctrl-C stay quick
+    import torch
+    from tqdm import tqdm
 
 __all__ = [
     "Command",
@@ -160,13 +162,23 @@ class ArgumentParser(argparse.ArgumentParser):
 @dataclass(frozen=True)
 class Command:
     """One subcommand: ``add_arguments(parser)`` registers its flags, ``run(args)`` does the work
-    (returning None or an exit code). ``description`` defaults to ``help``."""
+    (returning None or an exit code); ``run`` may be a ``"package.module:function"`` string, so
+    that a command's heavy imports happen only when it runs. ``description`` defaults to
+    ``help``. ``args.argv`` holds the command line as typed (for run records)."""
 
     name: str
     help: str
     add_arguments: Callable[[argparse.ArgumentParser], None]
-    run: Callable[[argparse.Namespace], int | None]
+    run: Callable[[argparse.Namespace], int | None] | str
     description: str | None = None
+
+    def runner(self) -> Callable[[argparse.Namespace], int | None]:
+        """``run`` itself, or the function a ``"package.module:function"`` string names, imported
+        only now: heavy modules load for the command that needs them, not for every ``--help``."""
+        if callable(self.run):
+            return self.run
+        module, _, function = self.run.partition(":")
+        return getattr(importlib.import_module(module), function)
 
 
 def build_parser(prog: str, description: str, commands: Sequence[Command]) -> ArgumentParser:
@@ -179,7 +191,7 @@ def build_parser(prog: str, description: str, commands: Sequence[Command]) -> Ar
             command.name,
             help=command.help,
             description=command.description or command.help,
-            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+            formatter_class=_HelpFormatter,
         )
         command.add_arguments(sub)
         volume = sub.add_mutually_exclusive_group()
@@ -187,7 +199,7 @@ def build_parser(prog: str, description: str, commands: Sequence[Command]) -> Ar
             "-q", "--quiet", action="store_true", help="print errors only, no progress"
         )
         volume.add_argument("-v", "--verbose", action="store_true", help="print debug logs as well")
-        sub.set_defaults(_run=command.run)
+        sub.set_defaults(_command=command)
     return parser
 
 
@@ -198,13 +210,34 @@ def command_line(
 
     @run_cli
     def main(argv: Sequence[str] | None = None) -> int | None:
-        args = build_parser(prog, description, commands).parse_args(
-            None if argv is None else list(argv)
-        )
+        argv = sys.argv[1:] if argv is None else list(argv)
+        try:
+            args = build_parser(prog, description, commands).parse_args(argv)
+        except SystemExit as exc:  # --help (0) or a usage error (2, already said in one line)
+            return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+        args.argv = [prog, *argv]
         set_verbosity(-1 if args.quiet else 1 if args.verbose else 0)
-        return args._run(args)
+        return args._command.runner()(args)
 
     return main
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Shows ``(default: X)`` where a flag has a default worth saying (not None or False) and
+    its help does not already name it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (
+            "default" not in text
+            and action.default is not None
+            and action.default is not False
+            and action.default is not argparse.SUPPRESS
+            and action.option_strings
+            and action.nargs != 0
+        ):
+            text += " (default: %(default)s)"
+        return text
 
 
 def set_verbosity(level: int) -> None:
@@ -378,6 +411,8 @@ def progress(
 ) -> tqdm:
     """A tqdm bar on stderr; ``disable=None`` shows it only when stderr is a terminal and the
     command is not ``--quiet``."""
+    from tqdm.auto import tqdm
+
     if disable is None:
         disable = _verbosity < 0 or not sys.stderr.isatty()
     return tqdm(iterable, total=total, desc=desc, disable=disable, dynamic_ncols=True, **kwargs)
@@ -385,6 +420,8 @@ def progress(
 
 def resolve_device(device: str = "auto") -> torch.device:
     """``"auto"`` -> CUDA if available else CPU; ``"cpu"``, ``"cuda"``, ``"cuda:1"`` are checked."""
+    import torch
+
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:

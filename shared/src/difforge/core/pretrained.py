@@ -53,6 +53,8 @@ def read_json_object(path: Path) -> dict[str, Any]:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"{path}: unreadable ({exc})") from None
+    except RecursionError:
+        raise CheckpointError(f"{path}: nested too deeply to be a model's metadata") from None
     if not isinstance(meta, dict):
         raise CheckpointError(f"{path}: not a JSON object")
     return meta
