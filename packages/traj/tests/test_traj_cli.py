@@ -19,11 +19,8 @@ from difforge.traj.evaluate import METRIC_KEYS
 
 
 def exit_code(args: list[str]) -> int:
-    """``main(args)``'s exit code, argparse's usage errors (raised as SystemExit) included."""
-    try:
-        return main(args)
-    except SystemExit as exc:
-        return exc.code
+    """``main(args)``'s exit code (usage errors included: the core returns 2 for them)."""
+    return main(args)
 
 
 def one_line_error(capsys) -> str:

@@ -30,11 +30,8 @@ CLI = "difforge.traj.cli"
 
 
 def exit_code(args: list[str | Path]) -> int:
-    """``main(args)``'s exit code, argparse's usage errors (raised as SystemExit) included."""
-    try:
-        return main([str(a) for a in args])
-    except SystemExit as exc:
-        return exc.code
+    """``main(args)``'s exit code (usage errors included: the core returns 2 for them)."""
+    return main([str(a) for a in args])
 
 
 def one_line_error(capsys) -> str:
