@@ -4,6 +4,8 @@ and the default recipe checked against the shipped model's own record of its tra
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -12,7 +14,8 @@ from difforge.core.config import to_dict
 from difforge.core.testing import tree_snapshot
 from difforge.traj.data.hoser import read_trajectories
 from difforge.traj.model import DEFAULT_MODEL_DIR, TrajDLM
-from difforge.traj.recipe import RECIPE_COMMAND, load_recipe
+from difforge.traj.recipe import load_recipe
+from difforge.traj.recipe_command import RECIPE_COMMAND
 
 main = command_line("difforge-traj", "", [RECIPE_COMMAND])
 
@@ -136,3 +139,15 @@ def test_default_recipe_is_the_shipped_models_training():
         "trajdlm (no road encoder)",
         "trajdlm (block size 16)",
     }
+
+
+def test_the_recipe_command_imports_no_training_code():
+    """Every ``difforge-traj`` command builds the parser that holds RECIPE_COMMAND."""
+    check = (
+        "import sys, difforge.traj.recipe_command; "
+        "print(sorted(m for m in ('torch', 'difforge.traj.train', 'difforge.traj.recipe') "
+        "if m in sys.modules))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stdout.strip() == "[]"

@@ -19,7 +19,6 @@ and where evaluation samples; training stages use the GPUs of the launch (else C
 
 from __future__ import annotations
 
-import argparse
 import csv
 import dataclasses
 import re
@@ -31,28 +30,18 @@ from pathlib import Path
 
 import numpy as np
 
-from difforge.core.cli import (
-    Command,
-    add_device_argument,
-    add_overwrite_argument,
-    command_line,
-    echo,
-    preset_names,
-    resolve_device,
-)
+from difforge.core.cli import command_line, echo, load_preset, resolve_device
 from difforge.core.config import apply_overrides, check_config
 from difforge.core.errors import UserError
 from difforge.core.io import atomic_open, write_json
 from difforge.core.recipe import Stage, run_recipe
-from difforge.traj.bench import BenchSettings
+from difforge.traj.bench_settings import BenchSettings
 from difforge.traj.data.datasets import DEFAULT_DATASET, available_datasets, dataset_dir
-from difforge.traj.data.hoser import SPLITS, read_dataset
-from difforge.traj.model import ROADMAP_FILES
+from difforge.traj.data.hoser import ROADMAP_FILES, SPLITS, read_dataset
+from difforge.traj.recipe_command import RECIPE_COMMAND, RECIPES_DIR
 from difforge.traj.train import TrajTrainConfig, describe, train
 
-RECIPES_DIR = Path(__file__).resolve().parent / "configs" / "recipe"
 DEFAULT_RECIPE = "default"
-STAGES = ("data", "train", "baselines", "evaluate")
 # Files of a dataset folder the stages read; meta.json and README.md say how it was made.
 DATASET_FILES = (*ROADMAP_FILES, *(f"{s}.csv" for s in SPLITS), "meta.json", "README.md")
 AR_DIR, HOSER_DIR = "ar", "hoser_model"
@@ -209,13 +198,17 @@ def prepare_data(config: RecipeData, stage_dir: Path) -> Path:
     return target
 
 
-def train_model(data: Path, model_dir: Path, config: TrajTrainConfig) -> None:
-    """Train (or resume, from the folder's own checkpoints) one TrajDLM into ``model_dir``."""
+def echo_once(*lines: str) -> None:
+    """:func:`echo` on the main process only (training stages run on every process)."""
     from difforge.core.train import process_state
 
-    summary = train(data, model_dir, config, resume=True)
     if process_state().is_main_process:
-        echo(*describe(summary))
+        echo(*lines)
+
+
+def train_model(data: Path, model_dir: Path, config: TrajTrainConfig) -> None:
+    """Train (or resume, from the folder's own checkpoints) one TrajDLM into ``model_dir``."""
+    echo_once(*describe(train(data, model_dir, config, resume=True)))
 
 
 def train_baselines(recipe: TrajRecipe, data: Path, stage_dir: Path, device: str) -> None:
@@ -299,8 +292,6 @@ def recipe_stages(recipe: TrajRecipe, device: str = "auto") -> list[Stage]:
 def load_recipe(config: str | Path | None, overrides: Sequence[str] = ()) -> TrajRecipe:
     """A recipe of ``configs/recipe/`` by name, or a YAML file (None: ``default``), then
     ``key=value`` overrides."""
-    from difforge.core.cli import load_preset
-
     return load_preset(TrajRecipe, RECIPES_DIR, config, overrides)
 
 
@@ -324,78 +315,8 @@ def run_named_recipe(
         out_dir,
         only=stages,
         overwrite=overwrite,
-        log=echo,
+        log=echo_once,
     )
-
-
-# ----------------------------------------------------------------------------------------------
-# Command
-# ----------------------------------------------------------------------------------------------
-
-
-class _IntermixedParsing:
-    """Reads positionals after options (``recipe tiny --out DIR key=value``); argparse alone
-    stops filling positionals at the first option that follows one."""
-
-    _inside = False
-
-    def parse_known_args(self, args=None, namespace=None):
-        if self._inside:
-            return super().parse_known_args(args, namespace)
-        self._inside = True
-        try:
-            return self.parse_known_intermixed_args(args, namespace)
-        finally:
-            self._inside = False
-
-
-def _stage_list(text: str) -> list[str]:
-    names = [s.strip() for s in text.split(",") if s.strip()]
-    unknown = [s for s in names if s not in STAGES]
-    if not names or unknown:
-        raise argparse.ArgumentTypeError(f"expected stages from {','.join(STAGES)}, got {text!r}")
-    return names
-
-
-def _add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.__class__ = type("RecipeParser", (_IntermixedParsing, type(parser)), {})
-    parser.add_argument(
-        "words",
-        nargs="*",
-        metavar="[NAME|FILE.yaml] [key=value ...]",
-        help=f"a recipe ({', '.join(preset_names(RECIPES_DIR))}; default: {DEFAULT_RECIPE}) or "
-        "a YAML file, then overrides such as train.train.steps=500 evaluate.n=1000",
-    )
-    parser.add_argument("--out", type=Path, required=True, help="the run's folder")
-    parser.add_argument(
-        "--stages",
-        type=_stage_list,
-        help=f"run only these stages ({','.join(STAGES)}); the stages before them must be done",
-    )
-    add_overwrite_argument(parser)
-    add_device_argument(parser)
-
-
-def _run_recipe_command(args: argparse.Namespace) -> None:
-    words = list(args.words)
-    config = words.pop(0) if words and "=" not in words[0] else None
-    folders = run_named_recipe(
-        config,
-        args.out,
-        overrides=words,
-        stages=args.stages,
-        overwrite=args.overwrite,
-        device=args.device,
-    )
-    echo(*(f"{name}: {folder}" for name, folder in folders.items()))
-
-
-RECIPE_COMMAND = Command(
-    "recipe",
-    "run a training recipe (data -> train -> baselines -> evaluate) into resumable stage folders",
-    _add_recipe_arguments,
-    _run_recipe_command,
-)
 
 
 if __name__ == "__main__":
