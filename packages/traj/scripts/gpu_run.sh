@@ -6,8 +6,12 @@
 #   berlin            the second city
 #   bikes_zero_shot   the shipped car model on bicycle trips vs a bicycle-trained model
 #   tiny              toy size, to check the launcher
-# Run from the repository root through the device tool with carry [".whl"] (.whl/*.whl: diffusers;
-# .whl/traj/*.whl: pandas, pyproj and their dependencies, installed only where missing):
+# Run from the repository root through the device tool with carry [".whl"]: .whl/*.whl holds
+# diffusers-0.42.1-py3-none-any.whl, .whl/traj/ the wheels the image may lack, installed only where
+# missing (the H100 image of 2026-12 has pandas but no pyproj; the whole tree must stay under
+# 64 MiB, so carry only those needed):
+#   python -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#     --platform manylinux_2_28_x86_64 -d .whl/traj pyproj==3.7.2 certifi==2025.10.5
 #   command: bash packages/traj/scripts/gpu_run.sh default
 #   command: NGPU=4 bash packages/traj/scripts/gpu_run.sh default        (kind nvidia-h100-x4)
 # Arguments after the recipe go to it: --stages data,train, key=value overrides, --device.
