@@ -181,6 +181,8 @@ def test_the_default_recipe_is_the_shipped_models_lineage(monkeypatch) -> None:
     assert [c.train.batch_size for c in configs] == [64, 256, 256, 256]
     assert [c.train.lr for c in configs] == [5e-4, 7e-4, 4e-4, 4e-4]
     assert [c.train.warmup_steps for c in configs] == [300, 300, 200, 200]
+    # 4b's 4,300-step cosine was cut at 2,076: a whole cosine down to the lr it stopped at.
+    assert [c.train.min_lr for c in configs] == [5e-5, 5e-5, 2.48e-4, 5e-5]
     # The last run as it ran on two GPUs is the shipped folder's record of its training.
     shipped = json.loads((DEFAULT_MODEL_DIR / "config.json").read_text())
     monkeypatch.setattr(
