@@ -17,10 +17,7 @@ CLI = "difforge.scene.cli"
 
 def _fails(argv: list[str], capsys, message: str) -> str:
     """Run ``argv`` in this process: exit code 2, one line on stderr holding ``message``."""
-    try:
-        code = main(argv)
-    except SystemExit as exc:  # argparse errors (range checks) end the parse this way
-        code = exc.code
+    code = main(argv)
     err = capsys.readouterr().err
     assert code == 2, (argv, err)
     assert err.startswith("error: ") and err.count("\n") == 1, err

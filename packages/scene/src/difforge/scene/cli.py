@@ -29,12 +29,9 @@ from difforge.core.cli import (
     resolve_device,
 )
 from difforge.core.errors import UserError
-from difforge.core.io import atomic_dir, atomic_paths, write_json
+from difforge.core.io import atomic_paths, write_json
 from difforge.core.outputs import OutputPlan
-from difforge.scene.data.geometry import DEFAULT_RESOLUTION
-from difforge.scene.fit import FitConfig
 from difforge.scene.recipe import RECIPE_COMMAND
-from difforge.scene.run_config import DIFFUSION_PRESETS, VAE_PRESETS
 
 MESH_OUTPUTS = (".glb", ".ply", ".obj")
 # A scene of more blocks takes minutes per block on a CPU and its mesh grows with the block count;
@@ -79,6 +76,8 @@ def _check_blocks(args: argparse.Namespace) -> None:
 
 
 def _add_resolution_argument(p: argparse.ArgumentParser) -> None:
+    from difforge.scene.data.geometry import DEFAULT_RESOLUTION
+
     p.add_argument(
         "--resolution",
         type=int_arg(8, MAX_RESOLUTION, raise_with="memory grows with its cube"),
@@ -226,125 +225,74 @@ def _render(args: argparse.Namespace) -> None:
 
 
 def _add_fit(p: argparse.ArgumentParser) -> None:
+    from difforge.scene.fit import FitConfig, FitRun
+
     points = int_arg(1, MAX_POINTS)
     p.add_argument("--data", type=Path, required=True, help="dataset folder")
     p.add_argument(
-        "--out",
-        type=Path,
-        required=True,
-        help="output folder: decoder/, planes.safetensors, fit.json",
+        "--out", type=Path, required=True, help="folder: decoder/, planes.safetensors, fit.json"
     )
     add_overwrite_argument(p)
     p.add_argument(
         "--decoder", type=Path, help="a fitted decoder/ folder: freeze it and fit planes only"
     )
     p.add_argument("--first", type=int_arg(1), help="fit only the first N blocks")
-    p.add_argument("--iterations", type=int_arg(1, 10_000_000), default=500, help="optimiser steps")
-    p.add_argument("--channels", type=int_arg(1, 256), default=16, help="features per plane")
-    p.add_argument("--plane-resolution", type=int_arg(2, 1024), default=64, help="plane side")
-    p.add_argument("--hidden", type=int_arg(1, 4096), default=128, help="decoder MLP width")
-    p.add_argument("--layers", type=int_arg(1, 64), default=3, help="decoder MLP layers")
-    p.add_argument("--points-per-step", type=points, default=4096, help="per block and per kind")
-    p.add_argument(
-        "--tv-weight", type=float_arg(0, 1e6), default=FitConfig.w_tv, help="plane smoothness"
-    )
-    p.add_argument("--surface-points", type=points, default=200_000, help="target bank per block")
-    p.add_argument("--space-points", type=points, default=200_000, help="target bank per block")
+    fit, run = FitConfig, FitRun
+    for flag, kind, default, text in (
+        ("--iterations", int_arg(1, 10_000_000), fit.iterations, "optimiser steps"),
+        ("--channels", int_arg(1, 256), fit.channels, "features per plane"),
+        ("--plane-resolution", int_arg(2, 1024), fit.resolution, "plane side"),
+        ("--hidden", int_arg(1, 4096), fit.hidden, "decoder MLP width"),
+        ("--layers", int_arg(1, 64), fit.layers, "decoder MLP layers"),
+        ("--points-per-step", points, fit.points_per_step, "per block and per kind"),
+        ("--tv-weight", float_arg(0, 1e6), fit.w_tv, "plane smoothness"),
+        ("--surface-points", points, run.surface_points, "target bank per block"),
+        ("--space-points", points, run.space_points, "target bank per block"),
+        ("--workers", int_arg(1, MAX_WORKERS), run.workers, "processes preparing the targets"),
+        ("--eval-blocks", int_arg(0), run.eval_blocks, "blocks meshed for the F-score"),
+        ("--eval-points", int_arg(100, MAX_POINTS), run.eval_points, "per side (F-score)"),
+        ("--chunk-blocks", int_arg(1), run.chunk_blocks, "blocks fitted together (frozen decoder)"),
+        ("--keep-surface", points, run.keep_surface, "surface samples stored per block (VAE)"),
+    ):
+        p.add_argument(flag, type=kind, default=default, help=text)
     add_device_argument(p)
-    p.add_argument(
-        "--workers",
-        type=int_arg(1, MAX_WORKERS),
-        default=1,
-        help="processes preparing the targets",
-    )
-    p.add_argument(
-        "--eval-blocks", type=int_arg(0), default=8, help="blocks meshed for the F-score"
-    )
-    p.add_argument(
-        "--eval-points", type=int_arg(100, MAX_POINTS), default=100_000, help="per side (F-score)"
-    )
-    p.add_argument(
-        "--chunk-blocks",
-        type=int_arg(1),
-        default=256,
-        help="blocks fitted together (frozen decoder)",
-    )
-    p.add_argument(
-        "--keep-surface", type=points, default=4096, help="surface samples stored per block (VAE)"
-    )
     add_seed_argument(p)
 
 
 def _fit(args: argparse.Namespace) -> None:
-    import torch
-
-    from difforge.scene.data.blocks import BlockDataset
-    from difforge.scene.fit import (
-        SUPERVISION_FIELDS,
-        Supervision,
-        dataset_supervision,
-        decode_grids,
-        fit_triplanes,
-        reconstruction_report,
-        save_fit,
-    )
-    from difforge.scene.triplane import TriPlaneDecoder, load_decoder
+    from difforge.scene.fit import FitConfig, FitRun, fit_dataset
 
     plan = OutputPlan(overwrite=args.overwrite).reads("--data", args.data)
     plan.reads("--decoder", args.decoder).writes_folder("--out", args.out).check()
-    device = resolve_device(args.device)
-    dataset = BlockDataset(args.data)
-    n = len(dataset) if args.first is None else min(args.first, len(dataset))
-    if args.decoder:
-        decoder = load_decoder(args.decoder)
-        channels, hidden, layers = (decoder.config[k] for k in ("channels", "hidden", "layers"))
-    else:
-        channels, hidden, layers = args.channels, args.hidden, args.layers
-        decoder = TriPlaneDecoder(channels=channels, hidden=hidden, layers=layers)
     config = FitConfig(
-        channels=channels,
+        channels=args.channels,
         resolution=args.plane_resolution,
-        hidden=hidden,
-        layers=layers,
+        hidden=args.hidden,
+        layers=args.layers,
         iterations=args.iterations,
         points_per_step=args.points_per_step,
         w_tv=args.tv_weight,
         seed=args.seed,
     )
-    start = time.perf_counter()
-    sup, blocks, sources = dataset_supervision(
-        dataset, list(range(n)), args.surface_points, args.space_points, args.workers
+    run = FitRun(
+        args.surface_points,
+        args.space_points,
+        args.workers,
+        args.chunk_blocks,
+        args.eval_blocks,
+        args.eval_points,
+        args.keep_surface,
     )
-    prepared = time.perf_counter()
-    # Stage 1 fits everything at once (the decoder sees all blocks); stage 2 fits the planes of
-    # independent chunks of blocks, so memory does not grow with the dataset.
-    chunk = n if not args.decoder else args.chunk_blocks
-    parts, history = [], []
-    for lo in range(0, n, chunk):
-        part = Supervision(*(getattr(sup, f)[lo : lo + chunk] for f in SUPERVISION_FIELDS))
-        planes_part, history = fit_triplanes(part, decoder, config, not args.decoder, device)
-        parts.append(planes_part)
-    planes = torch.cat(parts)
-    fitted = time.perf_counter()
-    k = min(args.eval_blocks, n)
-    grids = decode_grids(decoder, planes[:k], dataset.resolution, device)
-    report = {
-        "blocks": n,
-        "data": str(Path(args.data).resolve()),
-        "stage": "planes only (frozen decoder)" if args.decoder else "decoder + planes",
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else str(device),
-        "seconds_supervision": prepared - start,
-        "seconds_fit": fitted - prepared,
-        "history": history,
-        f"reconstruction_first_{k}_blocks": reconstruction_report(
-            grids, blocks[:k], sources[:k], args.eval_points
-        ),
-    }
-    # Surface samples kept for the VAE's SDF loss (a random subset per block).
-    keep = torch.randperm(sup.surface.shape[1], generator=torch.Generator().manual_seed(0))
-    surface = sup.surface[:, keep[: args.keep_surface]]
-    with atomic_dir(args.out, overwrite=args.overwrite) as tmp:
-        save_fit(tmp, decoder, planes, dataset.origins[:n], config, report, surface)
+    report = fit_dataset(
+        args.data,
+        args.out,
+        config,
+        run,
+        first=args.first,
+        decoder_dir=args.decoder,
+        device=resolve_device(args.device),
+        overwrite=args.overwrite,
+    )
     echo(json.dumps({key: v for key, v in report.items() if key != "history"}, indent=1))
 
 
@@ -390,6 +338,8 @@ def _process_started_at() -> float:
 
 
 def _add_train_vae(p: argparse.ArgumentParser) -> None:
+    from difforge.scene.run_config import VAE_PRESETS
+
     _add_training_arguments(p, VAE_PRESETS)
 
 
@@ -409,6 +359,8 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--vae", required=True, help="VAE folder, or 'raw' to diffuse raw tri-planes (ablation)"
     )
+    from difforge.scene.run_config import DIFFUSION_PRESETS
+
     _add_training_arguments(p, DIFFUSION_PRESETS)
 
 

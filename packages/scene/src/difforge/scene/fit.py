@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -30,12 +31,12 @@ from scipy.interpolate import RegularGridInterpolator
 
 from difforge.core.cli import ignore_interrupts
 from difforge.core.errors import UserError
-from difforge.core.io import atomic_path, write_json
+from difforge.core.io import atomic_dir, atomic_path, write_json
 from difforge.scene.data.blocks import Block, BlockDataset, SDFSource
 from difforge.scene.data.geometry import BLOCK_SIZE, NORMALISE_SCALE, TRUNCATION, grid_points
 from difforge.scene.evaluate import reconstruction_metrics, surface_samples
 from difforge.scene.meshing import mesh_from_sdf
-from difforge.scene.triplane import TriPlaneDecoder, central_gradient, init_planes
+from difforge.scene.triplane import TriPlaneDecoder, central_gradient, init_planes, load_decoder
 
 # Step (metres) of the central differences taken on the source SDF for exact normals.
 _SOURCE_STEP = 1e-4
@@ -349,6 +350,82 @@ def save_fit(
         save_file(tensors, str(tmp))
     write_json(out / "fit.json", {"config": asdict(config), **report})
     return out
+
+
+@dataclass(frozen=True)
+class FitRun:
+    """How :func:`fit_dataset` prepares targets and reports (the fit itself is a FitConfig)."""
+
+    surface_points: int = 200_000  # target bank per block
+    space_points: int = 200_000
+    workers: int = 1  # processes preparing the targets
+    chunk_blocks: int = 256  # blocks fitted together under a frozen decoder
+    eval_blocks: int = 8  # blocks meshed for the reconstruction report
+    eval_points: int = 100_000  # points per side of that report
+    keep_surface: int = 4096  # surface samples stored per block for the VAE's SDF loss
+
+
+def fit_dataset(
+    data_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    config: FitConfig,
+    run: FitRun = FitRun(),
+    *,
+    first: int | None = None,
+    decoder_dir: str | os.PathLike[str] | None = None,
+    device: torch.device | str = "cpu",
+    overwrite: bool = False,
+) -> dict:
+    """Fit the planes of a dataset's first ``first`` blocks (None: all) into the fit folder
+    ``out_dir`` (an existing non-empty one is replaced only with ``overwrite``), training a new
+    decoder with them or, with ``decoder_dir``, under that frozen decoder (whose sizes then
+    replace the config's). Returns the report written to fit.json."""
+    dataset = BlockDataset(data_dir)
+    n = len(dataset) if first is None else min(first, len(dataset))
+    if decoder_dir is not None:
+        decoder = load_decoder(decoder_dir)
+        sizes = {k: decoder.config[k] for k in ("channels", "hidden", "layers")}
+        config = replace(config, **sizes)
+    else:
+        decoder = TriPlaneDecoder(
+            channels=config.channels, hidden=config.hidden, layers=config.layers
+        )
+    start = time.perf_counter()
+    sup, blocks, sources = dataset_supervision(
+        dataset, list(range(n)), run.surface_points, run.space_points, run.workers
+    )
+    prepared = time.perf_counter()
+    # Stage 1 fits everything at once (the decoder sees all blocks); stage 2 fits the planes of
+    # independent chunks of blocks, so memory does not grow with the dataset.
+    chunk = n if decoder_dir is None else run.chunk_blocks
+    parts, history = [], []
+    for lo in range(0, n, chunk):
+        part = Supervision(*(getattr(sup, f)[lo : lo + chunk] for f in SUPERVISION_FIELDS))
+        planes_part, history = fit_triplanes(part, decoder, config, decoder_dir is None, device)
+        parts.append(planes_part)
+    planes = torch.cat(parts)
+    fitted = time.perf_counter()
+    k = min(run.eval_blocks, n)
+    grids = decode_grids(decoder, planes[:k], dataset.resolution, device)
+    device = torch.device(device)
+    report = {
+        "blocks": n,
+        "data": str(Path(data_dir).resolve()),
+        "stage": "decoder + planes" if decoder_dir is None else "planes only (frozen decoder)",
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else str(device),
+        "seconds_supervision": prepared - start,
+        "seconds_fit": fitted - prepared,
+        "history": history,
+        f"reconstruction_first_{k}_blocks": reconstruction_report(
+            grids, blocks[:k], sources[:k], run.eval_points
+        ),
+    }
+    # Surface samples kept for the VAE's SDF loss (a random subset per block).
+    keep = torch.randperm(sup.surface.shape[1], generator=torch.Generator().manual_seed(0))
+    surface = sup.surface[:, keep[: run.keep_surface]]
+    with atomic_dir(out_dir, overwrite=overwrite) as tmp:
+        save_fit(tmp, decoder, planes, dataset.origins[:n], config, report, surface)
+    return report
 
 
 def load_planes(path: str | os.PathLike[str]) -> tuple[torch.Tensor, np.ndarray]:
