@@ -16,7 +16,7 @@ for package in "$@"; do
     [ -e "$wheel" ] || continue
     module=$(basename "$wheel" | cut -d- -f1 | tr '[:upper:]' '[:lower:]')
     module=${module/python_dateutil/dateutil}
-    python3 -c "import $module" 2>/dev/null && continue
+    PYTHONPATH=$SITE python3 -c "import $module" 2>/dev/null && continue  # the image's or ours
     python3 -m pip install -q --no-index --no-deps --no-compile --target "$SITE" "$wheel"
     installed+=("$wheel")
   done

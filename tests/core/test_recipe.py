@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,3 +75,40 @@ def test_only_runs_the_named_stages(tmp_path: Path) -> None:
     assert calls == ["data"]
     with pytest.raises(UserError, match="unknown stage"):
         run_recipe("toy", ToyRecipe(), _stages(calls), tmp_path / "b", only=["codec"])
+
+
+def run_toy_recipe(config, out, *, overrides=(), stages=None, overwrite=False, device="auto"):
+    """The ``run_named_recipe`` of a toy package, for the command test below."""
+    from difforge.core.cli import load_preset
+
+    recipe = load_preset(ToyRecipe, RECIPES, config, overrides)
+    return run_recipe("toy", recipe, _stages([]), out, only=stages, overwrite=overwrite)
+
+
+RECIPES = Path("set by the test")
+
+
+def test_recipe_command_reads_name_options_and_overrides_in_any_order(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from difforge.core.cli import command_line
+    from difforge.core.recipe import recipe_command
+
+    recipes = tmp_path / "recipes"
+    recipes.mkdir()
+    (recipes / "default.yaml").write_text("size: 3\n")
+    (recipes / "tiny.yaml").write_text("size: 1\n")
+    monkeypatch.setattr(sys.modules[__name__], "RECIPES", recipes)  # run_toy_recipe's presets
+    command = recipe_command(
+        recipes, f"{__name__}:run_toy_recipe", stages="data, train", example="size=2"
+    )
+    main = command_line("difforge-toy", "toy", [command])
+    assert main(["recipe", "tiny", "--out", str(tmp_path / "a"), "size=5", "--stages", "data"]) == 0
+    record = json.loads((tmp_path / "a" / "recipe.json").read_text())
+    assert record["config"]["size"] == 5 and (tmp_path / "a" / "1-data" / ".done").is_file()
+    assert not (tmp_path / "a" / "2-train").exists()
+    assert capsys.readouterr().out.splitlines()[-1].startswith("data: ")
+    assert main(["recipe", "--out", str(tmp_path / "b")]) == 0  # no name: the default recipe
+    assert json.loads((tmp_path / "b" / "recipe.json").read_text())["config"]["size"] == 3
+    assert main(["recipe", "huge", "--out", str(tmp_path / "c")]) == 2
+    assert "no preset 'huge'" in capsys.readouterr().err

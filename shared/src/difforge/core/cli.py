@@ -181,11 +181,14 @@ class Command:
         return getattr(importlib.import_module(module), function)
 
 
-def build_parser(prog: str, description: str, commands: Sequence[Command]) -> ArgumentParser:
-    """The parser of a package's command: one subparser per :class:`Command`, each with
-    ``--quiet``/``--verbose``."""
+def build_parser(
+    prog: str, description: str, commands: Sequence[Command]
+) -> tuple[ArgumentParser, dict[str, ArgumentParser]]:
+    """The parser of a package's command and each subcommand's parser: one per
+    :class:`Command`, each with ``--quiet``/``--verbose``."""
     parser = ArgumentParser(prog=prog, description=description)
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parsers = {}
     for command in commands:
         sub = subparsers.add_parser(
             command.name,
@@ -200,19 +203,29 @@ def build_parser(prog: str, description: str, commands: Sequence[Command]) -> Ar
         )
         volume.add_argument("-v", "--verbose", action="store_true", help="print debug logs as well")
         sub.set_defaults(_command=command)
-    return parser
+        parsers[command.name] = sub
+    return parser, parsers
 
 
 def command_line(
     prog: str, description: str, commands: Sequence[Command]
 ) -> Callable[[Sequence[str] | None], int]:
-    """The console-script entry point of a package (``main`` in its ``cli.py``)."""
+    """The console-script entry point of a package (``main`` in its ``cli.py``).
+
+    A subcommand's positionals and options may come in any order
+    (``train --config tiny --out DIR train.steps=5``): each subcommand is parsed with argparse's
+    intermixed parsing.
+    """
 
     @run_cli
     def main(argv: Sequence[str] | None = None) -> int | None:
         argv = sys.argv[1:] if argv is None else list(argv)
+        parser, parsers = build_parser(prog, description, commands)
         try:
-            args = build_parser(prog, description, commands).parse_args(argv)
+            if argv and argv[0] in parsers:
+                args = parsers[argv[0]].parse_intermixed_args(argv[1:])
+            else:  # no or an unknown command, or the top-level --help
+                args = parser.parse_args(argv)
         except SystemExit as exc:  # --help (0) or a usage error (2, already said in one line)
             return exc.code if isinstance(exc.code, int) else EXIT_USAGE
         args.argv = [prog, *argv]

@@ -11,8 +11,9 @@ A recipe is a list of :class:`Stage` objects run in order into one folder, one s
 
 A stage gets its folder and the folders of the stages before it. Stages that train through
 :class:`difforge.core.train.Trainer` run on every process of an ``accelerate launch`` (set
-``distributed=True``); the other stages run on the main process while the rest wait, so the same
-recipe runs on one CPU, one GPU or several GPUs with no change.
+``distributed=True``); the other stages run on the main process only, and the other processes
+wait for them (by watching for ``.done`` files) only where a later distributed stage reads them,
+so the same recipe runs on one CPU, one GPU or several GPUs with no change.
 
 A re-run of the same folder with a different recipe config is refused (the stages already done
 would not match the new config) unless ``overwrite`` starts the folder afresh.
@@ -20,19 +21,28 @@ would not match the new config) unless ``overwrite`` starts the folder afresh.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import importlib
 import shutil
-from collections.abc import Callable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from difforge.core.cli import (
+    Command,
+    add_device_argument,
+    add_overwrite_argument,
+    echo,
+    preset_names,
+)
 from difforge.core.config import config_diff, to_dict
 from difforge.core.errors import UserError
 from difforge.core.io import check_folder_output, exclusive_lock, write_json
-from difforge.core.pretrained import read_json_object
 
-__all__ = ["RECIPE_FILE", "Stage", "run_recipe"]
+__all__ = ["RECIPE_FILE", "Stage", "recipe_command", "run_recipe"]
 
 RECIPE_FILE = "recipe.json"
 DONE_FILE = ".done"
@@ -77,18 +87,25 @@ def run_recipe(
     folders = {s.name: out / f"{i}-{s.name}" for i, s in enumerate(stages, start=1)}
     requested = set(only) if only else set(names)
     last_requested = max(names.index(n) for n in requested)
+    say = log if state.is_main_process else (lambda _: None)
     done: dict[str, Path] = {}
     for index, stage in enumerate(stages):
         folder = folders[stage.name]
         if (folder / DONE_FILE).is_file():
-            log(f"stage {stage.name}: done before, reusing {folder}")
+            say(f"stage {stage.name}: done before, reusing {folder}")
         elif stage.name in requested:
-            log(f"stage {stage.name}: running into {folder}")
-            _run_stage(stage, folder, dict(done), state.is_main_process)
-            state.wait_for_everyone()
+            say(f"stage {stage.name}: running into {folder}")
+            if stage.distributed:
+                # The other processes meet the main one only once it has finished the stages this
+                # one reads: waiting by polling files, not inside a collective that can time out.
+                _wait_until_done(done.values())
+                state.wait_for_everyone()
+                _run_stage(stage, folder, dict(done), state.is_main_process)
+                state.wait_for_everyone()
+            elif state.is_main_process:
+                _run_stage(stage, folder, dict(done), True)
             if state.is_main_process:
                 (folder / DONE_FILE).write_text("done\n", encoding="utf-8")
-            state.wait_for_everyone()
         elif index < last_requested:
             raise UserError(f"stage {stage.name} of {out} is not done yet; run it first")
         else:
@@ -97,9 +114,13 @@ def run_recipe(
     return done
 
 
+def _wait_until_done(folders: Iterable[Path], poll_s: float = 1.0) -> None:
+    for folder in folders:
+        while not (folder / DONE_FILE).is_file():
+            time.sleep(poll_s)
+
+
 def _run_stage(stage: Stage, folder: Path, previous: dict[str, Path], is_main: bool) -> None:
-    if not (stage.distributed or is_main):
-        return
     folder.mkdir(parents=True, exist_ok=True)
     # One writer per stage folder: a second recipe run on the same folder stops with one line.
     with exclusive_lock(folder, "recipe run") if is_main else contextlib.nullcontext():
@@ -109,6 +130,8 @@ def _run_stage(stage: Stage, folder: Path, previous: dict[str, Path], is_main: b
 
 
 def _prepare_folder(out: Path, record: dict[str, Any], overwrite: bool) -> None:
+    from difforge.core.pretrained import read_json_object
+
     recipe_file = out / RECIPE_FILE
     if recipe_file.is_file():
         saved = read_json_object(recipe_file)
@@ -127,3 +150,65 @@ def _prepare_folder(out: Path, record: dict[str, Any], overwrite: bool) -> None:
     out.mkdir(parents=True, exist_ok=True)
     if not recipe_file.is_file():
         write_json(recipe_file, record)
+
+
+def recipe_command(
+    recipes_dir: Path, run_named_recipe: str, *, stages: str, example: str
+) -> Command:
+    """A package's ``recipe`` subcommand: ``recipe [NAME|FILE.yaml] --out DIR [--stages a,b]
+    [--overwrite] [--device auto] [key=value ...]``.
+
+    ``run_named_recipe`` names the package's function (``"difforge.<name>.recipe:run_named_recipe"``,
+    imported only when the command runs, so that ``--help`` stays quick), called as
+    ``run_named_recipe(config, out, overrides=, stages=, overwrite=, device=)`` and returning
+    every stage's folder. ``stages`` lists the recipe's stages for the help; ``example`` shows an
+    override.
+    """
+
+    def add_arguments(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "words",
+            nargs="*",
+            metavar="[NAME|FILE.yaml] [key=value ...]",
+            help=f"a recipe ({', '.join(preset_names(recipes_dir))}; default: default) or a YAML "
+            f"file, then overrides such as {example}",
+        )
+        parser.add_argument("--out", type=Path, required=True, help="the run's folder")
+        parser.add_argument(
+            "--stages",
+            type=_stage_list,
+            help=f"run only these stages ({stages}); the stages before them must be done",
+        )
+        add_overwrite_argument(parser)
+        add_device_argument(parser)
+
+    def run(args: argparse.Namespace) -> None:
+        from difforge.core.train import process_state
+
+        module, _, function = run_named_recipe.partition(":")
+        words = list(args.words)
+        config = words.pop(0) if words and "=" not in words[0] else None
+        folders = getattr(importlib.import_module(module), function)(
+            config,
+            args.out,
+            overrides=words,
+            stages=args.stages,
+            overwrite=args.overwrite,
+            device=args.device,
+        )
+        if process_state().is_main_process:  # once, not from every process of a launch
+            echo(*(f"{name}: {folder}" for name, folder in folders.items()))
+
+    return Command(
+        "recipe",
+        f"run a training recipe ({stages}) into resumable stage folders",
+        add_arguments,
+        run,
+    )
+
+
+def _stage_list(text: str) -> list[str]:
+    names = [s.strip() for s in text.split(",") if s.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected stage names separated by commas, got {text!r}")
+    return names
