@@ -12,10 +12,10 @@ import pytest
 from difforge.core.cli import command_line
 from difforge.core.config import to_dict
 from difforge.core.testing import tree_snapshot
+from difforge.traj.cli import RECIPE_COMMAND
 from difforge.traj.data.hoser import read_trajectories
 from difforge.traj.model import DEFAULT_MODEL_DIR, TrajDLM
 from difforge.traj.recipe import load_recipe
-from difforge.traj.recipe_command import RECIPE_COMMAND
 
 main = command_line("difforge-traj", "", [RECIPE_COMMAND])
 
@@ -144,7 +144,7 @@ def test_default_recipe_is_the_shipped_models_training():
 def test_the_recipe_command_imports_no_training_code():
     """Every ``difforge-traj`` command builds the parser that holds RECIPE_COMMAND."""
     check = (
-        "import sys, difforge.traj.recipe_command; "
+        "import sys, difforge.traj.cli; "
         "print(sorted(m for m in ('torch', 'difforge.traj.train', 'difforge.traj.recipe') "
         "if m in sys.modules))"
     )

@@ -10,10 +10,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["TRAIN_PRESETS", "TrajOutput", "TrajPipeline", "__version__"]
+__all__ = ["RECIPE_PRESETS", "TRAIN_PRESETS", "TrajOutput", "TrajPipeline", "__version__"]
 
-# The training size presets (tiny, small, default), read by difforge.core.cli.load_preset.
+# The presets read by difforge.core.cli.load_preset: training sizes (tiny, small, default) and
+# the training recipes (configs/recipe/: default, tiny, berlin, bikes_zero_shot).
 TRAIN_PRESETS = Path(__file__).resolve().parent / "configs" / "train"
+RECIPE_PRESETS = Path(__file__).resolve().parent / "configs" / "recipe"
 
 if TYPE_CHECKING:
     from difforge.traj.pipeline import TrajOutput, TrajPipeline

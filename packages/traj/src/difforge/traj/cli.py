@@ -28,7 +28,8 @@ from difforge.core.cli import (
 )
 from difforge.core.errors import UserError
 from difforge.core.outputs import OutputPlan
-from difforge.traj import TRAIN_PRESETS
+from difforge.core.recipe import recipe_command
+from difforge.traj import RECIPE_PRESETS, TRAIN_PRESETS
 
 # Trips per command unless --max-trips says more: beyond this a mistyped count (1e6 for 1e3) would
 # hold the machine for hours and write gigabytes.
@@ -473,6 +474,14 @@ COMMANDS = [
         "bench.md.",
     ),
 ]
+
+RECIPE_COMMAND = recipe_command(
+    RECIPE_PRESETS,
+    "difforge.traj.recipe:run_named_recipe",
+    stages="data -> train -> baselines -> evaluate",
+    example="train.train.steps=500 evaluate.n=1000",
+)
+COMMANDS.append(RECIPE_COMMAND)
 
 main = command_line("difforge-traj", __doc__.splitlines()[0], COMMANDS)
 

@@ -35,10 +35,10 @@ from difforge.core.config import apply_overrides, check_config
 from difforge.core.errors import UserError
 from difforge.core.io import atomic_open, write_json
 from difforge.core.recipe import Stage, run_recipe
+from difforge.traj import RECIPE_PRESETS
 from difforge.traj.bench_settings import BenchSettings
 from difforge.traj.data.datasets import DEFAULT_DATASET, available_datasets, dataset_dir
 from difforge.traj.data.hoser import ROADMAP_FILES, SPLITS, read_dataset
-from difforge.traj.recipe_command import RECIPE_COMMAND, RECIPES_DIR
 from difforge.traj.train import TrajTrainConfig, describe, train
 
 DEFAULT_RECIPE = "default"
@@ -292,7 +292,7 @@ def recipe_stages(recipe: TrajRecipe, device: str = "auto") -> list[Stage]:
 def load_recipe(config: str | Path | None, overrides: Sequence[str] = ()) -> TrajRecipe:
     """A recipe of ``configs/recipe/`` by name, or a YAML file (None: ``default``), then
     ``key=value`` overrides."""
-    return load_preset(TrajRecipe, RECIPES_DIR, config, overrides)
+    return load_preset(TrajRecipe, RECIPE_PRESETS, config, overrides)
 
 
 def run_named_recipe(
@@ -322,5 +322,7 @@ def run_named_recipe(
 if __name__ == "__main__":
     # `python -m difforge.traj.recipe NAME --out DIR ...` reads as `difforge-traj recipe ...`
     # (the GPU launchers, `accelerate launch -m`, have no console script).
+    from difforge.traj.cli import RECIPE_COMMAND
+
     main = command_line("difforge-traj", __doc__.splitlines()[0], [RECIPE_COMMAND])
     sys.exit(main([RECIPE_COMMAND.name, *sys.argv[1:]]))
