@@ -42,7 +42,7 @@ from difforge.core.diffusion import BlockDiffusionLoss, MaskSchedule
 from difforge.core.diffusion.guidance import ConditionDropout
 from difforge.core.errors import UserError
 from difforge.core.nn import num_parameters
-from difforge.core.train import TrainConfig, Trainer
+from difforge.core.train import TrainConfig, Trainer, process_state
 from difforge.traj.constraint import HopDistances
 from difforge.traj.data.hoser import Trajectories, read_roadmap, read_trajectories
 from difforge.traj.data.segments import SegmentGraph
@@ -176,13 +176,23 @@ class LengthBucketedBatches:
 
     Each epoch is a seeded permutation cut into pools of :data:`POOL_BATCHES` batches; a pool is
     sorted by trip length and cut into batches, and the epoch's batches are shuffled. Called with
-    ``start_batch`` it resumes exactly at that batch.
+    ``start_batch`` it resumes exactly at that batch. Under a multi-process launch each process
+    takes every ``num_processes``-th batch of an epoch (its own share, not copies of the others').
     """
 
-    def __init__(self, dataset: TripDataset, batch_size: int, seed: int) -> None:
+    def __init__(
+        self,
+        dataset: TripDataset,
+        batch_size: int,
+        seed: int,
+        process_index: int = 0,
+        num_processes: int = 1,
+    ) -> None:
         self.dataset = dataset
         self.batch_size = batch_size
         self.seed = seed
+        self.process_index = process_index
+        self.num_processes = num_processes
 
     def epoch(self, epoch: int) -> list[np.ndarray]:
         rng = np.random.default_rng([self.seed, epoch])
@@ -198,11 +208,20 @@ class LengthBucketedBatches:
         rng.shuffle(batches)
         return batches
 
+    def share(self, epoch: int) -> list[np.ndarray]:
+        """This process's batches of ``epoch``."""
+        return self.epoch(epoch)[self.process_index :: self.num_processes]
+
     def __call__(self, start_batch: int) -> Iterator[dict[str, Tensor]]:
-        per_epoch = len(self.epoch(0))
+        per_epoch = len(self.share(0))
+        if per_epoch == 0:
+            raise UserError(
+                f"{len(self.dataset)} training trips make fewer batches than the "
+                f"{self.num_processes} processes of this launch; use fewer processes"
+            )
         epoch, skip = divmod(start_batch, per_epoch)
         while True:
-            for indices in self.epoch(epoch)[skip:]:
+            for indices in self.share(epoch)[skip:]:
                 yield self.dataset.collate(indices)
             epoch, skip = epoch + 1, 0
 
@@ -329,14 +348,35 @@ def train(
 
     torch.manual_seed(train_cfg.seed)
     model = TrajDLM(model_config).attach_graph(graph)
+    state = process_state()
     trainer = Trainer(
         model,
         make_loss(config, model_config),
-        LengthBucketedBatches(dataset, train_cfg.batch_size, train_cfg.seed),
+        LengthBucketedBatches(
+            dataset,
+            train_cfg.batch_size,
+            train_cfg.seed,
+            process_index=state.process_index,
+            num_processes=state.num_processes,
+        ),
         train_cfg,
         model_config=model_config,
     )
     result = trainer.train(resume="latest" if resume else None, time_limit_s=config.time_limit_s)
+    summary = TrainSummary(
+        model_dir=model_dir,
+        steps=result.step,
+        planned_steps=result.planned_steps,
+        stopped_by=result.stopped_by,
+        logs=result.logs,
+        parameters=num_parameters(model),
+        train_trips=len(dataset),
+        skipped=dict(dataset.skipped),
+        config=model_config,
+    )
+    if not state.is_main_process:  # one writer of the model folder
+        state.wait_for_everyone()
+        return summary
 
     params = list(model.parameters())
     if trainer.ema is not None:  # export the EMA weights, keep the raw ones in the trainer
@@ -366,17 +406,8 @@ def train(
     finally:
         if trainer.ema is not None:
             trainer.ema.restore(params)
-    return TrainSummary(
-        model_dir=model_dir,
-        steps=result.step,
-        planned_steps=result.planned_steps,
-        stopped_by=result.stopped_by,
-        logs=result.logs,
-        parameters=num_parameters(model),
-        train_trips=len(dataset),
-        skipped=dict(dataset.skipped),
-        config=model_config,
-    )
+    state.wait_for_everyone()
+    return summary
 
 
 def describe(summary: TrainSummary) -> list[str]:
