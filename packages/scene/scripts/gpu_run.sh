@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs a scene training recipe (src/difforge/scene/configs/recipe/NAME.yaml) on the GPU machine:
-# the carried wheels, then `python3 -m difforge.scene.recipe recipe` (one GPU) or `accelerate
+# the carried wheels, then `python3 -m difforge.scene.recipe` (one GPU) or `accelerate
 # launch` of it (NGPU > 1: the VAE and DiT stages train on NGPU GPUs, the others run on the first)
 # into $WORK. Recipes:
 #   default   the shipped default model (weights/default) and its evaluation
@@ -34,10 +34,10 @@ source scripts/gpu_env.sh scene
 } | tee "$OUT/env.txt"
 
 if [ "$NGPU" -gt 1 ]; then
-  python3 -m accelerate.commands.launch --num_processes "$NGPU" -m difforge.scene.recipe \
-    recipe "$@" --out "$WORK"
+  python3 -m accelerate.commands.launch --num_processes "$NGPU" -m difforge.scene.recipe "$@" \
+    --out "$WORK"
 else
-  python3 -m difforge.scene.recipe recipe "$@" --out "$WORK"
+  python3 -m difforge.scene.recipe "$@" --out "$WORK"
 fi
 status=$?
 

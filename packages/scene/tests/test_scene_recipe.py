@@ -111,7 +111,7 @@ def test_a_stage_needs_the_stages_before_it(tmp_path, capsys) -> None:
     assert recipe_main(["recipe", "tiny", "--out", str(out), "--stages", "vae"]) == 2
     assert "stage data" in capsys.readouterr().err and not (out / "3-vae").exists()
     assert _exit_code(["recipe", "tiny", "--out", str(out), "--stages", "train"]) == 2
-    assert "expected stages from data,fit,vae,diffusion,evaluate" in capsys.readouterr().err
+    assert "unknown stage(s) train" in capsys.readouterr().err
     assert recipe_main(["recipe", "nonesuch", "--out", str(out)]) == 2
     assert "no preset 'nonesuch'" in capsys.readouterr().err
 
@@ -142,7 +142,7 @@ def test_the_default_recipe_is_the_shipped_models_run() -> None:
     assert recipe.fit.decoder_blocks == stage1["blocks"]
     assert recipe.fit.stage2_iterations == stage2["config"]["iterations"]
     assert stage2["blocks"] == recipe.data.train_blocks
-    assert f"reconstruction_first_{recipe.fit.eval_blocks}_blocks" in stage1
+    assert f"reconstruction_first_{recipe.fit.run.eval_blocks}_blocks" in stage1
     # The VAE and the DiT: the shipped model folder's record (its limit included).
     vae = run["vae"]
     assert vae["planned_steps"] == recipe.vae.train.steps

@@ -21,7 +21,6 @@ others on the main process, on ``--device``.
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import sys
@@ -30,20 +29,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from difforge.core.cli import (
-    Command,
-    add_device_argument,
-    add_overwrite_argument,
-    command_line,
-    echo,
-    load_preset,
-    preset_names,
-    resolve_device,
-)
+from difforge.core.cli import command_line, echo, load_preset, resolve_device
 from difforge.core.config import check_config
 from difforge.core.io import write_json
-from difforge.core.recipe import Stage, run_recipe
-from difforge.scene.fit import FitConfig
+from difforge.core.recipe import Stage, recipe_command, run_recipe
+from difforge.scene.fit import FitConfig, FitRun
 from difforge.scene.run_config import DiffusionRunConfig, VAERunConfig
 
 RECIPES_DIR = Path(__file__).resolve().parent / "configs" / "recipe"
@@ -91,23 +81,22 @@ class RecipeData:
 class RecipeFit:
     """Both fitting stages: ``stage1`` fits the decoder and the planes of the first
     ``decoder_blocks`` blocks together; stage 2 freezes it and fits every block's planes with the
-    same settings for ``stage2_iterations``."""
+    same settings for ``stage2_iterations``. ``run``: targets and reports of both (its
+    ``workers`` is left out: the stage uses all cores but one, which changes no result)."""
 
     stage1: FitConfig = field(default_factory=FitConfig)
     decoder_blocks: int = 64
     stage2_iterations: int = 300
-    surface_points: int = 30_000  # exact targets per block and kind
-    space_points: int = 30_000
-    keep_surface: int = 4096  # surface samples stored per block for the VAE's SDF loss
-    eval_blocks: int = 4  # blocks meshed for each stage's reconstruction report
-    eval_points: int = 30_000
-    chunk_blocks: int = 256  # blocks whose planes stage 2 fits at once (memory)
+    run: FitRun = field(default_factory=FitRun)
 
     def __post_init__(self) -> None:
-        for key in ("decoder_blocks", "stage2_iterations", "surface_points", "space_points"):
-            check_config(getattr(self, key) >= 1, key, ">= 1", getattr(self, key))
-        check_config(self.chunk_blocks >= 1, "chunk_blocks", ">= 1", self.chunk_blocks)
-        check_config(self.eval_points >= 100, "eval_points", ">= 100", self.eval_points)
+        check_config(self.decoder_blocks >= 1, "decoder_blocks", ">= 1", self.decoder_blocks)
+        check_config(
+            self.stage2_iterations >= 1, "stage2_iterations", ">= 1", self.stage2_iterations
+        )
+        check_config(
+            self.run.workers == FitRun.workers, "run.workers", "left out", self.run.workers
+        )
 
 
 @dataclass(frozen=True)
@@ -181,98 +170,32 @@ def make_data(config: RecipeData, stage_dir: Path) -> None:
         echo(f"mesh {mesh.path}: {len(blocks)} blocks")
 
 
-def fit_dataset(
-    data_dir: Path,
-    out_dir: Path,
-    config: FitConfig,
-    settings: RecipeFit,
-    device: str,
-    *,
-    first: int | None = None,
-    decoder_dir: Path | None = None,
-) -> None:
-    """Fit the planes of a dataset's first ``first`` blocks (all: None) into the fit folder
-    ``out_dir``, with the frozen decoder of ``decoder_dir`` or (None) training a new decoder with
-    them; a finished folder is kept (so a re-run of the stage resumes after it)."""
-    import torch
-
-    from difforge.core.io import atomic_dir
-    from difforge.scene.data.blocks import BlockDataset
-    from difforge.scene.fit import (
-        SUPERVISION_FIELDS,
-        Supervision,
-        dataset_supervision,
-        decode_grids,
-        fit_triplanes,
-        reconstruction_report,
-        save_fit,
-    )
-    from difforge.scene.triplane import TriPlaneDecoder, load_decoder
-
-    if (out_dir / "fit.json").is_file():
-        echo(f"{out_dir}: fitted before, kept")
-        return
-    dataset = BlockDataset(data_dir)
-    n = len(dataset) if first is None else min(first, len(dataset))
-    if decoder_dir is None:
-        decoder = TriPlaneDecoder(
-            channels=config.channels, hidden=config.hidden, layers=config.layers
-        )
-    else:
-        decoder = load_decoder(decoder_dir)
-    started = time.perf_counter()
-    sup, blocks, sources = dataset_supervision(
-        dataset, list(range(n)), settings.surface_points, settings.space_points, _workers(n)
-    )
-    prepared = time.perf_counter()
-    # Stage 1 fits all its blocks at once (the decoder sees them all); stage 2 fits chunks of
-    # blocks independently, so memory does not grow with the dataset.
-    chunk = n if decoder_dir is None else settings.chunk_blocks
-    parts, history = [], []
-    for lo in range(0, n, chunk):
-        part = Supervision(*(getattr(sup, f)[lo : lo + chunk] for f in SUPERVISION_FIELDS))
-        planes, history = fit_triplanes(part, decoder, config, decoder_dir is None, device)
-        parts.append(planes)
-    planes = torch.cat(parts)
-    fitted = time.perf_counter()
-    k = min(settings.eval_blocks, n)
-    grids = decode_grids(decoder, planes[:k], dataset.resolution, device)
-    report = {
-        "blocks": n,
-        "data": str(Path(data_dir).resolve()),
-        "stage": "decoder + planes" if decoder_dir is None else "planes only (frozen decoder)",
-        "device": _device_name(device),
-        "seconds_supervision": prepared - started,
-        "seconds_fit": fitted - prepared,
-        "history": history,
-        f"reconstruction_first_{k}_blocks": reconstruction_report(
-            grids, blocks[:k], sources[:k], settings.eval_points
-        ),
-    }
-    # A random subset of the surface samples, kept for the VAE's SDF loss.
-    keep = torch.randperm(sup.surface.shape[1], generator=torch.Generator().manual_seed(0))
-    surface = sup.surface[:, keep[: settings.keep_surface]]
-    with atomic_dir(out_dir) as tmp:
-        save_fit(tmp, decoder, planes, dataset.origins[:n], config, report, surface)
-    echo(f"{out_dir}: {n} blocks fitted ({report['stage']})")
-
-
 def fit_stage(recipe: SceneRecipe, data: Path, stage_dir: Path, device: str) -> None:
-    """Stage 1 (decoder + planes), stage 2 (frozen decoder, every block), then users' meshes."""
+    """Stage 1 (decoder + planes), stage 2 (frozen decoder, every block), then users' meshes; a
+    fit folder finished before (its fit.json written) is kept."""
     from dataclasses import replace
 
+    from difforge.scene.fit import fit_dataset
+
     settings = recipe.fit
-    fit_dataset(
-        data / "train", stage_dir / "stage1", settings.stage1, settings, device,
-        first=settings.decoder_blocks,
-    )  # fmt: skip
     stage2 = replace(settings.stage1, iterations=settings.stage2_iterations)
     decoder = stage_dir / "stage1" / "decoder"
-    for source, target in [(data / "train", stage_dir / "stage2")] + [
-        (data / "meshes" / str(i), stage_dir / "meshes" / str(i))
-        for i in range(len(recipe.data.meshes))
-    ]:
-        fit_dataset(source, target, stage2, settings, device, decoder_dir=decoder)
+    meshes = range(len(recipe.data.meshes))
+    fits = [
+        (data / "train", stage_dir / "stage1", settings.stage1, settings.decoder_blocks, None),
+        (data / "train", stage_dir / "stage2", stage2, None, decoder),
+        *((data / "meshes" / str(i), stage_dir / "meshes" / str(i), stage2, None, decoder)
+          for i in meshes),
+    ]  # fmt: skip
+    run = replace(settings.run, workers=_workers(recipe.data.train_blocks))
+    for source, target, config, first, decoder_dir in fits:
+        if (target / "fit.json").is_file():
+            echo(f"{target}: fitted before, kept")
+            continue
+        report = fit_dataset(
+            source, _fresh(target), config, run, first=first, decoder_dir=decoder_dir, device=device
+        )
+        echo(f"{target}: {report['blocks']} blocks fitted ({report['stage']})")
 
 
 def fit_folders(fit_dir: Path, n_meshes: int) -> list[Path]:
@@ -414,70 +337,14 @@ def run_named_recipe(
 # ----------------------------------------------------------------------------------------------
 
 
-class _IntermixedParser(argparse.ArgumentParser):
-    """Reads positionals after options (``recipe tiny --out DIR key=value``); argparse alone
-    stops filling positionals at the first option that follows one."""
-
-    _inside = False
-
-    def parse_known_args(self, args=None, namespace=None):
-        if self._inside:
-            return super().parse_known_args(args, namespace)
-        self._inside = True
-        try:
-            return self.parse_known_intermixed_args(args, namespace)
-        finally:
-            self._inside = False
-
-
-def _stage_list(text: str) -> list[str]:
-    names = [s.strip() for s in text.split(",") if s.strip()]
-    if not names or any(s not in STAGES for s in names):
-        raise argparse.ArgumentTypeError(f"expected stages from {','.join(STAGES)}, got {text!r}")
-    return names
-
-
-def _add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.__class__ = type("RecipeParser", (_IntermixedParser, type(parser)), {})
-    parser.add_argument(
-        "words",
-        nargs="*",
-        metavar="[NAME|FILE.yaml] [key=value ...]",
-        help=f"a recipe ({', '.join(preset_names(RECIPES_DIR))}; default: {DEFAULT_RECIPE}) or a "
-        "YAML file, then overrides such as diffusion.train.steps=500 evaluate.n_eval=100",
-    )
-    parser.add_argument("--out", type=Path, required=True, help="the run's folder")
-    parser.add_argument(
-        "--stages",
-        type=_stage_list,
-        help=f"run only these stages ({','.join(STAGES)}); the stages before them must be done",
-    )
-    add_overwrite_argument(parser)
-    add_device_argument(parser)
-
-
-def _run_recipe_command(args: argparse.Namespace) -> None:
-    words = list(args.words)
-    config = words.pop(0) if words and "=" not in words[0] else None
-    folders = run_named_recipe(
-        config,
-        args.out,
-        overrides=words,
-        stages=args.stages,
-        overwrite=args.overwrite,
-        device=args.device,
-    )
-    echo(*(f"{name}: {folder}" for name, folder in folders.items()))
-
-
-RECIPE_COMMAND = Command(
-    "recipe",
-    "run a training recipe (data -> fit -> vae -> diffusion -> evaluate) into resumable stage "
-    "folders",
-    _add_recipe_arguments,
-    _run_recipe_command,
+RECIPE_COMMAND = recipe_command(
+    RECIPES_DIR,
+    "difforge.scene.recipe:run_named_recipe",
+    stages=" -> ".join(STAGES),
+    example="diffusion.train.steps=500 evaluate.n_eval=100",
 )
 
 
-if __name__ == "__main__":
-    sys.exit(command_line("difforge-scene", __doc__.splitlines()[0], [RECIPE_COMMAND])())
+if __name__ == "__main__":  # python -m difforge.scene.recipe [NAME] --out DIR ...
+    main = command_line("difforge-scene", __doc__.splitlines()[0], [RECIPE_COMMAND])
+    sys.exit(main([RECIPE_COMMAND.name, *sys.argv[1:]]))
