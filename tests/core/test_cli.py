@@ -241,12 +241,23 @@ def test_run_cli_one_line_for_memory_and_recursion(capsys: pytest.CaptureFixture
     def too_deep() -> None:
         raise RecursionError("maximum recursion depth exceeded")
 
-    assert too_big() == 1 and too_deep() == 1
+    @run_cli
+    def gpu_too_small() -> None:
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 80.00 GiB")
+
+    @run_cli
+    def a_bug() -> None:
+        raise RuntimeError("shape mismatch")
+
+    assert too_big() == 1 and too_deep() == 1 and gpu_too_small() == 1
     err = capsys.readouterr().err.splitlines()
     assert err == [
         "error: out of memory: ask for a smaller size (fewer samples, a smaller batch)",
         "error: the input is nested too deeply to read",
+        "error: out of GPU memory: ask for a smaller size (fewer samples, a smaller batch)",
     ]
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        a_bug()
 
 
 def test_a_command_named_by_string_imports_its_module_only_when_it_runs(

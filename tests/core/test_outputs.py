@@ -62,3 +62,10 @@ def test_existing_outputs(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     OutputPlan().writes_folder("--out", tmp_path / "empty").check()
     OutputPlan().writes_file("--out", tmp_path / "new" / "deeper" / "g.ply").check()
+
+
+def test_a_file_inside_a_folder_output_is_refused(tmp_path: Path) -> None:
+    plan = OutputPlan().writes_folder("--out", tmp_path / "scene")
+    plan.writes_file("--png", tmp_path / "scene" / "view.png")
+    with pytest.raises(UserError, match=r"--png .*view.png lies inside the folder --out writes"):
+        plan.check()

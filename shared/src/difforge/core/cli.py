@@ -87,8 +87,8 @@ def run_cli(main_fn: Callable[..., int | None]) -> Callable[..., int]:
 
     - :class:`UserError` -> ``error: <message>`` on one line, exit code 2;
     - an OS error (missing or read-only path, full disk) -> ``error: <path>: <reason>``, exit 1;
-    - ``MemoryError`` / ``RecursionError`` (a size or nesting too large for this machine) -> one
-      line, exit 1;
+    - ``MemoryError``, torch's ``OutOfMemoryError`` on a GPU, ``RecursionError`` (a size or
+      nesting too large for this machine) -> one line, exit 1;
     - Ctrl-C -> ``error: interrupted``, exit 130 (outputs are written atomically, so nothing
       half-written stays behind).
 
@@ -116,14 +116,22 @@ def run_cli(main_fn: Callable[..., int | None]) -> Callable[..., int]:
             _print_error(_os_error_message(exc))
             return 1
         except MemoryError:
-            _print_error("out of memory: ask for a smaller size (fewer samples, a smaller batch)")
+            _print_error(f"out of memory: {_OUT_OF_MEMORY_HINT}")
             return 1
         except RecursionError:
             _print_error("the input is nested too deeply to read")
             return 1
+        except RuntimeError as exc:
+            if type(exc).__name__ != "OutOfMemoryError":  # torch's CUDA/MPS out of memory
+                raise
+            _print_error(f"out of GPU memory: {_OUT_OF_MEMORY_HINT}")
+            return 1
         return 0 if code is None else code
 
     return wrapper
+
+
+_OUT_OF_MEMORY_HINT = "ask for a smaller size (fewer samples, a smaller batch)"
 
 
 def _os_error_message(exc: OSError) -> str:

@@ -3,7 +3,7 @@
 One rule for every ``difforge-<name>`` command:
 
 - an output that is one of the inputs, or a folder output that holds an input, is an error;
-- two outputs naming the same path are an error;
+- two outputs naming the same path, or an output inside a folder output, are an error;
 - an existing file output is replaced (atomically, when written) only if it is a file;
 - an existing non-empty folder output is replaced only with ``--overwrite``;
 - the folder an output goes into must be writable.
@@ -96,6 +96,12 @@ class OutputPlan:
                 if _same(out.path, other.path):
                     raise UserError(
                         f"{other.flag} and {out.flag} both name {out.path}; give each its own path"
+                    )
+            for other in self.outputs:
+                if other.folder and _inside(out.path, other.path):
+                    raise UserError(
+                        f"{out.flag} {out.path} lies inside the folder {other.flag} writes "
+                        f"({other.path}); put it elsewhere"
                     )
             for inp in self.inputs:
                 if _same(out.path, inp.path):
