@@ -35,10 +35,7 @@ CLI = "difforge.hair.cli"
 
 def _fails(argv: list, capsys, message: str, exit_code: int = 2) -> str:
     """Run ``argv`` in this process: ``exit_code``, one line on stderr holding ``message``."""
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as exc:  # argparse errors (range checks) end the parse this way
-        code = exc.code
+    code = main([str(a) for a in argv])
     err = capsys.readouterr().err
     assert code == exit_code, (argv, err)
     assert err.startswith("error: ") and err.count("\n") == 1, err

@@ -1,7 +1,8 @@
 """``difforge-hair``: 3D hair strands from one picture: data, training, generation, evaluation.
 
 One :class:`~difforge.core.cli.Command` per subcommand, each an ``_add_<command>(parser)`` and a
-``_run_<command>(args)``, on the core's ``command_line``. Every command checks its outputs against
+``_run_<command>(args)``, on the core's ``command_line``; ``recipe`` runs
+:func:`difforge.hair.recipe.run_named_recipe`. Every command checks its outputs against
 its inputs (``OutputPlan``) before any work and writes them atomically, all or none. The model
 commands (train-codec, train, generate, evaluate) import the model modules (and diffusers) only
 when they run.
@@ -31,6 +32,7 @@ from difforge.core.cli import (
 from difforge.core.errors import UserError
 from difforge.core.io import atomic_dir, atomic_paths, write_json
 from difforge.core.outputs import OutputPlan
+from difforge.core.recipe import recipe_command
 from difforge.hair.baselines import MeanGroomBaseline, RetrievalBaseline, evaluate_baselines
 from difforge.hair.cli_arguments import (
     add_data_argument,
@@ -65,8 +67,8 @@ from difforge.hair.evaluate import (
     results_table,
 )
 from difforge.hair.export import read_strands
+from difforge.hair.presets import CODEC_PRESETS, DIFFUSION_PRESETS, RECIPE_PRESETS
 from difforge.hair.render import Appearance, render_views, save_png, side_by_side
-from difforge.hair.run_config import CODEC_PRESETS, DIFFUSION_PRESETS
 
 
 def _model_input(name: str) -> Path | None:
@@ -481,12 +483,22 @@ COMMANDS = [
     ),
 ]
 
-main = command_line("difforge-hair", __doc__.splitlines()[0], COMMANDS)
+RECIPE_COMMAND = recipe_command(
+    RECIPE_PRESETS,
+    "difforge.hair.recipe:run_named_recipe",
+    stages="data -> codec -> one per DiT run -> evaluate",
+    example="diffusion.train.log_every=100 evaluate.n_test=14",
+)
+COMMANDS.append(RECIPE_COMMAND)
+
+
+DESCRIPTION = "3D hair strands from one picture: data, training, generation, evaluation."
+main = command_line("difforge-hair", DESCRIPTION, COMMANDS)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of ``difforge-hair`` (for tests and documentation)."""
-    return _core_build_parser("difforge-hair", __doc__.splitlines()[0], COMMANDS)
+    return _core_build_parser("difforge-hair", DESCRIPTION, COMMANDS)[0]
 
 
 if __name__ == "__main__":

@@ -32,7 +32,6 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
-from difforge.core.cli import ignore_interrupts
 from difforge.hair.data.dataset import (
     HairSample,
     SampleConfig,
@@ -421,7 +420,6 @@ _GENERATOR_EVAL: dict[str, EvalConfig] = {}
 
 
 def _init_generator_worker(config: EvalConfig) -> None:
-    ignore_interrupts()
     _GENERATOR_EVAL["config"] = config
 
 

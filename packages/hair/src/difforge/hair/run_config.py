@@ -8,17 +8,23 @@ tests, ``default``) or a YAML file, then ``key=value`` overrides, read by
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from difforge.core.config import check_config
 from difforge.core.nn.dit import check_head_size
 from difforge.core.train import TrainConfig
 from difforge.hair.codec import CodecLossWeights
 from difforge.hair.model import SamplingConfig
+from difforge.hair.presets import CODEC_PRESETS, DIFFUSION_PRESETS
 
-CONFIGS_DIR = Path(__file__).resolve().parent / "configs"
-CODEC_PRESETS = CONFIGS_DIR / "codec"
-DIFFUSION_PRESETS = CONFIGS_DIR / "diffusion"
+__all__ = [
+    "CODEC_PRESETS",
+    "DIFFUSION_PRESETS",
+    "CodecModelConfig",
+    "CodecRunConfig",
+    "DataConfig",
+    "DiffusionModelConfig",
+    "DiffusionRunConfig",
+]
 
 
 @dataclass(frozen=True)

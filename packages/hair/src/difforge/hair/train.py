@@ -37,7 +37,6 @@ from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from difforge.core.cli import ignore_interrupts
 from difforge.core.config import check_config, to_dict
 from difforge.core.diffusion.gaussian import EDMLoss
 from difforge.core.diffusion.guidance import ConditionDropout
@@ -149,9 +148,7 @@ def iter_styles(
         yield from map(read, tasks)
         return
     # Spawned, not forked: the parent may already hold a CUDA context.
-    with ProcessPoolExecutor(
-        data.workers, mp_context=spawn_context(), initializer=ignore_interrupts
-    ) as pool:
+    with ProcessPoolExecutor(data.workers, mp_context=spawn_context()) as pool:
         yield from pool.map(read, tasks, chunksize=4)
 
 

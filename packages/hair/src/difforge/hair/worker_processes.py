@@ -2,8 +2,9 @@
 with SIGINT ignored.
 
 ``difforge.core.cli.ignore_interrupts`` as a pool ``initializer`` runs only once a spawned worker
-has imported its modules (seconds with torch); a Ctrl-C in the terminal before that reaches the
-whole process group and each starting worker prints a traceback. A signal ignored at ``exec``
+has imported its modules (seconds with torch), and importing it makes every worker import torch;
+a Ctrl-C in the terminal before that reaches the whole process group and each starting worker
+prints a traceback. A signal ignored at ``exec``
 stays ignored, and Python keeps a SIGINT it finds ignored, so starting the workers while this
 process ignores SIGINT (for the few milliseconds of each start) closes that window. The main
 process still gets the Ctrl-C and reports it in one line.

@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from difforge.core.cli import ignore_interrupts
 from difforge.core.errors import UserError
 from difforge.core.io import write_json
 from difforge.hair.data.groom import Groom, density_map, generate_groom
@@ -142,11 +141,7 @@ def build_dataset(
     """Generate and write every seed's sample (in ``workers`` processes), then ``index.json``
     (so a folder with ``index.json`` is complete); returns the style folders."""
     tasks = [(seed, config, str(out_dir)) for seed in seeds]
-    pool = (
-        ProcessPoolExecutor(workers, mp_context=spawn_context(), initializer=ignore_interrupts)
-        if workers > 1
-        else None
-    )
+    pool = ProcessPoolExecutor(workers, mp_context=spawn_context()) if workers > 1 else None
     folders = []
     try:
         mapper = (
