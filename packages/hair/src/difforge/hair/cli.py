@@ -408,6 +408,7 @@ def _add_evaluate(parser: argparse.ArgumentParser) -> None:
     )
     add_train_data_argument(parser)
     parser.add_argument("--no-baselines", action="store_true", help="score the model only")
+    add_seed_argument(parser)  # the model's noise: style i is sampled with seed + i
     add_evaluation_arguments(parser)
 
 
@@ -431,7 +432,7 @@ def _run_evaluate(args: argparse.Namespace) -> None:
             n_train, args.n, 0, config, args.workers, report, args.train_data, args.first_held_out
         )
     )
-    generator = _generator(args, model=model)
+    generator = _generator(args, args.seed, model=model)
     model_report = evaluate_generator(
         generator, args.n, config, args.workers, report, args.first_held_out
     )
