@@ -35,6 +35,7 @@ from difforge.core.outputs import OutputPlan
 from difforge.core.recipe import recipe_command
 from difforge.hair.baselines import MeanGroomBaseline, RetrievalBaseline, evaluate_baselines
 from difforge.hair.cli_arguments import (
+    SHIPPED_MODEL,
     add_data_argument,
     add_evaluation_arguments,
     add_model_arguments,
@@ -71,15 +72,10 @@ from difforge.hair.presets import CODEC_PRESETS, DIFFUSION_PRESETS, RECIPE_PRESE
 from difforge.hair.render import Appearance, render_views, save_png, side_by_side
 
 
-def _model_input(name: str) -> Path | None:
-    """The folder a --model names, for the output checks (None: a missing shipped model, which
-    loading reports)."""
-    from difforge.hair.model import resolve_model_dir
-
-    try:
-        return resolve_model_dir(name)
-    except UserError:
-        return None
+def _model_input(name: str) -> Path:
+    """The folder a --model (or --init) names, for the output checks before anything loads
+    (loading checks that it is a model folder)."""
+    return SHIPPED_MODEL if name == "default" else Path(name)
 
 
 def _notes(notes: list[str]) -> None:

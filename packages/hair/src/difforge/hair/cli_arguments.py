@@ -218,7 +218,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 # Read as JSON for --help: the model modules (torch, diffusers) load only when a command runs.
-SHIPPED_SAMPLING = Path(__file__).resolve().parent / "weights" / "default" / "config.json"
+SHIPPED_MODEL = Path(__file__).resolve().parent / "weights" / "default"
+SHIPPED_SAMPLING = SHIPPED_MODEL / "config.json"
 
 
 @functools.cache
