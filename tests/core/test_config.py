@@ -223,3 +223,10 @@ def test_a_yaml_group_is_laid_over_the_factory_default(tmp_path: Path) -> None:
     path = tmp_path / "run.yaml"
     path.write_text("train:\n  steps: 9\n")
     assert load_config(_Preset, path).train == _Inner(steps=9, lr=2e-3, batch_size=1024)
+
+
+def test_a_deeply_nested_config_file_is_named_in_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "deep.yaml"
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ConfigError, match=r"deep.yaml is nested too deeply to be a config"):
+        load_config(_Preset, path)

@@ -67,5 +67,7 @@ def test_existing_outputs(tmp_path: Path) -> None:
 def test_a_file_inside_a_folder_output_is_refused(tmp_path: Path) -> None:
     plan = OutputPlan().writes_folder("--out", tmp_path / "scene")
     plan.writes_file("--png", tmp_path / "scene" / "view.png")
-    with pytest.raises(UserError, match=r"--png .*view.png lies inside the folder --out writes"):
+    with pytest.raises(
+        UserError, match=r"--png .*view.png lies inside the output folder .*scene \(--out\)"
+    ):
         plan.check()

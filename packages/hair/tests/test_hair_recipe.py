@@ -16,9 +16,9 @@ from difforge.core.config import to_dict
 from difforge.core.errors import ConfigError, UserError
 from difforge.core.recipe import RECIPE_FILE
 from difforge.core.testing import tree_snapshot
+from difforge.hair.cli import RECIPE_COMMAND
 from difforge.hair.model import DEFAULT_MODEL_DIR, HairModel
 from difforge.hair.recipe import (
-    RECIPE_COMMAND,
     _per_process,
     load_recipe,
     stage_config,

@@ -74,7 +74,7 @@ def test_generate_checks_all_its_outputs_before_generating(trained, tmp_path, ca
     base = ["generate", "--model", model, "--blocks", "1x1", "--device", "cpu"]
     _fails([*base, "--out", str(tmp_path / "scene.glb")], capsys, "not a folder")
     inside = ["--out", str(tmp_path / "b.glb"), "--png", str(tmp_path / "b" / "view.png")]
-    _fails([*base, *inside], capsys, "inside the scene folder")
+    _fails([*base, *inside], capsys, "lies inside the output folder")
     same = ["--out", str(tmp_path / "c.glb"), "--png", str(tmp_path / "c.glb")]
     _fails([*base, *same], capsys, "expected a .png file name")
     assert tree_snapshot(tmp_path) == before

@@ -12,8 +12,9 @@ from pathlib import Path
 from difforge.core.cli import command_line
 from difforge.core.config import to_dict
 from difforge.core.recipe import RECIPE_FILE
+from difforge.scene.cli import RECIPE_COMMAND
 from difforge.scene.model import DEFAULT_MODEL_DIR, SceneModel
-from difforge.scene.recipe import RECIPE_COMMAND, STAGES, load_recipe
+from difforge.scene.recipe import STAGES, load_recipe
 
 RESULTS_DIR = Path(__file__).resolve().parents[1] / "results"
 SHIPPED_RUN = RESULTS_DIR / "gpu_h200_2026-11-27.json"
@@ -182,3 +183,14 @@ def test_users_meshes_join_the_training_blocks(tmp_path) -> None:
     # The VAE trains on the mesh blocks and the 12 procedural ones.
     vae_metrics = json.loads((folders["vae"] / "vae" / "metrics.json").read_text())
     assert vae_metrics["blocks"] == 12 + fit["blocks"]
+
+
+def test_the_recipe_command_names_the_recipe_stages_and_loads_no_model_code():
+    assert " -> ".join(STAGES) in RECIPE_COMMAND.help
+    check = (
+        "import sys, difforge.scene.cli; "
+        "print(sorted(m for m in ('torch', 'trimesh', 'difforge.scene.recipe') if m in sys.modules))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stdout.strip() == "[]"

@@ -33,7 +33,6 @@ import importlib
 import logging
 import math
 import os
-import signal
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -57,7 +56,6 @@ __all__ = [
     "config_from_args",
     "echo",
     "float_arg",
-    "ignore_interrupts",
     "int_arg",
     "load_preset",
     "preset_names",
@@ -145,13 +143,6 @@ def _os_error_message(exc: OSError) -> str:
 def _print_error(message: str) -> None:
     one_line = " ".join(message.split())
     print(f"error: {one_line}", file=sys.stderr, flush=True)
-
-
-def ignore_interrupts() -> None:
-    """Initializer of worker processes (``multiprocessing`` pools, DataLoader ``worker_init_fn``):
-    Ctrl-C then reaches only the main process, which says it in one line, instead of every worker
-    printing its own traceback."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 class ArgumentParser(argparse.ArgumentParser):

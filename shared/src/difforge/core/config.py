@@ -111,6 +111,8 @@ def load_yaml(text: str, source: str = "<string>") -> Any:
         where = f" line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError(f"invalid YAML in {source}{where}: {problem}") from None
+    except RecursionError:
+        raise ConfigError(f"{source} is nested too deeply to be a config") from None
 
 
 # ----------------------------------------------------------------------------------------------

@@ -100,8 +100,8 @@ class OutputPlan:
             for other in self.outputs:
                 if other.folder and _inside(out.path, other.path):
                     raise UserError(
-                        f"{out.flag} {out.path} lies inside the folder {other.flag} writes "
-                        f"({other.path}); put it elsewhere"
+                        f"{out.flag} {out.path} lies inside the output folder {other.path} "
+                        f"({other.flag}); put it elsewhere"
                     )
             for inp in self.inputs:
                 if _same(out.path, inp.path):

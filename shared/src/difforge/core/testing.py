@@ -36,15 +36,19 @@ def interrupt_command(
     args: Sequence[str | os.PathLike[str]],
     ready: Callable[[], bool],
     timeout: float = 300,
+    *,
+    group: bool = False,
 ) -> subprocess.CompletedProcess[str]:
     """Start ``python -m module args...``, press Ctrl-C (SIGINT) as soon as ``ready()`` is true
-    (e.g. once its output folder appears), and wait for it to end."""
+    (e.g. once its output folder appears), and wait for it to end. ``group=True`` sends it to
+    the whole process group, worker processes included, as a terminal does."""
     process = subprocess.Popen(
         [sys.executable, "-m", module, *map(str, args)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        start_new_session=group,
     )
     deadline = time.monotonic() + timeout
     while not ready():
@@ -53,7 +57,10 @@ def interrupt_command(
             out, err = process.communicate()
             raise AssertionError(f"the command ended before it was ready: {err[-2000:]}")
         time.sleep(0.02)
-    process.send_signal(signal.SIGINT)
+    if group:
+        os.killpg(process.pid, signal.SIGINT)
+    else:
+        process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=timeout)
     return subprocess.CompletedProcess(process.args, process.returncode, out, err)
 

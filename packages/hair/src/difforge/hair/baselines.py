@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial import cKDTree
 
-from difforge.core.cli import ignore_interrupts
+from difforge.core.workers import ignore_interrupts
 from difforge.hair.data.dataset import (
     HairSample,
     SampleConfig,

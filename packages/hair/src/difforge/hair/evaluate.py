@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
+from difforge.core.workers import spawn_context
 from difforge.hair.data.dataset import (
     HairSample,
     SampleConfig,
@@ -41,7 +42,6 @@ from difforge.hair.data.dataset import (
 from difforge.hair.data.groom import Groom, resample_by_arc_length
 from difforge.hair.data.head import DEFAULT_HEAD, UV_MAX_THETA, Head, angles_from_uv, uv_from_angles
 from difforge.hair.render import VIEWS, Appearance, render_groom
-from difforge.hair.worker_processes import spawn_context
 
 DEFAULT_EVAL_POINTS = 100_000
 OCCUPANCY_THRESHOLDS_MM = (2.0, 3.0, 4.0)

@@ -39,10 +39,9 @@ from difforge.core.io import atomic_open, write_json
 from difforge.core.recipe import Stage, run_recipe
 from difforge.core.train import TrainConfig
 from difforge.hair.data.dataset import SampleConfig
-from difforge.hair.recipe_command import recipe_command
+from difforge.hair.presets import RECIPE_PRESETS
 from difforge.hair.run_config import CodecRunConfig, DiffusionRunConfig
 
-RECIPES_DIR = Path(__file__).resolve().parent / "configs" / "recipe"
 DEFAULT_RECIPE = "default"
 FIXED_STAGES = ("data", "codec", "evaluate")
 _STAGE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -356,7 +355,7 @@ def recipe_stages(recipe: HairRecipe, device: str = "auto") -> list[Stage]:
 def load_recipe(config: str | Path | None, overrides: Sequence[str] = ()) -> HairRecipe:
     """A recipe of ``configs/recipe/`` by name or a YAML file (None: ``default``), then
     ``key=value`` overrides."""
-    return load_preset(HairRecipe, RECIPES_DIR, config, overrides)
+    return load_preset(HairRecipe, RECIPE_PRESETS, config, overrides)
 
 
 def run_named_recipe(
@@ -383,16 +382,10 @@ def run_named_recipe(
     )
 
 
-RECIPE_COMMAND = recipe_command(
-    RECIPES_DIR,
-    run_named_recipe,
-    stages="data -> codec -> one per DiT run -> evaluate",
-    overrides_example="diffusion.train.log_every=100 evaluate.n_test=14",
-)
-
-
 if __name__ == "__main__":
     # `python -m difforge.hair.recipe NAME --out DIR ...` reads as `difforge-hair recipe ...`
     # (the GPU launcher, `accelerate launch -m`, has no console script).
+    from difforge.hair.cli import RECIPE_COMMAND
+
     main = command_line("difforge-hair", __doc__.splitlines()[0], [RECIPE_COMMAND])
     sys.exit(main([RECIPE_COMMAND.name, *sys.argv[1:]]))

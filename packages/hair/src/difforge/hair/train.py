@@ -45,6 +45,7 @@ from difforge.core.io import atomic_dir, atomic_path, write_json
 from difforge.core.nn import num_parameters
 from difforge.core.pretrained import CONFIG_NAME, load_component, save_component
 from difforge.core.train import Trainer, process_state
+from difforge.core.workers import spawn_context
 from difforge.hair.codec import (
     StrandCodec,
     codec_errors,
@@ -63,7 +64,6 @@ from difforge.hair.model import (
     scalp_texture,
 )
 from difforge.hair.run_config import CodecRunConfig, DataConfig, DiffusionRunConfig
-from difforge.hair.worker_processes import spawn_context
 
 CODEC_EVAL_EVERY = 10  # every 10th style is held out of codec training
 ENCODE_BATCH = 16_384

@@ -10,10 +10,14 @@ default model is ``weights/default``. Python API: :class:`ScenePipeline` (README
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["SceneOutput", "ScenePipeline", "__version__"]
+__all__ = ["RECIPE_PRESETS", "SceneOutput", "ScenePipeline", "__version__"]
+
+# The training recipes (configs/recipe/: default, tiny), read by difforge.core.cli.load_preset.
+RECIPE_PRESETS = Path(__file__).resolve().parent / "configs" / "recipe"
 
 if TYPE_CHECKING:
     from difforge.scene.pipeline import SceneOutput, ScenePipeline

@@ -19,7 +19,7 @@ from multiprocessing import get_context
 import numpy as np
 import torch
 
-from difforge.core.cli import ignore_interrupts
+from difforge.core.workers import ignore_interrupts
 from difforge.core.errors import UserError
 from difforge.scene.data.blocks import Block, BlockDataset
 from difforge.scene.data.geometry import BLOCK_SIZE

@@ -31,7 +31,8 @@ from difforge.core.cli import (
 from difforge.core.errors import UserError
 from difforge.core.io import atomic_paths, write_json
 from difforge.core.outputs import OutputPlan
-from difforge.scene.recipe import RECIPE_COMMAND
+from difforge.core.recipe import recipe_command
+from difforge.scene import RECIPE_PRESETS
 
 MESH_OUTPUTS = (".glb", ".ply", ".obj")
 # A scene of more blocks takes minutes per block on a CPU and its mesh grows with the block count;
@@ -442,9 +443,7 @@ def _generate(args: argparse.Namespace) -> None:
     plan = OutputPlan(overwrite=args.overwrite or is_scene_folder(folder))
     plan.reads("--layout", args.layout).reads("--model", _model_input(args.model))
     plan.writes_file("--out", args.out, MESH_OUTPUTS).writes_file("--png", args.png, (".png",))
-    plan.writes_folder(f"the scene folder of --out {args.out}:", folder).check()
-    if args.png and folder.resolve() in args.png.resolve().parents:
-        raise UserError(f"--png {args.png} is inside the scene folder {folder}; put it elsewhere")
+    plan.writes_folder("scene folder of --out", folder).check()
     layout = read_layout(args.layout) if args.layout else None
     pipe = _pipeline(args.model, args)
     if layout is None and not args.unconditional:
@@ -553,6 +552,13 @@ def _evaluate(args: argparse.Namespace) -> None:
     write_json(args.out, result)
     echo(json.dumps(result["methods"], indent=1))
 
+
+RECIPE_COMMAND = recipe_command(
+    RECIPE_PRESETS,
+    "difforge.scene.recipe:run_named_recipe",
+    stages="data -> fit -> vae -> diffusion -> evaluate",
+    example="diffusion.train.steps=500 evaluate.n_eval=100",
+)
 
 COMMANDS = [
     Command("dataset", "generate procedural SDF blocks with layouts", _add_dataset, _dataset),

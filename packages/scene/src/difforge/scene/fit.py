@@ -29,7 +29,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from scipy.interpolate import RegularGridInterpolator
 
-from difforge.core.cli import ignore_interrupts
+from difforge.core.workers import ignore_interrupts
 from difforge.core.errors import UserError
 from difforge.core.io import atomic_dir, atomic_path, write_json
 from difforge.scene.data.blocks import Block, BlockDataset, SDFSource

@@ -32,11 +32,11 @@ from pathlib import Path
 from difforge.core.cli import command_line, echo, load_preset, resolve_device
 from difforge.core.config import check_config
 from difforge.core.io import write_json
-from difforge.core.recipe import Stage, recipe_command, run_recipe
+from difforge.core.recipe import Stage, run_recipe
+from difforge.scene import RECIPE_PRESETS
 from difforge.scene.fit import FitConfig, FitRun
 from difforge.scene.run_config import DiffusionRunConfig, VAERunConfig
 
-RECIPES_DIR = Path(__file__).resolve().parent / "configs" / "recipe"
 DEFAULT_RECIPE = "default"
 STAGES = ("data", "fit", "vae", "diffusion", "evaluate")
 
@@ -305,7 +305,7 @@ def recipe_stages(recipe: SceneRecipe, device: str = "auto") -> list[Stage]:
 def load_recipe(config: str | Path | None, overrides: Sequence[str] = ()) -> SceneRecipe:
     """A recipe of ``configs/recipe/`` by name or a YAML file (None: ``default``), then
     ``key=value`` overrides."""
-    return load_preset(SceneRecipe, RECIPES_DIR, config, overrides)
+    return load_preset(SceneRecipe, RECIPE_PRESETS, config, overrides)
 
 
 def run_named_recipe(
@@ -332,19 +332,8 @@ def run_named_recipe(
     )
 
 
-# ----------------------------------------------------------------------------------------------
-# Command
-# ----------------------------------------------------------------------------------------------
-
-
-RECIPE_COMMAND = recipe_command(
-    RECIPES_DIR,
-    "difforge.scene.recipe:run_named_recipe",
-    stages=" -> ".join(STAGES),
-    example="diffusion.train.steps=500 evaluate.n_eval=100",
-)
-
-
 if __name__ == "__main__":  # python -m difforge.scene.recipe [NAME] --out DIR ...
+    from difforge.scene.cli import RECIPE_COMMAND
+
     main = command_line("difforge-scene", __doc__.splitlines()[0], [RECIPE_COMMAND])
     sys.exit(main([RECIPE_COMMAND.name, *sys.argv[1:]]))

@@ -21,6 +21,7 @@ from PIL import Image
 
 from difforge.core.errors import UserError
 from difforge.core.io import write_json
+from difforge.core.workers import spawn_context
 from difforge.hair.data.groom import Groom, density_map, generate_groom
 from difforge.hair.data.head import DEFAULT_HEAD, Head
 from difforge.hair.data.styles import (
@@ -39,7 +40,6 @@ from difforge.hair.render import (
     render_groom,
     save_png,
 )
-from difforge.hair.worker_processes import spawn_context
 
 
 @dataclass(frozen=True)

@@ -1,15 +1,13 @@
-"""Worker processes that Ctrl-C does not reach: a ``spawn`` start method whose processes begin
-with SIGINT ignored.
+"""Worker processes that Ctrl-C does not reach, so the main process alone says it, in one line.
 
-``difforge.core.cli.ignore_interrupts`` as a pool ``initializer`` runs only once a spawned worker
-has imported its modules (seconds with torch), and importing it makes every worker import torch;
-a Ctrl-C in the terminal before that reaches the whole process group and each starting worker
-prints a traceback. A signal ignored at ``exec``
-stays ignored, and Python keeps a SIGINT it finds ignored, so starting the workers while this
-process ignores SIGINT (for the few milliseconds of each start) closes that window. The main
-process still gets the Ctrl-C and reports it in one line.
-
-Meant for the core (``difforge.core.cli``), beside ``ignore_interrupts``.
+- :func:`ignore_interrupts`: a pool ``initializer`` (or the first line of a worker function) for
+  forked workers, which start with the parent's modules already imported.
+- :func:`spawn_context`: the ``mp_context`` for spawned workers. An initializer runs only once a
+  spawned worker has imported its modules (seconds with torch); a Ctrl-C in the terminal reaches
+  the whole process group before that, and each starting worker would print a traceback. A
+  signal ignored at ``exec`` stays ignored, and Python keeps a SIGINT it finds ignored, so
+  starting the workers while this process ignores SIGINT (for the few milliseconds of each start)
+  closes that window.
 """
 
 from __future__ import annotations
@@ -20,6 +18,8 @@ import threading
 from collections.abc import Iterator
 from multiprocessing.context import SpawnContext, SpawnProcess
 from typing import Any
+
+__all__ = ["ignore_interrupts", "spawn_context"]
 
 
 @contextlib.contextmanager
@@ -43,6 +43,12 @@ class _SpawnProcessIgnoringInterrupts(SpawnProcess):
 
 class _SpawnContextIgnoringInterrupts(SpawnContext):
     Process = _SpawnProcessIgnoringInterrupts
+
+
+def ignore_interrupts() -> None:
+    """Initializer of forked worker processes (``multiprocessing`` pools, DataLoader
+    ``worker_init_fn``): Ctrl-C then reaches only the main process."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def spawn_context() -> SpawnContext:
