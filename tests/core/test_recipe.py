@@ -112,3 +112,16 @@ def test_recipe_command_reads_name_options_and_overrides_in_any_order(
     assert json.loads((tmp_path / "b" / "recipe.json").read_text())["config"]["size"] == 3
     assert main(["recipe", "huge", "--out", str(tmp_path / "c")]) == 2
     assert "no preset 'huge'" in capsys.readouterr().err
+
+
+def test_run_preset_recipe_loads_the_named_recipe_and_records_its_name(tmp_path: Path) -> None:
+    from difforge.core.recipe import run_preset_recipe
+
+    (tmp_path / "default.yaml").write_text("size: 4\n")
+    folders = run_preset_recipe(
+        "toy", ToyRecipe, tmp_path, lambda recipe, device: _stages([]), None, tmp_path / "run",
+        overrides=["size=6"], stages=["data"],
+    )  # fmt: skip
+    record = json.loads((tmp_path / "run" / "recipe.json").read_text())
+    assert record == {"recipe": "toy/default", "config": {"version": 1, "size": 6}}
+    assert list(folders) == ["data"]

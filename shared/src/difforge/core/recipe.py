@@ -24,26 +24,39 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import os
 import shutil
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from difforge.core.cli import (
+    DEFAULT_PRESET,
     Command,
     add_device_argument,
     add_overwrite_argument,
+    command_line,
     echo,
+    load_preset,
     preset_names,
 )
 from difforge.core.config import config_diff, to_dict
 from difforge.core.errors import UserError
 from difforge.core.io import check_folder_output, exclusive_lock, write_json
 
-__all__ = ["RECIPE_FILE", "Stage", "recipe_command", "run_recipe"]
+__all__ = [
+    "RECIPE_FILE",
+    "Stage",
+    "recipe_command",
+    "recipe_module_main",
+    "run_preset_recipe",
+    "run_recipe",
+]
 
+RecipeT = TypeVar("RecipeT")
 RECIPE_FILE = "recipe.json"
 DONE_FILE = ".done"
 
@@ -150,6 +163,41 @@ def _prepare_folder(out: Path, record: dict[str, Any], overwrite: bool) -> None:
     out.mkdir(parents=True, exist_ok=True)
     if not recipe_file.is_file():
         write_json(recipe_file, record)
+
+
+def run_preset_recipe(
+    package: str,
+    recipe_cls: type[RecipeT],
+    presets_dir: Path,
+    stages_of: Callable[[RecipeT, str], Sequence[Stage]],
+    config: str | os.PathLike[str] | None,
+    out_dir: str | Path,
+    *,
+    overrides: Sequence[str] = (),
+    stages: Sequence[str] | None = None,
+    overwrite: bool = False,
+    device: str = "auto",
+) -> dict[str, Path]:
+    """What every package's ``run_named_recipe`` does: the recipe ``config`` (a preset name in
+    ``presets_dir`` or a YAML file; None is ``default``) with ``overrides``, its stages
+    (``stages_of(recipe, device)``) run into ``out_dir`` by :func:`run_recipe`."""
+    recipe = load_preset(recipe_cls, presets_dir, config, overrides)
+    name = DEFAULT_PRESET if config is None else Path(config).stem
+    return run_recipe(
+        f"{package}/{name}",
+        recipe,
+        stages_of(recipe, device),
+        out_dir,
+        only=stages,
+        overwrite=overwrite,
+        log=echo,
+    )
+
+
+def recipe_module_main(prog: str, command: Command) -> None:
+    """``python -m difforge.<name>.recipe NAME --out DIR ...``, read as ``<prog> recipe ...``:
+    GPU launchers (``accelerate launch -m``) have no console script."""
+    sys.exit(command_line(prog, command.help, [command])([command.name, *sys.argv[1:]]))
 
 
 def recipe_command(

@@ -26,23 +26,21 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from difforge.core.cli import command_line, echo, load_preset, resolve_device
+from difforge.core.cli import echo, load_preset, resolve_device
 from difforge.core.config import apply_overrides, check_config
 from difforge.core.errors import ConfigError, UserError
 from difforge.core.io import atomic_open, write_json
-from difforge.core.recipe import Stage, run_recipe
+from difforge.core.recipe import Stage, recipe_module_main, run_preset_recipe
 from difforge.core.train import TrainConfig
 from difforge.hair.data.dataset import SampleConfig
 from difforge.hair.presets import RECIPE_PRESETS
 from difforge.hair.run_config import CodecRunConfig, DiffusionRunConfig
 
-DEFAULT_RECIPE = "default"
 FIXED_STAGES = ("data", "codec", "evaluate")
 _STAGE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 RunConfig = TypeVar("RunConfig", CodecRunConfig, DiffusionRunConfig)
@@ -359,33 +357,17 @@ def load_recipe(config: str | Path | None, overrides: Sequence[str] = ()) -> Hai
 
 
 def run_named_recipe(
-    config: str | Path | None,
-    out_dir: str | Path,
-    *,
-    overrides: Sequence[str] = (),
-    stages: Sequence[str] | None = None,
-    overwrite: bool = False,
-    device: str = "auto",
+    config: str | Path | None, out_dir: str | Path, **options: Any
 ) -> dict[str, Path]:
-    """Run the recipe ``config`` into ``out_dir`` (finished stages are reused; ``stages``: only
-    these); returns each stage's folder."""
-    recipe = load_recipe(config, overrides)
-    name = DEFAULT_RECIPE if config is None else Path(str(config)).stem
-    return run_recipe(
-        f"hair/{name}",
-        recipe,
-        recipe_stages(recipe, device),
-        out_dir,
-        only=stages,
-        overwrite=overwrite,
-        log=echo,
+    """Run the recipe ``config`` (a name in ``configs/recipe/`` or a YAML file; None: ``default``)
+    into ``out_dir``: ``overrides``, ``stages`` (only these), ``overwrite``, ``device`` as in
+    :func:`difforge.core.recipe.run_preset_recipe`. Returns each stage's folder."""
+    return run_preset_recipe(
+        "hair", HairRecipe, RECIPE_PRESETS, recipe_stages, config, out_dir, **options
     )
 
 
 if __name__ == "__main__":
-    # `python -m difforge.hair.recipe NAME --out DIR ...` reads as `difforge-hair recipe ...`
-    # (the GPU launcher, `accelerate launch -m`, has no console script).
     from difforge.hair.cli import RECIPE_COMMAND
 
-    main = command_line("difforge-hair", __doc__.splitlines()[0], [RECIPE_COMMAND])
-    sys.exit(main([RECIPE_COMMAND.name, *sys.argv[1:]]))
+    recipe_module_main("difforge-hair", RECIPE_COMMAND)

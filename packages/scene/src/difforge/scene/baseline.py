@@ -19,8 +19,8 @@ from multiprocessing import get_context
 import numpy as np
 import torch
 
-from difforge.core.workers import ignore_interrupts
 from difforge.core.errors import UserError
+from difforge.core.workers import ignore_interrupts
 from difforge.scene.data.blocks import Block, BlockDataset
 from difforge.scene.data.geometry import BLOCK_SIZE
 from difforge.scene.evaluate import (

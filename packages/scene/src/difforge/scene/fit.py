@@ -29,9 +29,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from scipy.interpolate import RegularGridInterpolator
 
-from difforge.core.workers import ignore_interrupts
 from difforge.core.errors import UserError
 from difforge.core.io import atomic_dir, atomic_path, write_json
+from difforge.core.workers import ignore_interrupts
 from difforge.scene.data.blocks import Block, BlockDataset, SDFSource
 from difforge.scene.data.geometry import BLOCK_SIZE, NORMALISE_SCALE, TRUNCATION, grid_points
 from difforge.scene.evaluate import reconstruction_metrics, surface_samples

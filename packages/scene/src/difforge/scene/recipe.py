@@ -23,21 +23,20 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from difforge.core.cli import command_line, echo, load_preset, resolve_device
+from difforge.core.cli import echo, load_preset, resolve_device
 from difforge.core.config import check_config
 from difforge.core.io import write_json
-from difforge.core.recipe import Stage, run_recipe
+from difforge.core.recipe import Stage, recipe_module_main, run_preset_recipe
 from difforge.scene import RECIPE_PRESETS
 from difforge.scene.fit import FitConfig, FitRun
 from difforge.scene.run_config import DiffusionRunConfig, VAERunConfig
 
-DEFAULT_RECIPE = "default"
 STAGES = ("data", "fit", "vae", "diffusion", "evaluate")
 
 
@@ -309,31 +308,17 @@ def load_recipe(config: str | Path | None, overrides: Sequence[str] = ()) -> Sce
 
 
 def run_named_recipe(
-    config: str | Path | None,
-    out_dir: str | Path,
-    *,
-    overrides: Sequence[str] = (),
-    stages: Sequence[str] | None = None,
-    overwrite: bool = False,
-    device: str = "auto",
+    config: str | Path | None, out_dir: str | Path, **options: Any
 ) -> dict[str, Path]:
-    """Run the recipe ``config`` into ``out_dir`` (finished stages are reused; ``stages``: only
-    these); returns each stage's folder."""
-    recipe = load_recipe(config, overrides)
-    name = DEFAULT_RECIPE if config is None else Path(str(config)).stem
-    return run_recipe(
-        f"scene/{name}",
-        recipe,
-        recipe_stages(recipe, device),
-        out_dir,
-        only=stages,
-        overwrite=overwrite,
-        log=echo,
+    """Run the recipe ``config`` (a name in ``configs/recipe/`` or a YAML file; None: ``default``)
+    into ``out_dir``: ``overrides``, ``stages`` (only these), ``overwrite``, ``device`` as in
+    :func:`difforge.core.recipe.run_preset_recipe`. Returns each stage's folder."""
+    return run_preset_recipe(
+        "scene", SceneRecipe, RECIPE_PRESETS, recipe_stages, config, out_dir, **options
     )
 
 
-if __name__ == "__main__":  # python -m difforge.scene.recipe [NAME] --out DIR ...
+if __name__ == "__main__":
     from difforge.scene.cli import RECIPE_COMMAND
 
-    main = command_line("difforge-scene", __doc__.splitlines()[0], [RECIPE_COMMAND])
-    sys.exit(main([RECIPE_COMMAND.name, *sys.argv[1:]]))
+    recipe_module_main("difforge-scene", RECIPE_COMMAND)

@@ -23,25 +23,24 @@ import csv
 import dataclasses
 import re
 import shutil
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from difforge.core.cli import command_line, echo, load_preset, resolve_device
+from difforge.core.cli import echo, load_preset, resolve_device
 from difforge.core.config import apply_overrides, check_config
 from difforge.core.errors import UserError
 from difforge.core.io import atomic_open, write_json
-from difforge.core.recipe import Stage, run_recipe
+from difforge.core.recipe import Stage, recipe_module_main, run_preset_recipe
 from difforge.traj import RECIPE_PRESETS
 from difforge.traj.bench_settings import BenchSettings
 from difforge.traj.data.datasets import DEFAULT_DATASET, available_datasets, dataset_dir
 from difforge.traj.data.hoser import ROADMAP_FILES, SPLITS, read_dataset
 from difforge.traj.train import TrajTrainConfig, describe, train
 
-DEFAULT_RECIPE = "default"
 # Files of a dataset folder the stages read; meta.json and README.md say how it was made.
 DATASET_FILES = (*ROADMAP_FILES, *(f"{s}.csv" for s in SPLITS), "meta.json", "README.md")
 AR_DIR, HOSER_DIR = "ar", "hoser_model"
@@ -296,33 +295,17 @@ def load_recipe(config: str | Path | None, overrides: Sequence[str] = ()) -> Tra
 
 
 def run_named_recipe(
-    config: str | Path | None,
-    out_dir: str | Path,
-    *,
-    overrides: Sequence[str] = (),
-    stages: Sequence[str] | None = None,
-    overwrite: bool = False,
-    device: str = "auto",
+    config: str | Path | None, out_dir: str | Path, **options: Any
 ) -> dict[str, Path]:
-    """Run the recipe ``config`` into ``out_dir`` (finished stages are reused; ``stages``: only
-    these); returns each stage's folder."""
-    recipe = load_recipe(config, overrides)
-    name = DEFAULT_RECIPE if config is None else Path(str(config)).stem
-    return run_recipe(
-        f"traj/{name}",
-        recipe,
-        recipe_stages(recipe, device),
-        out_dir,
-        only=stages,
-        overwrite=overwrite,
-        log=echo_once,
+    """Run the recipe ``config`` (a name in ``configs/recipe/`` or a YAML file; None: ``default``)
+    into ``out_dir``: ``overrides``, ``stages`` (only these), ``overwrite``, ``device`` as in
+    :func:`difforge.core.recipe.run_preset_recipe`. Returns each stage's folder."""
+    return run_preset_recipe(
+        "traj", TrajRecipe, RECIPE_PRESETS, recipe_stages, config, out_dir, **options
     )
 
 
 if __name__ == "__main__":
-    # `python -m difforge.traj.recipe NAME --out DIR ...` reads as `difforge-traj recipe ...`
-    # (the GPU launchers, `accelerate launch -m`, have no console script).
     from difforge.traj.cli import RECIPE_COMMAND
 
-    main = command_line("difforge-traj", __doc__.splitlines()[0], [RECIPE_COMMAND])
-    sys.exit(main([RECIPE_COMMAND.name, *sys.argv[1:]]))
+    recipe_module_main("difforge-traj", RECIPE_COMMAND)
