@@ -13,16 +13,16 @@ from difforge.core.train.checkpoint import (
     restore_rng_state,
     save_checkpoint,
 )
-from difforge.core.train.sampler import ResumableBatchSampler
-from difforge.core.train.trainer import (
+from difforge.core.train.run import (
     DataFactory,
     LossFn,
     TrainConfig,
-    Trainer,
     TrainResult,
     process_state,
     warmup_cosine,
 )
+from difforge.core.train.sampler import ResumableBatchSampler
+from difforge.core.train.trainer import Trainer
 
 __all__ = [
     "Checkpoint",
