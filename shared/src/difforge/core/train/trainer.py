@@ -64,12 +64,10 @@ from difforge.core.train.checkpoint import (
     save_checkpoint,
 )
 from difforge.core.train.run import (
-    DataFactory,
     LossFn,
     StopReason,
     TrainConfig,
     TrainResult,
-    process_state,
     warmup_cosine,
 )
 from difforge.core.train.sampler import ResumableBatchSampler
