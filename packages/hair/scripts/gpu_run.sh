@@ -21,26 +21,8 @@
 # test.json/.md and validation.json/.md (the evaluation); recipe.json, codec_metrics.json and
 # <run>.json for every finished DiT run (its model's config.json: the training record).
 # The benchmarks stay separate commands on the model folder (README, "Recipes").
-set -uo pipefail
-OUT=${OUT:-/tmp/hair_out}
-WORK=${WORK:-/tmp/hair_recipe}
-NGPU=${NGPU:-1}
-mkdir -p "$OUT"
-exec > >(tee -a "$OUT/run.log") 2>&1
-
-source scripts/gpu_env.sh hair
 export OMP_NUM_THREADS=1  # style and evaluation workers are processes: one thread each
-nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || echo "no nvidia-smi"
-git log -1 --format='commit %H' 2>/dev/null || true
-
-if [ "$NGPU" -gt 1 ]; then
-  launch=(python3 -m accelerate.commands.launch --num_processes "$NGPU")
-else
-  launch=(python3)
-fi
-timeout --kill-after=20 560 "${launch[@]}" -m difforge.hair.recipe "$@" --out "$WORK"
-status=$?
-[ "$status" -ne 124 ] || echo "stopped after 560 s: run the same command again to continue"
+source scripts/gpu_recipe.sh hair "$@"
 
 # Whatever the stages finished is copied, also after a failure or the time limit.
 cp "$WORK/recipe.json" "$OUT/" 2>/dev/null

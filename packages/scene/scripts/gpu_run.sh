@@ -17,29 +17,7 @@
 # Files in $OUT: run.log, env.txt, default/ (the trained model folder: copy it to
 # src/difforge/scene/weights/default), results.json and results.md (scripts/gpu_results.py: every
 # stage's report and seconds, the card named).
-set -uo pipefail
-OUT=${OUT:-/tmp/scene_out}
-WORK=${WORK:-/tmp/scene_recipe}
-NGPU=${NGPU:-1}
-mkdir -p "$OUT"
-exec > >(tee "$OUT/run.log") 2>&1
-
-source scripts/gpu_env.sh scene
-{
-  date -u
-  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || echo "no nvidia-smi"
-  python3 --version
-  echo "installed from .whl: ${installed[*]:-none}"
-  git log -1 --format='commit %H %s' 2>/dev/null || true
-} | tee "$OUT/env.txt"
-
-if [ "$NGPU" -gt 1 ]; then
-  python3 -m accelerate.commands.launch --num_processes "$NGPU" -m difforge.scene.recipe "$@" \
-    --out "$WORK"
-else
-  python3 -m difforge.scene.recipe "$@" --out "$WORK"
-fi
-status=$?
+source scripts/gpu_recipe.sh scene "$@"
 
 # Whatever the stages finished is reported, also after a failure.
 python3 packages/scene/scripts/gpu_results.py --run "$WORK" --out "$OUT"

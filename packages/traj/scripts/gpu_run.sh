@@ -20,29 +20,11 @@
 # stages are reused, training resumes from its checkpoints).
 # Files in $OUT: run.log, env.txt, bench.json and bench.md (once evaluate ran), models.tar.gz (the
 # trained model folders without their checkpoints).
-set -euo pipefail
-OUT=${OUT:-/tmp/traj_out}
-WORK=${WORK:-/tmp/traj_recipe}
-NGPU=${NGPU:-1}
-mkdir -p "$OUT"
-exec > >(tee "$OUT/run.log") 2>&1
+source scripts/gpu_recipe.sh traj "$@"
 
-source scripts/gpu_env.sh traj
-{
-  date -u
-  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || echo "no nvidia-smi"
-  python3 --version
-  echo "installed from .whl: ${installed[*]:-none}"
-  git log -1 --format='commit %H %s' 2>/dev/null || true
-} | tee "$OUT/env.txt"
-
-if [ "$NGPU" -gt 1 ]; then
-  python3 -m accelerate.commands.launch --num_processes "$NGPU" -m difforge.traj.recipe "$@" --out "$WORK"
-else
-  python3 -m difforge.traj.recipe "$@" --out "$WORK"
-fi
-
+# Whatever the stages finished is copied, also after a failure.
 if [ -f "$WORK/4-evaluate/bench.json" ]; then cp "$WORK"/4-evaluate/bench.{json,md} "$OUT"/; fi
 models=()
 for stage in 2-train 3-baselines; do [ -d "$WORK/$stage" ] && models+=("$stage"); done
 if [ ${#models[@]} -gt 0 ]; then tar -C "$WORK" --exclude=train -czf "$OUT/models.tar.gz" "${models[@]}"; fi
+exit $status
