@@ -151,3 +151,16 @@ def test_the_recipe_command_imports_no_training_code():
     loaded = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
     assert loaded.returncode == 0, loaded.stderr
     assert loaded.stdout.strip() == "[]"
+
+
+def test_the_tiny_recipe_runs_as_two_processes_of_one_launch(tmp_path) -> None:
+    """What `accelerate launch` does on two GPUs, as two gloo processes on the CPU."""
+    from difforge.core.testing import run_launch
+
+    out = tmp_path / "run"
+    done = run_launch("difforge.traj.recipe", ["tiny", "--out", out, "--device", "cpu"])
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr
+    stages = sorted(p for p in out.iterdir() if p.is_dir())
+    assert stages and all((stage / ".done").is_file() for stage in stages)
+    assert done.stdout.count("running into") == len(stages)  # said once, not per process

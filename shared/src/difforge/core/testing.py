@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-__all__ = ["interrupt_command", "run_command", "tree_snapshot"]
+__all__ = ["interrupt_command", "run_command", "run_launch", "tree_snapshot"]
 
 
 def run_command(
@@ -28,6 +28,18 @@ def run_command(
         text=True,
         timeout=timeout,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+def run_launch(
+    module: str, args: Sequence[str | os.PathLike[str]], processes: int = 2, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """``python -m module args...`` as ``processes`` processes of one ``torchrun`` launch (gloo on
+    a CPU-only machine): what ``accelerate launch`` does on several GPUs, testable on a CPU."""
+    return run_command(
+        "torch.distributed.run",
+        ["--standalone", "--nproc_per_node", str(processes), "-m", module, *args],
+        timeout=timeout,
     )
 
 
