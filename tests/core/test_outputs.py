@@ -71,3 +71,14 @@ def test_a_file_inside_a_folder_output_is_refused(tmp_path: Path) -> None:
         UserError, match=r"--png .*view.png lies inside the output folder .*scene \(--out\)"
     ):
         plan.check()
+
+
+def test_an_output_never_replaces_a_file_inside_an_input_folder(tmp_path: Path) -> None:
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    plan = OutputPlan().reads("--model", model).writes_file("--out", model / "config.json")
+    with pytest.raises(UserError, match="would replace a file of the input --model"):
+        plan.check()
+    # a new file beside the input's files is fine
+    OutputPlan().reads("--model", model).writes_file("--out", model / "eval.json").check()

@@ -2,7 +2,8 @@
 
 One rule for every ``difforge-<name>`` command:
 
-- an output that is one of the inputs, or a folder output that holds an input, is an error;
+- an output that is one of the inputs, a folder output that holds an input, or an output that
+  would replace a file inside an input folder (a model's config.json) is an error;
 - two outputs naming the same path, or an output inside a folder output, are an error;
 - an existing file output is replaced (atomically, when written) only if it is a file;
 - an existing non-empty folder output is replaced only with ``--overwrite``;
@@ -113,6 +114,11 @@ class OutputPlan:
                     raise UserError(
                         f"{out.flag} {out.path} holds the input {inp.flag} {inp.path}; "
                         "choose another output folder"
+                    )
+                if out.path.exists() and inp.path.is_dir() and _inside(out.path, inp.path):
+                    raise UserError(
+                        f"{out.flag} {out.path} would replace a file of the input {inp.flag} "
+                        f"{inp.path}; choose another path"
                     )
             self._check_target(out)
 
