@@ -191,7 +191,9 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _add_generate(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, help="model folder, or 'default' (the shipped one)")
+    p.add_argument(
+        "--model", default="default", help="model folder, or 'default' (the shipped one)"
+    )
     _add_trip_count(p, "number of trips", required=True)
     add_seed_argument(p)
     p.add_argument("--out", type=Path, required=True, help="output CSV (rid_list, time_list, ...)")
