@@ -114,14 +114,13 @@ def test_recipe_command_reads_name_options_and_overrides_in_any_order(
     assert "no preset 'huge'" in capsys.readouterr().err
 
 
-def test_run_preset_recipe_loads_the_named_recipe_and_records_its_name(tmp_path: Path) -> None:
-    from difforge.core.recipe import run_preset_recipe
+def test_a_recipe_book_loads_the_named_recipe_and_records_its_name(tmp_path: Path) -> None:
+    from difforge.core.recipe import RecipeBook
 
     (tmp_path / "default.yaml").write_text("size: 4\n")
-    folders = run_preset_recipe(
-        "toy", ToyRecipe, tmp_path, lambda recipe, device: _stages([]), None, tmp_path / "run",
-        overrides=["size=6"], stages=["data"],
-    )  # fmt: skip
+    book = RecipeBook("toy", ToyRecipe, tmp_path, lambda recipe, device: _stages([]))
+    assert book.load(None, ["size=6"]) == ToyRecipe(size=6)
+    folders = book.run(None, tmp_path / "run", overrides=["size=6"], stages=["data"])
     record = json.loads((tmp_path / "run" / "recipe.json").read_text())
     assert record == {"recipe": "toy/default", "config": {"version": 1, "size": 6}}
     assert list(folders) == ["data"]

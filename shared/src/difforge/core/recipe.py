@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from difforge.core.cli import (
     DEFAULT_PRESET,
@@ -49,10 +49,10 @@ from difforge.core.io import check_folder_output, exclusive_lock, write_json
 
 __all__ = [
     "RECIPE_FILE",
+    "RecipeBook",
     "Stage",
     "recipe_command",
     "recipe_module_main",
-    "run_preset_recipe",
     "run_recipe",
 ]
 
@@ -165,33 +165,43 @@ def _prepare_folder(out: Path, record: dict[str, Any], overwrite: bool) -> None:
         write_json(recipe_file, record)
 
 
-def run_preset_recipe(
-    package: str,
-    recipe_cls: type[RecipeT],
-    presets_dir: Path,
-    stages_of: Callable[[RecipeT, str], Sequence[Stage]],
-    config: str | os.PathLike[str] | None,
-    out_dir: str | Path,
-    *,
-    overrides: Sequence[str] = (),
-    stages: Sequence[str] | None = None,
-    overwrite: bool = False,
-    device: str = "auto",
-) -> dict[str, Path]:
-    """What every package's ``run_named_recipe`` does: the recipe ``config`` (a preset name in
-    ``presets_dir`` or a YAML file; None is ``default``) with ``overrides``, its stages
-    (``stages_of(recipe, device)``) run into ``out_dir`` by :func:`run_recipe`."""
-    recipe = load_preset(recipe_cls, presets_dir, config, overrides)
-    name = DEFAULT_PRESET if config is None else Path(config).stem
-    return run_recipe(
-        f"{package}/{name}",
-        recipe,
-        stages_of(recipe, device),
-        out_dir,
-        only=stages,
-        overwrite=overwrite,
-        log=echo,
-    )
+@dataclass(frozen=True)
+class RecipeBook(Generic[RecipeT]):
+    """A package's named recipes: ``load`` reads one (a preset name in ``presets_dir`` or a YAML
+    file, None is ``default``, then ``key=value`` overrides); ``run`` runs its stages
+    (``stages_of(recipe, device)``) into a folder with :func:`run_recipe`. A package binds its
+    ``load_recipe`` and ``run_named_recipe`` (the function ``recipe_command`` names) to these."""
+
+    package: str
+    recipe_cls: type[RecipeT]
+    presets_dir: Path
+    stages_of: Callable[[RecipeT, str], Sequence[Stage]]
+
+    def load(self, config: str | os.PathLike[str] | None, overrides: Sequence[str] = ()) -> RecipeT:
+        return load_preset(self.recipe_cls, self.presets_dir, config, overrides)
+
+    def run(
+        self,
+        config: str | os.PathLike[str] | None,
+        out_dir: str | Path,
+        *,
+        overrides: Sequence[str] = (),
+        stages: Sequence[str] | None = None,
+        overwrite: bool = False,
+        device: str = "auto",
+    ) -> dict[str, Path]:
+        """Returns every stage's folder; ``stages`` runs only those (earlier ones must be done)."""
+        recipe = self.load(config, overrides)
+        name = DEFAULT_PRESET if config is None else Path(config).stem
+        return run_recipe(
+            f"{self.package}/{name}",
+            recipe,
+            self.stages_of(recipe, device),
+            out_dir,
+            only=stages,
+            overwrite=overwrite,
+            log=echo,
+        )
 
 
 def recipe_module_main(prog: str, command: Command) -> None:

@@ -24,15 +24,14 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from difforge.core.cli import echo, load_preset, resolve_device
+from difforge.core.cli import echo, resolve_device
 from difforge.core.config import check_config
 from difforge.core.io import write_json
-from difforge.core.recipe import Stage, recipe_module_main, run_preset_recipe
+from difforge.core.recipe import RecipeBook, Stage, recipe_module_main
 from difforge.scene import RECIPE_PRESETS
 from difforge.scene.fit import FitConfig, FitRun
 from difforge.scene.run_config import DiffusionRunConfig, VAERunConfig
@@ -301,21 +300,9 @@ def recipe_stages(recipe: SceneRecipe, device: str = "auto") -> list[Stage]:
     ]
 
 
-def load_recipe(config: str | Path | None, overrides: Sequence[str] = ()) -> SceneRecipe:
-    """A recipe of ``configs/recipe/`` by name or a YAML file (None: ``default``), then
-    ``key=value`` overrides."""
-    return load_preset(SceneRecipe, RECIPE_PRESETS, config, overrides)
-
-
-def run_named_recipe(
-    config: str | Path | None, out_dir: str | Path, **options: Any
-) -> dict[str, Path]:
-    """Run the recipe ``config`` (a name in ``configs/recipe/`` or a YAML file; None: ``default``)
-    into ``out_dir``: ``overrides``, ``stages`` (only these), ``overwrite``, ``device`` as in
-    :func:`difforge.core.recipe.run_preset_recipe`. Returns each stage's folder."""
-    return run_preset_recipe(
-        "scene", SceneRecipe, RECIPE_PRESETS, recipe_stages, config, out_dir, **options
-    )
+RECIPES = RecipeBook("scene", SceneRecipe, RECIPE_PRESETS, recipe_stages)
+load_recipe = RECIPES.load  # a recipe by name or YAML file (None: default), then overrides
+run_named_recipe = RECIPES.run  # runs it into a folder: what `difforge-scene recipe` calls
 
 
 if __name__ == "__main__":

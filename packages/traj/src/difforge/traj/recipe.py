@@ -26,15 +26,14 @@ import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from difforge.core.cli import echo, load_preset, resolve_device
+from difforge.core.cli import echo, resolve_device
 from difforge.core.config import apply_overrides, check_config
 from difforge.core.errors import UserError
 from difforge.core.io import atomic_open, write_json
-from difforge.core.recipe import Stage, recipe_module_main, run_preset_recipe
+from difforge.core.recipe import RecipeBook, Stage, recipe_module_main
 from difforge.traj import RECIPE_PRESETS
 from difforge.traj.bench_settings import BenchSettings
 from difforge.traj.data.datasets import DEFAULT_DATASET, available_datasets, dataset_dir
@@ -288,21 +287,9 @@ def recipe_stages(recipe: TrajRecipe, device: str = "auto") -> list[Stage]:
     ]
 
 
-def load_recipe(config: str | Path | None, overrides: Sequence[str] = ()) -> TrajRecipe:
-    """A recipe of ``configs/recipe/`` by name, or a YAML file (None: ``default``), then
-    ``key=value`` overrides."""
-    return load_preset(TrajRecipe, RECIPE_PRESETS, config, overrides)
-
-
-def run_named_recipe(
-    config: str | Path | None, out_dir: str | Path, **options: Any
-) -> dict[str, Path]:
-    """Run the recipe ``config`` (a name in ``configs/recipe/`` or a YAML file; None: ``default``)
-    into ``out_dir``: ``overrides``, ``stages`` (only these), ``overwrite``, ``device`` as in
-    :func:`difforge.core.recipe.run_preset_recipe`. Returns each stage's folder."""
-    return run_preset_recipe(
-        "traj", TrajRecipe, RECIPE_PRESETS, recipe_stages, config, out_dir, **options
-    )
+RECIPES = RecipeBook("traj", TrajRecipe, RECIPE_PRESETS, recipe_stages)
+load_recipe = RECIPES.load  # a recipe by name or YAML file (None: default), then overrides
+run_named_recipe = RECIPES.run  # runs it into a folder: what `difforge-traj recipe` calls
 
 
 if __name__ == "__main__":
