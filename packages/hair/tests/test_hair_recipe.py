@@ -15,7 +15,7 @@ from difforge.core.cli import command_line
 from difforge.core.config import to_dict
 from difforge.core.errors import ConfigError, UserError
 from difforge.core.recipe import RECIPE_FILE
-from difforge.core.testing import tree_snapshot
+from difforge.core.testing import check_recipe_launch, tree_snapshot
 from difforge.hair.cli import RECIPE_COMMAND
 from difforge.hair.model import DEFAULT_MODEL_DIR, HairModel
 from difforge.hair.recipe import (
@@ -213,12 +213,4 @@ def test_the_default_recipe_is_the_shipped_models_lineage(monkeypatch) -> None:
 
 def test_the_tiny_recipe_runs_as_two_processes_of_one_launch(tmp_path) -> None:
     """What `accelerate launch` does on two GPUs, as two gloo processes on the CPU."""
-    from difforge.core.testing import run_launch
-
-    out = tmp_path / "run"
-    done = run_launch("difforge.hair.recipe", ["tiny", "--out", out, "--device", "cpu"])
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "Traceback" not in done.stderr
-    stages = sorted(p for p in out.iterdir() if p.is_dir())
-    assert stages and all((stage / ".done").is_file() for stage in stages)
-    assert done.stdout.count("running into") == len(stages)  # said once, not per process
+    check_recipe_launch("difforge.hair.recipe", tmp_path / "run")

@@ -12,6 +12,7 @@ from pathlib import Path
 from difforge.core.cli import command_line
 from difforge.core.config import to_dict
 from difforge.core.recipe import RECIPE_FILE
+from difforge.core.testing import check_recipe_launch, imported_by
 from difforge.scene.cli import RECIPE_COMMAND
 from difforge.scene.model import DEFAULT_MODEL_DIR, SceneModel
 from difforge.scene.recipe import STAGES, load_recipe
@@ -187,23 +188,9 @@ def test_users_meshes_join_the_training_blocks(tmp_path) -> None:
 
 def test_the_recipe_command_names_the_recipe_stages_and_loads_no_model_code():
     assert " -> ".join(STAGES) in RECIPE_COMMAND.help
-    check = (
-        "import sys, difforge.scene.cli; "
-        "print(sorted(m for m in ('torch', 'trimesh', 'difforge.scene.recipe') if m in sys.modules))"
-    )
-    loaded = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
-    assert loaded.returncode == 0, loaded.stderr
-    assert loaded.stdout.strip() == "[]"
+    assert imported_by("difforge.scene.cli", ["torch", "trimesh", "difforge.scene.recipe"]) == []
 
 
 def test_the_tiny_recipe_runs_as_two_processes_of_one_launch(tmp_path) -> None:
     """What `accelerate launch` does on two GPUs, as two gloo processes on the CPU."""
-    from difforge.core.testing import run_launch
-
-    out = tmp_path / "run"
-    done = run_launch("difforge.scene.recipe", ["tiny", "--out", out, "--device", "cpu"])
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "Traceback" not in done.stderr
-    stages = sorted(p for p in out.iterdir() if p.is_dir())
-    assert stages and all((stage / ".done").is_file() for stage in stages)
-    assert done.stdout.count("running into") == len(stages)  # said once, not per process
+    check_recipe_launch("difforge.scene.recipe", tmp_path / "run")

@@ -4,14 +4,12 @@ and the default recipe checked against the shipped model's own record of its tra
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
 from difforge.core.cli import command_line
 from difforge.core.config import to_dict
-from difforge.core.testing import tree_snapshot
+from difforge.core.testing import check_recipe_launch, imported_by, tree_snapshot
 from difforge.traj.cli import RECIPE_COMMAND
 from difforge.traj.data.hoser import read_trajectories
 from difforge.traj.model import DEFAULT_MODEL_DIR, TrajDLM
@@ -143,24 +141,12 @@ def test_default_recipe_is_the_shipped_models_training():
 
 def test_the_recipe_command_imports_no_training_code():
     """Every ``difforge-traj`` command builds the parser that holds RECIPE_COMMAND."""
-    check = (
-        "import sys, difforge.traj.cli; "
-        "print(sorted(m for m in ('torch', 'difforge.traj.train', 'difforge.traj.recipe') "
-        "if m in sys.modules))"
+    assert (
+        imported_by("difforge.traj.cli", ["torch", "difforge.traj.train", "difforge.traj.recipe"])
+        == []
     )
-    loaded = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
-    assert loaded.returncode == 0, loaded.stderr
-    assert loaded.stdout.strip() == "[]"
 
 
 def test_the_tiny_recipe_runs_as_two_processes_of_one_launch(tmp_path) -> None:
     """What `accelerate launch` does on two GPUs, as two gloo processes on the CPU."""
-    from difforge.core.testing import run_launch
-
-    out = tmp_path / "run"
-    done = run_launch("difforge.traj.recipe", ["tiny", "--out", out, "--device", "cpu"])
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "Traceback" not in done.stderr
-    stages = sorted(p for p in out.iterdir() if p.is_dir())
-    assert stages and all((stage / ".done").is_file() for stage in stages)
-    assert done.stdout.count("running into") == len(stages)  # said once, not per process
+    check_recipe_launch("difforge.traj.recipe", tmp_path / "run")

@@ -7,6 +7,7 @@ that what is checked is what a user sees (stdout, stderr, exit code, files left 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -15,7 +16,14 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-__all__ = ["interrupt_command", "run_command", "run_launch", "tree_snapshot"]
+__all__ = [
+    "check_recipe_launch",
+    "imported_by",
+    "interrupt_command",
+    "run_command",
+    "run_launch",
+    "tree_snapshot",
+]
 
 
 def run_command(
@@ -41,6 +49,28 @@ def run_launch(
         ["--standalone", "--nproc_per_node", str(processes), "-m", module, *args],
         timeout=timeout,
     )
+
+
+def check_recipe_launch(module: str, out: Path) -> None:
+    """A package's ``tiny`` recipe as two processes of one launch (:func:`run_launch`) ends well:
+    no traceback, every stage done, each stage announced once (by the main process)."""
+    done = run_launch(module, ["tiny", "--out", out, "--device", "cpu"])
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr
+    stages = sorted(p for p in out.iterdir() if p.is_dir())
+    assert stages and all((stage / ".done").is_file() for stage in stages)
+    assert done.stdout.count("running into") == len(stages)
+
+
+def imported_by(module: str, candidates: Sequence[str]) -> list[str]:
+    """Which of ``candidates`` a fresh interpreter has imported after ``import module``."""
+    check = (
+        f"import json, sys, {module}; "
+        f"print(json.dumps(sorted(m for m in {list(candidates)!r} if m in sys.modules)))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
+    assert loaded.returncode == 0, loaded.stderr
+    return json.loads(loaded.stdout)
 
 
 def interrupt_command(
