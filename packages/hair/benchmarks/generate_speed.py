@@ -18,15 +18,11 @@ import torch
 
 from difforge.core.cli import load_preset, resolve_device
 from difforge.core.config import to_dict
+from difforge.hair import CODEC_PRESETS, DIFFUSION_PRESETS
 from difforge.hair.codec import StrandCodec
 from difforge.hair.data.dataset import SampleConfig, held_out_seeds, make_sample
 from difforge.hair.model import HairModel, ScalpDiffusion
-from difforge.hair.run_config import (
-    CODEC_PRESETS,
-    DIFFUSION_PRESETS,
-    CodecRunConfig,
-    DiffusionRunConfig,
-)
+from difforge.hair.run_config import CodecRunConfig, DiffusionRunConfig
 from difforge.hair.sample import HairGenerator, time_generation
 
 

@@ -27,12 +27,13 @@ from difforge.core.config import to_dict
 from difforge.core.diffusion.gaussian import EDMLoss
 from difforge.core.nn import num_parameters
 from difforge.core.timing import synchronize
+from difforge.hair import DIFFUSION_PRESETS
 from difforge.hair.model import (
     ScalpDiffusion,
     images_to_tensor,
     make_edm_scheduler,
 )
-from difforge.hair.run_config import DIFFUSION_PRESETS, DiffusionRunConfig
+from difforge.hair.run_config import DiffusionRunConfig
 
 
 def main() -> None:

@@ -17,15 +17,10 @@ import pytest
 from difforge.core.cli import load_preset
 from difforge.core.errors import UserError
 from difforge.core.testing import interrupt_command, tree_snapshot
-from difforge.hair import cli_arguments
+from difforge.hair import CODEC_PRESETS, DIFFUSION_PRESETS, cli_arguments
 from difforge.hair.cli import build_parser, main
 from difforge.hair.export import read_ply, write_npz
-from difforge.hair.run_config import (
-    CODEC_PRESETS,
-    DIFFUSION_PRESETS,
-    CodecRunConfig,
-    DiffusionRunConfig,
-)
+from difforge.hair.run_config import CodecRunConfig, DiffusionRunConfig
 
 CLI = "difforge.hair.cli"
 

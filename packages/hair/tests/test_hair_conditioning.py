@@ -16,10 +16,11 @@ import torch
 
 from difforge.core.cli import load_preset
 from difforge.core.pretrained import save_component
+from difforge.hair import DIFFUSION_PRESETS
 from difforge.hair.codec import StrandCodec
 from difforge.hair.data.dataset import SampleConfig, build_dataset
 from difforge.hair.model import HairModel
-from difforge.hair.run_config import DIFFUSION_PRESETS, DataConfig, DiffusionRunConfig
+from difforge.hair.run_config import DataConfig, DiffusionRunConfig
 from difforge.hair.sample import HairGenerator, conditioning_check
 from difforge.hair.train import encode_styles, iter_styles, train_diffusion
 

@@ -13,11 +13,12 @@ import torch
 from difforge.core.cli import load_preset
 from difforge.core.errors import ConfigError, UserError
 from difforge.core.pretrained import save_component
+from difforge.hair import DIFFUSION_PRESETS
 from difforge.hair.cli import main
 from difforge.hair.codec import StrandCodec
 from difforge.hair.data.dataset import SampleConfig, build_dataset
 from difforge.hair.model import HairModel
-from difforge.hair.run_config import DIFFUSION_PRESETS, DiffusionRunConfig
+from difforge.hair.run_config import DiffusionRunConfig
 from difforge.hair.train import codec_channel_weights, train_diffusion
 
 

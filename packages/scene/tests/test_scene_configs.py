@@ -10,14 +10,9 @@ import pytest
 from difforge.core.cli import load_preset
 from difforge.core.config import to_dict
 from difforge.core.errors import ConfigError, UserError
-from difforge.scene import cli, train
+from difforge.scene import DIFFUSION_PRESETS, VAE_PRESETS, cli, train
 from difforge.scene.model import DEFAULT_MODEL_DIR
-from difforge.scene.run_config import (
-    DIFFUSION_PRESETS,
-    VAE_PRESETS,
-    DiffusionRunConfig,
-    VAERunConfig,
-)
+from difforge.scene.run_config import DiffusionRunConfig, VAERunConfig
 
 PRESETS = {"vae": (VAERunConfig, VAE_PRESETS), "diffusion": (DiffusionRunConfig, DIFFUSION_PRESETS)}
 

@@ -13,15 +13,11 @@ from safetensors.torch import load_file
 
 from difforge.core.cli import load_preset
 from difforge.core.pretrained import load_component
+from difforge.scene import DIFFUSION_PRESETS, VAE_PRESETS
 from difforge.scene.cli import main
 from difforge.scene.demo import run as run_demo
 from difforge.scene.model import SceneModel, TriPlaneVAE
-from difforge.scene.run_config import (
-    DIFFUSION_PRESETS,
-    VAE_PRESETS,
-    DiffusionRunConfig,
-    VAERunConfig,
-)
+from difforge.scene.run_config import DiffusionRunConfig, VAERunConfig
 from difforge.scene.sample import SceneGenerator
 from difforge.scene.train import train_diffusion, train_vae
 

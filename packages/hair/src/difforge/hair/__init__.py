@@ -8,9 +8,15 @@ model is ``weights/default``. Python API: :class:`HairPipeline` (README.md, "Pyt
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["HairOutput", "HairPipeline"]
+__all__ = ["CODEC_PRESETS", "DIFFUSION_PRESETS", "RECIPE_PRESETS", "HairOutput", "HairPipeline"]
+
+# The named configs, read by difforge.core.cli.load_preset (configs/<kind>/<name>.yaml).
+CODEC_PRESETS = Path(__file__).resolve().parent / "configs" / "codec"
+DIFFUSION_PRESETS = Path(__file__).resolve().parent / "configs" / "diffusion"
+RECIPE_PRESETS = Path(__file__).resolve().parent / "configs" / "recipe"
 
 if TYPE_CHECKING:
     from difforge.hair.pipeline import HairOutput, HairPipeline
@@ -18,7 +24,7 @@ if TYPE_CHECKING:
 
 def __getattr__(name: str) -> Any:
     # Lazily: importing the package stays cheap (no torch) for the data-only commands.
-    if name in __all__:
+    if name in ("HairOutput", "HairPipeline"):
         from difforge.hair import pipeline
 
         return getattr(pipeline, name)

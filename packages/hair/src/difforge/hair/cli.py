@@ -33,6 +33,7 @@ from difforge.core.errors import UserError
 from difforge.core.io import atomic_dir, atomic_paths, write_json
 from difforge.core.outputs import OutputPlan
 from difforge.core.recipe import recipe_command
+from difforge.hair import CODEC_PRESETS, DIFFUSION_PRESETS, RECIPE_PRESETS
 from difforge.hair.baselines import MeanGroomBaseline, RetrievalBaseline, evaluate_baselines
 from difforge.hair.cli_arguments import (
     SHIPPED_MODEL,
@@ -68,7 +69,6 @@ from difforge.hair.evaluate import (
     results_table,
 )
 from difforge.hair.export import read_strands
-from difforge.hair.presets import CODEC_PRESETS, DIFFUSION_PRESETS, RECIPE_PRESETS
 from difforge.hair.render import Appearance, render_views, save_png, side_by_side
 
 

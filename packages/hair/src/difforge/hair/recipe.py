@@ -37,8 +37,8 @@ from difforge.core.errors import ConfigError, UserError
 from difforge.core.io import atomic_open, write_json
 from difforge.core.recipe import RecipeBook, Stage, recipe_module_main
 from difforge.core.train import TrainConfig
+from difforge.hair import RECIPE_PRESETS
 from difforge.hair.data.dataset import SampleConfig
-from difforge.hair.presets import RECIPE_PRESETS
 from difforge.hair.run_config import CodecRunConfig, DiffusionRunConfig
 
 FIXED_STAGES = ("data", "codec", "evaluate")

@@ -1,6 +1,6 @@
-"""The run configs of ``train-codec`` and ``train`` and their preset folders.
+"""The run configs of ``train-codec`` and ``train``.
 
-A run config is a preset of :data:`CODEC_PRESETS` or :data:`DIFFUSION_PRESETS` (``tiny`` for the
+A run config is a preset of ``difforge.hair.CODEC_PRESETS`` or ``DIFFUSION_PRESETS`` (``tiny`` for the
 tests, ``default``) or a YAML file, then ``key=value`` overrides, read by
 ``difforge.core.cli.load_preset``; every key is checked where it is read.
 """
@@ -14,11 +14,8 @@ from difforge.core.nn.dit import check_head_size
 from difforge.core.train import TrainConfig
 from difforge.hair.codec import CodecLossWeights
 from difforge.hair.model import SamplingConfig
-from difforge.hair.presets import CODEC_PRESETS, DIFFUSION_PRESETS
 
 __all__ = [
-    "CODEC_PRESETS",
-    "DIFFUSION_PRESETS",
     "CodecModelConfig",
     "CodecRunConfig",
     "DataConfig",

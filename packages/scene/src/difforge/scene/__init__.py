@@ -14,9 +14,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["RECIPE_PRESETS", "SceneOutput", "ScenePipeline", "__version__"]
+__all__ = [
+    "DIFFUSION_PRESETS",
+    "RECIPE_PRESETS",
+    "VAE_PRESETS",
+    "SceneOutput",
+    "ScenePipeline",
+    "__version__",
+]
 
-# The training recipes (configs/recipe/: default, tiny), read by difforge.core.cli.load_preset.
+# The named configs, read by difforge.core.cli.load_preset (configs/<kind>/<name>.yaml).
+VAE_PRESETS = Path(__file__).resolve().parent / "configs" / "vae"
+DIFFUSION_PRESETS = Path(__file__).resolve().parent / "configs" / "diffusion"
 RECIPE_PRESETS = Path(__file__).resolve().parent / "configs" / "recipe"
 
 if TYPE_CHECKING:

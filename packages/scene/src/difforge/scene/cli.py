@@ -32,7 +32,7 @@ from difforge.core.errors import UserError
 from difforge.core.io import atomic_paths, write_json
 from difforge.core.outputs import OutputPlan
 from difforge.core.recipe import recipe_command
-from difforge.scene import RECIPE_PRESETS
+from difforge.scene import DIFFUSION_PRESETS, RECIPE_PRESETS, VAE_PRESETS
 
 MESH_OUTPUTS = (".glb", ".ply", ".obj")
 # A scene of more blocks takes minutes per block on a CPU and its mesh grows with the block count;
@@ -339,8 +339,6 @@ def _process_started_at() -> float:
 
 
 def _add_train_vae(p: argparse.ArgumentParser) -> None:
-    from difforge.scene.run_config import VAE_PRESETS
-
     _add_training_arguments(p, VAE_PRESETS)
 
 
@@ -360,8 +358,6 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--vae", required=True, help="VAE folder, or 'raw' to diffuse raw tri-planes (ablation)"
     )
-    from difforge.scene.run_config import DIFFUSION_PRESETS
-
     _add_training_arguments(p, DIFFUSION_PRESETS)
 
 

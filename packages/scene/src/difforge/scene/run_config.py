@@ -1,7 +1,7 @@
 """Run configs of the two training commands (``train-vae``, ``train``) and their presets.
 
 A preset is ``configs/<kind>/<name>.yaml`` (``kind`` ``vae`` or ``diffusion``), read by the core's
-``load_preset``, e.g. ``load_preset(VAERunConfig, VAE_PRESETS, "tiny", ["train.steps=5"])``; no
+``load_preset``, e.g. ``load_preset(VAERunConfig, difforge.scene.VAE_PRESETS, "tiny", ["train.steps=5"])``; no
 ``--config`` means the ``default`` preset, the recipe of the shipped model. The dataclass defaults
 equal the default presets (tested), so a config built in Python trains like the command line.
 """
@@ -9,14 +9,11 @@ equal the default presets (tested), so a config built in Python trains like the 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from difforge.core.config import check_config
 from difforge.core.nn.dit import check_head_size
 from difforge.core.train import TrainConfig
 from difforge.scene.model import SamplingConfig
-
-CONFIGS_DIR = Path(__file__).resolve().parent / "configs"
 
 
 @dataclass(frozen=True)
@@ -98,7 +95,3 @@ class DiffusionRunConfig:
     def __post_init__(self) -> None:
         check_config(0 <= self.cond_dropout < 1, "cond_dropout", "in [0, 1)", self.cond_dropout)
         check_config(self.time_limit_s >= 0, "time_limit_s", ">= 0", self.time_limit_s)
-
-
-VAE_PRESETS = CONFIGS_DIR / "vae"
-DIFFUSION_PRESETS = CONFIGS_DIR / "diffusion"
