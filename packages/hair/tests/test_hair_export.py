@@ -32,7 +32,7 @@ def test_ply_binary_and_ascii_round_trip(tmp_path, groom):
         write_ply(path, groom.points, binary=binary)
         header = path.read_bytes().split(b"end_header")[0].decode()
         assert f"element vertex {groom.n_strands * 16}" in header
-        assert f"element curve {groom.n_strands}" in header  # one polyline element per strand
+        assert f"element edge {groom.n_strands * 15}" in header  # the segments of every strand
         np.testing.assert_allclose(read_ply(path), groom.points, atol=1e-6)
 
 

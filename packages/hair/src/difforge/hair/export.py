@@ -1,9 +1,9 @@
 """Strand file formats: PLY and OBJ polylines, NumPy .npz, USD BasisCurves. Every write is atomic.
 
-- PLY (binary little-endian or ASCII): ``element vertex`` (float x, y, z) and ``element curve``
-  with one ``vertex_indices`` list per strand, root first. Readers that do not know ``curve``
-  still get the points. trimesh's PLY writer handles meshes and point clouds, not polylines, so
-  the header and body are written here from NumPy structured arrays.
+- PLY (binary little-endian or ASCII): a line set, ``element vertex`` (float x, y, z) and
+  ``element edge`` (int vertex1, vertex2), each strand's K - 1 segments root to tip: the form
+  Open3D's ``read_line_set`` and trimesh's ``load`` (a Path3D) read. Older files with one
+  ``curve`` element (``vertex_indices`` list) per strand still read back.
 - OBJ: ``v x y z`` lines and one ``l i1 i2 ... iK`` polyline element per strand (1-based).
 - .npz: ``points`` (N, K, 3) float32 and ``root_uv`` (N, 2) float32.
 - USD (.usda text, .usdc/.usd binary) via usd-core: one linear ``BasisCurves`` prim with widths
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import io
 import os
-import re
 import zipfile
 from pathlib import Path
 
@@ -43,62 +42,147 @@ def _oriented(points: np.ndarray, up_axis: str) -> np.ndarray:
 def write_ply(
     path: str | os.PathLike[str], points: np.ndarray, *, binary: bool = True, up_axis: str = "y"
 ) -> None:
-    """Write strands (N, K, 3) as PLY polylines (one ``curve`` element per strand)."""
+    """Write strands (N, K, 3) as a PLY line set: ``element vertex`` (float x, y, z; strand by
+    strand, root first) and ``element edge`` (int vertex1, vertex2), the K - 1 segments of each
+    strand in order, root to tip. Open3D's ``read_line_set`` and trimesh read it as lines."""
     points = _oriented(points, up_axis)
     n_strands, n_points = points.shape[:2]
     header = (
         f"ply\nformat {'binary_little_endian' if binary else 'ascii'} 1.0\n"
-        "comment difforge-hair strands, metres, root first\n"
+        f"comment difforge-hair strands: {n_strands} x {n_points} points, metres, root first; "
+        "edges chain each strand root to tip\n"
         f"element vertex {n_strands * n_points}\nproperty float x\nproperty float y\nproperty float z\n"
-        f"element curve {n_strands}\nproperty list int int vertex_indices\nend_header\n"
+        f"element edge {n_strands * (n_points - 1)}\nproperty int vertex1\nproperty int vertex2\n"
+        "end_header\n"
     )
     indices = np.arange(n_strands * n_points, dtype=np.int32).reshape(n_strands, n_points)
+    edges = np.stack([indices[:, :-1], indices[:, 1:]], axis=-1).reshape(-1, 2)
     with atomic_open(path, "wb") as fh:
         fh.write(header.encode("ascii"))
         if binary:
             fh.write(points.astype("<f4").tobytes())
-            curves = np.concatenate(
-                [np.full((n_strands, 1), n_points, dtype="<i4"), indices.astype("<i4")], axis=1
-            )
-            fh.write(curves.tobytes())
+            fh.write(edges.astype("<i4").tobytes())
         else:
             body = io.StringIO()
             np.savetxt(body, points.reshape(-1, 3), fmt="%.7g")
-            np.savetxt(
-                body, np.concatenate([np.full((n_strands, 1), n_points), indices], axis=1), fmt="%d"
-            )
+            np.savetxt(body, edges, fmt="%d")
             fh.write(body.getvalue().encode("ascii"))
 
 
+_PLY_TYPES = {
+    "char": "i1", "int8": "i1", "uchar": "u1", "uint8": "u1", "short": "i2", "int16": "i2",
+    "ushort": "u2", "uint16": "u2", "int": "i4", "int32": "i4", "uint": "u4", "uint32": "u4",
+    "float": "f4", "float32": "f4", "double": "f8", "float64": "f8",
+}  # fmt: skip
+
+
 def read_ply(path: str | os.PathLike[str]) -> np.ndarray:
-    """Read strands written by :func:`write_ply` (binary or ASCII, all curves of equal length)."""
+    """Read strands (N, K, 3) from a PLY line set: ``edge`` elements (vertex1, vertex2) chained
+    root to tip, as :func:`write_ply` and Open3D's ``write_line_set`` write them, or the
+    ``curve`` elements (one ``vertex_indices`` list per strand) of older difforge files. Binary
+    (either byte order) or ASCII; all strands must have the same number of points."""
+    elements = _read_ply_elements(path)
+    if "vertex" not in elements or not {"x", "y", "z"} <= set(elements["vertex"].dtype.names):
+        raise UserError(f"{path}: PLY has no vertex element with x, y, z")
+    vertex = elements["vertex"]
+    vertices = np.stack([vertex["x"], vertex["y"], vertex["z"]], axis=-1).astype(np.float32)
+    edge, curve = elements.get("edge"), elements.get("curve")
+    if edge is not None and {"vertex1", "vertex2"} <= set(edge.dtype.names):
+        edges = np.stack([edge["vertex1"], edge["vertex2"]], axis=-1).astype(np.int64)
+        index = _chain_edges(path, edges, len(vertices))
+    elif curve is not None and "vertex_indices" in curve.dtype.names:
+        index = curve["vertex_indices"].astype(np.int64).reshape(len(curve), -1)
+    else:
+        raise UserError(f"{path}: PLY has no strands (needs 'edge' or 'curve' elements)")
+    if index.size and (index.min() < 0 or index.max() >= len(vertices)):
+        raise UserError(f"{path}: PLY strand indexes a missing vertex")
+    return vertices[index]
+
+
+def _read_ply_elements(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+    """Every element of a PLY file as a structured array. A list property must be its element's
+    only property and have the same length in every row (it comes back as a fixed-size field)."""
     data = _read_bytes(path)
-    end = data.find(b"end_header\n")
-    if not data.startswith(b"ply\n") or end < 0:
+    end = data.find(b"end_header")
+    body_start = data.find(b"\n", end) + 1
+    if not data.startswith(b"ply") or end < 0 or body_start == 0:
         raise UserError(f"{path}: not a PLY file")
-    header = data[:end].decode("ascii", errors="replace")
-    counts = dict(re.findall(r"element (\w+) (\d+)", header))
-    if "vertex" not in counts or "curve" not in counts:
-        raise UserError(f"{path}: PLY has no strand curves (needs 'vertex' and 'curve' elements)")
-    n_vertices, n_curves = int(counts["vertex"]), int(counts["curve"])
-    body = data[end + len(b"end_header\n") :]
+    fmt, specs = "", []  # specs: (name, count, [(property, type)] or (list, count type, type))
+    for line in data[:end].decode("ascii", errors="replace").splitlines():
+        words = line.split()
+        if words[:1] == ["format"] and len(words) >= 2:
+            fmt = words[1]
+        elif words[:1] == ["element"] and len(words) == 3 and words[2].isdigit():
+            specs.append((words[1], int(words[2]), []))
+        elif words[:1] == ["property"] and specs:
+            specs[-1][2].append(words[1:])
+    order = {"binary_little_endian": "<", "binary_big_endian": ">", "ascii": ""}.get(fmt)
+    if order is None:
+        raise UserError(f"{path}: unsupported PLY format {fmt!r}")
+    body, offset, elements = data[body_start:], 0, {}
     try:
-        if "binary_little_endian" in header:
-            vertices = np.frombuffer(body, dtype="<f4", count=3 * n_vertices).reshape(-1, 3)
-            curve_words = np.frombuffer(body, dtype="<i4", offset=12 * n_vertices)
-        elif "format ascii" in header:
-            numbers = np.array(body.split(), dtype=np.float64)
-            vertices = numbers[: 3 * n_vertices].reshape(-1, 3)
-            curve_words = numbers[3 * n_vertices :].astype(np.int64)
-        else:
-            raise UserError(f"{path}: unsupported PLY format (binary little-endian or ASCII only)")
-        n_points = int(curve_words[0]) if n_curves else 0
-        curves = curve_words[: n_curves * (n_points + 1)].reshape(n_curves, n_points + 1)
+        tokens = np.array(body.split(), dtype=np.float64) if order == "" else None
+        for name, count, properties in specs:
+            listed = [p for p in properties if p[:1] == ["list"]]
+            if listed and (len(properties) != 1 or len(listed[0]) != 4):
+                raise UserError(f"{path}: PLY element {name!r} mixes lists and other properties")
+            types = [_PLY_TYPES[p[-2]] for p in properties] if not listed else []
+            if listed:
+                count_type, item_type = _PLY_TYPES[listed[0][1]], _PLY_TYPES[listed[0][2]]
+                if order:
+                    length = (
+                        int(np.frombuffer(body, order + count_type, 1, offset)[0]) if count else 0
+                    )
+                else:
+                    length = int(tokens[offset]) if count else 0
+                dtype = np.dtype(
+                    [("_count", order + count_type), (listed[0][3], order + item_type, (length,))]
+                )
+            else:
+                dtype = np.dtype([(p[-1], order + t) for p, t in zip(properties, types)])
+            if order:
+                rows = np.frombuffer(body, dtype, count, offset)
+                offset += count * dtype.itemsize
+            else:
+                width = (1 + length) if listed else len(types)
+                flat = tokens[offset : offset + count * width].reshape(count, width)
+                offset += count * width
+                rows = np.zeros(count, dtype)
+                if listed:
+                    rows["_count"], rows[listed[0][3]] = flat[:, 0], flat[:, 1:]
+                else:
+                    for column, field in enumerate(dtype.names):
+                        rows[field] = flat[:, column]
+            if listed and np.any(rows["_count"] != length):
+                raise UserError(f"{path}: PLY {name!r} lists differ in length")
+            elements[name] = rows
     except (ValueError, IndexError) as exc:
         raise UserError(f"{path}: truncated or malformed PLY ({exc})") from None
-    if n_curves and (np.any(curves[:, 0] != n_points) or curves[:, 1:].max() >= len(vertices)):
-        raise UserError(f"{path}: PLY curves differ in length or index missing vertices")
-    return vertices[curves[:, 1:]].astype(np.float32)
+    except KeyError as exc:
+        raise UserError(f"{path}: unknown PLY property type {exc}") from None
+    return elements
+
+
+def _chain_edges(path: str | os.PathLike[str], edges: np.ndarray, n_vertices: int) -> np.ndarray:
+    """Vertex indices (N, K) of the strands that ``edges`` (E, 2) chain, each from the vertex no
+    edge ends at; strands ordered by their root's index."""
+    if not len(edges):
+        return np.zeros((0, 0), dtype=np.int64)
+    if edges.min() < 0 or edges.max() >= n_vertices:
+        raise UserError(f"{path}: PLY edge indexes a missing vertex")
+    out_degree = np.bincount(edges[:, 0], minlength=n_vertices)
+    in_degree = np.bincount(edges[:, 1], minlength=n_vertices)
+    if out_degree.max() > 1 or in_degree.max() > 1:
+        raise UserError(f"{path}: PLY edges branch; strands must be simple chains")
+    following = np.full(n_vertices, -1, dtype=np.int64)
+    following[edges[:, 0]] = edges[:, 1]
+    chain = [np.flatnonzero((out_degree == 1) & (in_degree == 0))]
+    while len(chain[0]) and (chain[-1] >= 0).all():
+        chain.append(following[chain[-1]])
+    index = np.stack(chain[:-1], axis=1) if len(chain[0]) else np.zeros((0, 0), np.int64)
+    if (chain[-1] >= 0).any() or index.shape[0] * (index.shape[1] - 1) != len(edges):
+        raise UserError(f"{path}: PLY edges form strands of different lengths or loops")
+    return index
 
 
 def write_obj(path: str | os.PathLike[str], points: np.ndarray, *, up_axis: str = "y") -> None:
