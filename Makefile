@@ -23,6 +23,9 @@ $(STAMP): pyproject.toml $(addsuffix /pyproject.toml,$(patsubst %/,%,$(MEMBERS))
 		$(PIP) install -q torch==2.13.0; \
 	fi
 	$(PIP) install -q $(foreach m,$(MEMBERS),-e ./$(patsubst %/,%,$(m))) -e './shared[dev]'
+	@# The hair package's photo front end reads the face and person models bundled in this wheel;
+	@# its own dependencies (protobuf<5, jax, ...) are not needed and would break traj's protobuf.
+	$(PIP) install -q --no-deps mediapipe==0.10.14
 	@touch $(STAMP)
 
 demo: install

@@ -32,6 +32,7 @@ def test_dataset_writes_every_file_of_every_style(dataset):
             "strands.npz",
             "image.png",
             "mask.png",
+            "maps.png",
             "density.png",
             "params.json",
         }

@@ -200,7 +200,8 @@ def test_ctrl_c_while_training_the_diffusion_model(trained, tmp_path) -> None:
 def test_ctrl_c_while_generate_writes_leaves_no_partial_output(trained, tmp_path) -> None:
     out = tmp_path / "out"
     out.mkdir()
-    argv = ["generate", "--image", _picture(trained), "--model", trained / "model", "--device",
+    maps = trained / "data" / "style_0000005" / "maps.png"  # the tiny model takes maps
+    argv = ["generate", "--maps", maps, "--model", trained / "model", "--device",
             "cpu", "--strands", "400000", "--out", out / "g.ply", "--obj", out / "g.obj",
             "--usd", out / "g.usda"]  # fmt: skip
     writing = lambda: any(p.name.endswith(".tmp") for p in out.iterdir())  # noqa: E731

@@ -45,8 +45,10 @@ def trained(tmp_path_factory):
         DiffusionRunConfig,
         DIFFUSION_PRESETS,
         "tiny",
+        # Augmentation off: this test is about the noise levels, and 300 steps on augmented
+        # maps leave the samples nearer their own style but not yet by the margin below.
         [f"p_mean={default.p_mean}", f"p_std={default.p_std}", "train.steps=300",
-         "train.batch_size=16"],
+         "train.batch_size=16", "data.augment=0"],
     )  # fmt: skip
     train_diffusion(root / "data", root / "codec", root / "model", config)
     model = HairModel.load(root / "model")

@@ -27,7 +27,7 @@ def test_training_writes_the_codec_and_model_folders(trained):
 
 def test_generate_writes_a_groom_on_the_scalp(trained, tmp_path, capsys):
     out = tmp_path / "groom.ply"
-    args = ["generate", "--image", str(trained / "data" / "style_0000005" / "image.png")]
+    args = ["generate", "--maps", str(trained / "data" / "style_0000005" / "maps.png")]
     args += ["--model", str(trained / "model"), "--out", str(out), "--obj", str(tmp_path / "g.obj")]
     args += ["--png", str(tmp_path / "g.png"), "--seed", "3", "--strands", "500"]
     assert main(args) == 0
@@ -47,11 +47,11 @@ def test_generate_writes_a_groom_on_the_scalp(trained, tmp_path, capsys):
     np.testing.assert_array_equal(read_ply(tmp_path / "again.ply"), points)
 
 
-def test_generate_converts_an_rgba_picture_with_a_note(trained, tmp_path, capsys):
+def test_generate_converts_an_rgba_maps_picture_with_a_note(trained, tmp_path, capsys):
     rgba = np.zeros((100, 80, 4), dtype=np.uint8)
     rgba[..., 3] = 255
-    Image.fromarray(rgba, "RGBA").save(tmp_path / "face.png")
-    args = ["generate", "--image", str(tmp_path / "face.png"), "--model", str(trained / "model")]
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "maps.png")
+    args = ["generate", "--maps", str(tmp_path / "maps.png"), "--model", str(trained / "model")]
     assert main([*args, "--out", str(tmp_path / "g.ply")]) == 0
     err = capsys.readouterr().err
     assert "note: transparency composited" in err and "resized to 64x64" in err

@@ -23,6 +23,7 @@ from difforge.core.cli import (
     command_line,
     config_from_args,
     echo,
+    int_arg,
     progress,
     resolve_device,
 )
@@ -48,6 +49,7 @@ from difforge.hair.cli_arguments import (
     groom_output_plan,
     model_default,
     picture_side,
+    points_per_strand,
     sample_config,
     strand_count,
     style_count,
@@ -60,7 +62,7 @@ from difforge.hair.data.dataset import (
     load_style_picture,
     training_seeds,
 )
-from difforge.hair.data.groom import generate_groom
+from difforge.hair.data.groom import Groom, generate_groom
 from difforge.hair.data.images import load_conditioning_image
 from difforge.hair.data.styles import FAMILIES, sample_style
 from difforge.hair.evaluate import (
@@ -358,8 +360,15 @@ def _generator(args: argparse.Namespace, seed: int = 0, model=None):  # -> HairG
 
 
 def _add_generate(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--image", type=Path, required=True, help="front picture of a head (PNG/JPEG/...)"
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--image", type=Path, help="a photo of a person, face visible (PNG/JPEG/...)"
+    )
+    source.add_argument(
+        "--maps",
+        type=Path,
+        help="conditioning maps instead of a photo: a maps.png of `difforge-hair dataset`, or "
+        "your own (README, 'Conditioning maps')",
     )
     add_model_arguments(parser)
     count = parser.add_mutually_exclusive_group()
@@ -376,18 +385,46 @@ def _add_generate(parser: argparse.ArgumentParser) -> None:
         f"them: the density decides how many strands grow too "
         f"({model_default('root_candidates')})",
     )
+    parser.add_argument(
+        "--face",
+        type=int_arg(0, 1000),
+        help="which face of a photo with several (0 = the largest, the default)",
+    )
+    parser.add_argument(
+        "--points",
+        type=points_per_strand,
+        help="points per strand in the files, resampled along a spline (default: the model's, 64)",
+    )
     add_seed_argument(parser)
     add_output_arguments(parser)
 
 
 def _run_generate(args: argparse.Namespace) -> None:
-    plan = OutputPlan().reads("--image", args.image).reads("--model", _model_input(args.model))
+    from difforge.hair.export_tools import resample_strands
+    from difforge.hair.photo import model_picture, photo_panels
+
+    picture_flag, picture = ("--image", args.image) if args.image else ("--maps", args.maps)
+    plan = OutputPlan().reads(picture_flag, picture).reads("--model", _model_input(args.model))
     groom_output_plan(args, plan).check()
     generator = _generator(args, args.seed)
-    image, notes = load_conditioning_image(args.image, generator.image_size)
+    if generator.condition != "maps" and (args.face is not None or args.maps is not None):
+        flag = "--face" if args.face is not None else "--maps"
+        raise UserError(f"{flag} needs a model that takes maps (this one takes renders)")
+    if args.maps is not None:
+        if args.face is not None:
+            raise UserError("--face applies to --image (a photo), not to --maps")
+        image, notes = load_conditioning_image(args.maps, generator.image_size)
+        aligned = None
+    else:
+        image, notes, aligned = model_picture(
+            args.image, generator.condition, generator.image_size, args.face
+        )
     _notes(notes)
     groom = generator.generate(image, args.strands, args.seed, args.root_candidates)
-    written = write_groom_outputs(groom, args, input_image=image)
+    if args.points is not None and args.points != groom.points.shape[1]:
+        groom = Groom(resample_strands(groom.points, args.points), groom.root_uv)
+    shown = image if aligned is None or args.png is None else photo_panels(aligned, groom.points)
+    written = write_groom_outputs(groom, args, input_image=shown)
     echo(f"generated {groom.n_strands} strands -> {', '.join(map(str, written))}")
 
 

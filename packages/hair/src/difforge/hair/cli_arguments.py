@@ -21,6 +21,7 @@ from difforge.hair.data.dataset import SampleConfig
 from difforge.hair.data.groom import Groom
 from difforge.hair.evaluate import DEFAULT_EVAL_POINTS
 from difforge.hair.export import USD_SUFFIXES, write_npz, write_obj, write_ply, write_usd
+from difforge.hair.export_tools import HEAD_MESH_SUFFIXES, write_head_mesh
 from difforge.hair.render import Appearance, contact_sheet, save_png
 
 # The most strands (or root candidates) a command takes: 64-point strands of this many are about
@@ -85,7 +86,14 @@ def add_output_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--png", type=Path, help="also write a PNG of renders (input picture first)"
     )
-    parser.add_argument("--up-axis", choices=("y", "z"), default="y", help="up axis of PLY/OBJ/USD")
+    parser.add_argument(
+        "--head-mesh",
+        type=Path,
+        help="also write the head the strands grow on as a triangle mesh (.obj/.ply)",
+    )
+    parser.add_argument(
+        "--up-axis", choices=("y", "z"), default="y", help="up axis of PLY/OBJ/USD/head mesh"
+    )
 
 
 _GROOM_OUTPUTS = {  # flag: accepted suffixes
@@ -94,6 +102,7 @@ _GROOM_OUTPUTS = {  # flag: accepted suffixes
     "npz": (".npz",),
     "usd": USD_SUFFIXES,
     "png": (".png",),
+    "head_mesh": HEAD_MESH_SUFFIXES,
 }
 
 
@@ -102,18 +111,19 @@ def groom_output_plan(args: argparse.Namespace, plan: OutputPlan | None = None) 
     adds its inputs and calls ``check()`` before any work."""
     plan = plan or OutputPlan()
     for name, suffixes in _GROOM_OUTPUTS.items():
-        plan.writes_file(f"--{name}", getattr(args, name), suffixes)
+        plan.writes_file(f"--{name.replace('_', '-')}", getattr(args, name), suffixes)
     return plan
 
 
 def write_groom_outputs(
     groom: Groom,
     args: argparse.Namespace,
-    input_image: np.ndarray | None = None,
+    input_image: np.ndarray | list[np.ndarray] | None = None,
     appearance: Appearance = Appearance(),  # noqa: B008 (frozen)
 ) -> list[Path]:
     """Write every file the ``add_output_arguments`` flags ask for, all or none (checked first by
-    :func:`groom_output_plan`); returns the paths written."""
+    :func:`groom_output_plan`); returns the paths written. ``input_image``: the picture(s) the
+    PNG shows before the renders."""
     paths = [getattr(args, name) for name in _GROOM_OUTPUTS if getattr(args, name) is not None]
     with atomic_paths(paths) as temporary:
         tmp = dict(zip(paths, temporary))
@@ -126,6 +136,8 @@ def write_groom_outputs(
             write_usd(tmp[args.usd], groom.points, up_axis=args.up_axis, suffix=args.usd.suffix)
         if args.png:
             save_png(tmp[args.png], contact_sheet(groom.points, appearance, input_image))
+        if args.head_mesh:
+            write_head_mesh(tmp[args.head_mesh], up_axis=args.up_axis, suffix=args.head_mesh.suffix)
     return paths
 
 

@@ -47,6 +47,8 @@ DEFAULT_EVAL_POINTS = 100_000
 OCCUPANCY_THRESHOLDS_MM = (2.0, 3.0, 4.0)
 ORIENTATION_SETTINGS = ((3.0, 30.0), (2.0, 20.0), (4.0, 40.0))
 
+# A reconstructor maps a held-out sample's picture to a groom; one with a ``condition``
+# attribute of "maps" is given the sample's maps instead of its render (HairSample.condition).
 Reconstructor = Callable[[np.ndarray], "Groom | np.ndarray"]
 
 
@@ -340,7 +342,7 @@ def score_reconstruction(
 ) -> dict:
     """One row of the report: ``reconstruct`` on one sample, timed and scored."""
     started = time.perf_counter()
-    pred = reconstruct(sample.render.rgb)
+    pred = reconstruct(sample.condition(getattr(reconstruct, "condition", "rgb")))
     seconds = time.perf_counter() - started
     row = {"seed": sample.style.seed, "family": sample.style.family, "seconds": seconds}
     row.update(evaluate_sample(pred, sample, config))
@@ -468,7 +470,7 @@ def evaluate_generator(
         tasks = []
         for count, sample_ in enumerate(samples, start=1):
             started = time.perf_counter()
-            groom = generator(sample_.render.rgb)
+            groom = generator(sample_.condition(getattr(generator, "condition", "rgb")))
             tasks.append((groom.points, sample_, time.perf_counter() - started))
             if progress is not None:
                 progress("generate", count)

@@ -85,12 +85,16 @@ def head_mesh(
 
 
 def write_head_mesh(
-    path: str | os.PathLike[str], head: Head = DEFAULT_HEAD, up_axis: str = "y"
+    path: str | os.PathLike[str],
+    head: Head = DEFAULT_HEAD,
+    up_axis: str = "y",
+    suffix: str | None = None,
 ) -> Path:
     """Write :func:`head_mesh` (metres, the strands' ``up_axis``) as .obj or .ply by the suffix
-    (PLY binary), atomically. Returns the path."""
+    (PLY binary), atomically. ``suffix`` overrides the path's (for temporary names). Returns the
+    path."""
     path = Path(path)
-    suffix = path.suffix.lower()
+    suffix = (suffix or path.suffix).lower()
     if suffix not in HEAD_MESH_SUFFIXES:
         raise UserError(f"{path}: head mesh must end in .obj or .ply")
     mesh = head_mesh(head, up_axis=up_axis)

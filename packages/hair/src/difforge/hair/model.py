@@ -420,6 +420,12 @@ class HairModel:
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     info: dict[str, Any] = field(default_factory=dict)  # training data, metrics, versions
 
+    @property
+    def condition(self) -> str:
+        """What the model sees: ``"maps"`` (hair mask + orientation, :mod:`difforge.hair.maps`)
+        or ``"rgb"`` (a render's pixels: models trained before the maps existed)."""
+        return model_condition(self.info)
+
     def save(self, model_dir: str | os.PathLike[str], overwrite: bool = False) -> Path:
         """Write the folder atomically: ``codec/``, ``diffusion/`` (float16) and ``config.json``.
         An existing non-empty folder is replaced only with ``overwrite``."""
@@ -442,6 +448,11 @@ class HairModel:
             sampling=sampling,
             info=info,
         )
+
+
+def model_condition(info: dict[str, Any]) -> str:
+    """The conditioning kind recorded in a model folder's training config (default ``"rgb"``)."""
+    return info.get("training", {}).get("config", {}).get("data", {}).get("condition", "rgb")
 
 
 def upgrade_sampling_meta(sampling: dict[str, Any]) -> dict[str, Any]:

@@ -20,23 +20,27 @@ from typing import Any
 import numpy as np
 import torch
 
+from difforge.core.errors import UserError
 from difforge.hair.data.groom import Groom
-from difforge.hair.data.images import conditioning_array, load_conditioning_image
+from difforge.hair.data.images import conditioning_array
 from difforge.hair.export import write_strands
 from difforge.hair.model import HairModel, SamplingConfig
+from difforge.hair.photo import AlignedPhoto, model_picture
 from difforge.hair.sample import HairGenerator
 
 
 @dataclass
 class HairOutput:
     """One generated groom: ``points (N, K, 3)`` float32 metres in the head frame (root first),
-    ``root_uv (N, 2)``, the conditioning ``image`` it came from, and the conversion ``notes``."""
+        ``root_uv (N, 2)``, the conditioning ``image`` the model saw (the maps of the aligned photo for
+    a photo model), the conversion ``notes`` and, for a photo, the front end's ``aligned`` photo."""
 
     points: np.ndarray
     root_uv: np.ndarray
     image: np.ndarray
     seed: int
     notes: list[str] = field(default_factory=list)
+    aligned: AlignedPhoto | None = None  # the photo front end's crop, masks and transform
 
     @property
     def n_strands(self) -> int:
@@ -75,24 +79,36 @@ class HairPipeline:
 
     def __call__(
         self,
-        image: str | os.PathLike[str] | np.ndarray,
+        image: str | os.PathLike[str] | np.ndarray | None = None,
         seed: int = 0,
         strands: int | None = None,
         root_candidates: int | None = None,
+        face: int | None = None,
+        maps: np.ndarray | None = None,
         **sampling: Any,
     ) -> HairOutput:
-        """A groom for one front picture (a file, or an ``(H, W, 3)`` uint8 array; other sizes
-        are centre-cropped and resized). ``strands``: exactly that many (the density decides
+        """A groom for one photo of a person (a file, or an ``(H, W, 3)`` uint8 array): the
+        front end finds the face (``face``: which of several, default the largest), aligns the
+        head and measures its hair maps. ``strands``: exactly that many (the density decides
         where they grow); ``root_candidates``: as many as the density keeps of them; neither:
-        the model's default. Other keywords override :class:`SamplingConfig` fields."""
+        the model's default. ``maps``: an ``(S, S, 3)`` uint8 maps picture instead of a photo
+        (:func:`difforge.hair.maps.hair_maps`, e.g. a dataset's ``maps.png``). Other keywords
+        override :class:`SamplingConfig` fields."""
         unknown = set(sampling) - {f.name for f in dataclasses.fields(SamplingConfig)}
         if unknown:
             raise TypeError(f"unknown sampling settings: {', '.join(sorted(unknown))}")
         settings = dataclasses.replace(self.model.sampling, **sampling)
         generator = HairGenerator(self.model, self.device, settings, seed=seed)
-        if isinstance(image, np.ndarray):
-            picture, notes = conditioning_array(image, generator.image_size)
+        if (image is None) == (maps is None):
+            raise TypeError("give a photo (image) or its maps (maps), not both or neither")
+        if maps is not None:
+            if generator.condition != "maps":
+                raise UserError("this model takes pictures, not maps")
+            picture, notes = conditioning_array(maps, generator.image_size)
+            aligned = None
         else:
-            picture, notes = load_conditioning_image(image, generator.image_size)
+            picture, notes, aligned = model_picture(
+                image, generator.condition, generator.image_size, face
+            )
         groom = generator.generate(picture, strands, seed, root_candidates)
-        return HairOutput(groom.points, groom.root_uv, picture, seed, notes)
+        return HairOutput(groom.points, groom.root_uv, picture, seed, notes, aligned)

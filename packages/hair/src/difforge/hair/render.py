@@ -90,11 +90,14 @@ class Appearance:
 class Render:
     """``rgb`` (H, W, 3) uint8; ``hair_mask`` (H, W) bool, hair covers at least half the pixel;
     ``orientation`` (H, W) float32, 2D strand direction in [0, pi) radians (0 = image right,
-    pi/2 = image up), NaN where no hair."""
+    pi/2 = image up), NaN where no hair. With ``keep_fine``: ``fine_rgb`` and ``fine_coverage``,
+    the supersampled raster before the box filter (the conditioning maps are measured on it)."""
 
     rgb: np.ndarray
     hair_mask: np.ndarray
     orientation: np.ndarray = field(repr=False)
+    fine_rgb: np.ndarray | None = field(default=None, repr=False)
+    fine_coverage: np.ndarray | None = field(default=None, repr=False)
 
 
 def render_groom(
@@ -104,6 +107,7 @@ def render_groom(
     appearance: Appearance = Appearance(),
     head: Head = DEFAULT_HEAD,
     supersample: int = 2,
+    keep_fine: bool = False,
 ) -> Render:
     """Draw strands ``(N, K, 3)`` (metres, head frame) over the head as seen by ``camera``."""
     res = size * supersample
@@ -131,10 +135,13 @@ def render_groom(
     )
     orientation[coverage == 0] = np.nan
     rgb = _box_down(image, supersample)
+    to_bytes = lambda linear: np.clip(np.round(_to_srgb(linear) * 255), 0, 255).astype(np.uint8)  # noqa: E731
     return Render(
-        rgb=np.clip(np.round(_to_srgb(rgb) * 255), 0, 255).astype(np.uint8),
+        rgb=to_bytes(rgb),
         hair_mask=coverage >= 0.5,
         orientation=orientation,
+        fine_rgb=to_bytes(image) if keep_fine else None,
+        fine_coverage=covered.reshape(res, res).astype(np.float32) if keep_fine else None,
     )
 
 
@@ -312,14 +319,15 @@ def side_by_side(images: list[np.ndarray], gap: int = 4, background: int = 255) 
 def contact_sheet(
     points: np.ndarray,
     appearance: Appearance = Appearance(),
-    input_image: np.ndarray | None = None,
+    input_image: np.ndarray | list[np.ndarray] | None = None,
     size: int = 256,
 ) -> np.ndarray:
-    """Front, three-quarter, side and back renders in one row, after the input picture if given."""
+    """Front, three-quarter, side and back renders in one row, after the input picture(s)."""
     views = render_views(points, ("front", "three_quarter", "left", "back"), size, appearance)
     tiles = [view.rgb for view in views.values()]
-    if input_image is not None:
-        picture = Image.fromarray(np.asarray(input_image, dtype=np.uint8))
+    inputs = [] if input_image is None else input_image
+    for picture in reversed(inputs if isinstance(inputs, list) else [inputs]):
+        picture = Image.fromarray(np.asarray(picture, dtype=np.uint8))
         tiles.insert(0, np.asarray(picture.resize((size, size), Image.Resampling.LANCZOS)))
     return side_by_side(tiles)
 

@@ -35,8 +35,18 @@ class DataConfig:
     n_strands: int = 10_000
     image_size: int = 128
     strands_per_style: int = 512  # codec training strands drawn from each style
+    # What the model sees: "maps" (hair mask + Gabor orientation, the same on renders and
+    # photos, :mod:`difforge.hair.maps`) or "rgb" (the render's pixels; models before issue 15).
+    condition: str = "maps"
+    # Strength of the training-time augmentation of the maps (misalignment, mask edges,
+    # orientation noise; :func:`difforge.hair.maps.augment_maps`); 0 = off.
+    augment: float = 1.0
 
     def __post_init__(self) -> None:
+        check_config(
+            self.condition in ("maps", "rgb"), "condition", "'maps' or 'rgb'", self.condition
+        )
+        check_config(0 <= self.augment <= 2, "augment", "in [0, 2]", self.augment)
         for key in ("styles", "workers", "n_strands", "strands_per_style"):
             check_config(getattr(self, key) >= 1, key, ">= 1", getattr(self, key))
         check_config(self.seed >= 0, "seed", ">= 0", self.seed)

@@ -30,6 +30,7 @@ from difforge.hair.model import (
     head_complement,
     images_to_tensor,
     make_edm_scheduler,
+    model_condition,
     replace_complement,
     sample_texture,
     smooth_latents,
@@ -89,6 +90,11 @@ class HairGenerator:
     @property
     def image_size(self) -> int:
         return int(self.diffusion.config.image_size)
+
+    @property
+    def condition(self) -> str:
+        """``"maps"`` or ``"rgb"``: the picture :meth:`generate` takes (:func:`model_condition`)."""
+        return model_condition(self.info)
 
     @torch.no_grad()
     def textures(self, images: np.ndarray, seed: int) -> Tensor:

@@ -46,6 +46,7 @@ from difforge.core.nn import num_parameters
 from difforge.core.pretrained import CONFIG_NAME, load_component, save_component
 from difforge.core.train import Trainer, process_state
 from difforge.core.workers import spawn_context
+from difforge.hair.augment import augment_maps
 from difforge.hair.codec import (
     StrandCodec,
     codec_errors,
@@ -99,9 +100,9 @@ def style_folders(data_dir: str | Path) -> list[Path]:
     return folders
 
 
-def _read_folder(task: tuple[Path, int, int]) -> StyleRecord:
-    folder, image_size, n_points = task
-    style, groom, image = load_sample(folder)
+def _read_folder(task: tuple[Path, int, int, str]) -> StyleRecord:
+    folder, image_size, n_points, condition = task
+    style, groom, image = load_sample(folder, condition)
     try:
         with Image.open(folder / "density.png") as picture:
             density = np.asarray(picture.convert("L"), dtype=np.float32) / 255.0
@@ -115,17 +116,18 @@ def _read_folder(task: tuple[Path, int, int]) -> StyleRecord:
     return StyleRecord(style.seed, style.family, local, groom.root_uv, image, density)
 
 
-def procedural_record(task: tuple[int, SampleConfig, int]) -> StyleRecord:
+def procedural_record(task: tuple[int, SampleConfig, int, str]) -> StyleRecord:
     """The style of a seed, generated with the sample settings ``config``, its strands resampled
-    to ``n_points`` (the codec's) in root frames; ``task`` is ``(seed, config, n_points)``."""
-    seed, config, n_points = task
+    to ``n_points`` (the codec's) in root frames; ``task`` is ``(seed, config, n_points,
+    condition)``."""
+    seed, config, n_points, condition = task
     sample = make_sample(seed, config)
     return StyleRecord(
         seed,
         sample.style.family,
         local_strands(sample.groom.points, sample.groom.root_uv, n_points),
         sample.groom.root_uv,
-        sample.render.rgb,
+        sample.condition(condition),
         density_map(sample.style, 128),
     )
 
@@ -137,13 +139,16 @@ def iter_styles(
     ``data.workers`` processes."""
     if data_dir is not None:
         read = _read_folder
-        tasks = [(f, data.image_size, n_points) for f in style_folders(data_dir)]
+        tasks = [(f, data.image_size, n_points, data.condition) for f in style_folders(data_dir)]
     else:
         config = SampleConfig(
             n_strands=data.n_strands, n_points=n_points, image_size=data.image_size
         )
         read = procedural_record
-        tasks = [(seed, config, n_points) for seed in training_seeds(data.styles, data.seed)]
+        tasks = [
+            (seed, config, n_points, data.condition)
+            for seed in training_seeds(data.styles, data.seed)
+        ]
     if data.workers <= 1:
         yield from map(read, tasks)
         return
@@ -423,12 +428,15 @@ def train_diffusion(
         # Token features are channel-major (textures_to_tokens): patch_size² per channel.
         features = channel_weights.repeat_interleave(config.model.patch_size**2)
     loss = EDMLoss(scheduler, feature_weights=features, **loss_args)
+    augment = config.data.augment if config.data.condition == "maps" else 0.0
+
+    def picture(images: torch.Tensor) -> torch.Tensor:
+        return augment_maps(images_to_tensor(images), augment)
+
     codec.cpu()
     trainer = Trainer(
         diffusion,
-        lambda model, batch: loss(
-            model, batch["tokens"], {"image": images_to_tensor(batch["image"])}
-        ),
+        lambda model, batch: loss(model, batch["tokens"], {"image": picture(batch["image"])}),
         lambda start: _random_batches(
             {"tokens": tokens, "image": images}, config.train.batch_size, config.train.seed, start
         ),

@@ -2,8 +2,9 @@
 
 On disk, one folder per style, ``style_<seed>/``, like DiffLocks' per-style files:
 ``strands.npz`` (points (N, K, 3) float32 metres, root_uv (N, 2)), ``image.png`` (front
-conditioning picture), ``mask.png`` (its hair mask), ``density.png`` (scalp density map, rows v,
-columns u), ``params.json`` (style parameters + generation settings). ``index.json`` at the top
+conditioning picture), ``mask.png`` (its hair mask), ``maps.png`` (the
+conditioning maps: hair mask and Gabor orientation, :mod:`difforge.hair.maps`), ``density.png``
+(scalp density map, rows v, columns u), ``params.json`` (style parameters + generation settings). ``index.json`` at the top
 lists the styles and is written last.
 """
 
@@ -32,6 +33,7 @@ from difforge.hair.data.styles import (
     sample_style,
 )
 from difforge.hair.export import read_npz, write_npz
+from difforge.hair.maps import hair_maps, photo_like
 from difforge.hair.render import (
     CONDITIONING_SIZE,
     VIEWS,
@@ -54,21 +56,35 @@ class SampleConfig:
 
 @dataclass(frozen=True)
 class HairSample:
+    """A style, its groom, its front render, and the render's conditioning maps (measured on a
+    photo-like copy of the supersampled render, :func:`~difforge.hair.maps.photo_like`)."""
+
     style: StyleParams
     groom: Groom
     render: Render
+    maps: np.ndarray
+
+    def condition(self, kind: str) -> np.ndarray:
+        """The picture a model with conditioning ``kind`` ("rgb" or "maps") sees."""
+        return self.maps if kind == "maps" else self.render.rgb
 
 
 def make_sample(
     seed: int, config: SampleConfig = SampleConfig(), head: Head = DEFAULT_HEAD
 ) -> HairSample:
-    """The style of ``seed``, its groom and its front conditioning render (all deterministic)."""
+    """The style of ``seed``, its groom, its front render and maps (all deterministic)."""
     style = sample_style(seed)
     groom = generate_groom(style, config.n_strands, config.n_points, head)
     render = render_groom(
-        groom.points, VIEWS["front"], config.image_size, Appearance.from_style(style), head
+        groom.points,
+        VIEWS["front"],
+        config.image_size,
+        Appearance.from_style(style),
+        head,
+        keep_fine=True,
     )
-    return HairSample(style=style, groom=groom, render=render)
+    maps = hair_maps(photo_like(render.fine_rgb, seed), render.fine_coverage, config.image_size)
+    return HairSample(style=style, groom=groom, render=render, maps=maps)
 
 
 def training_seeds(
@@ -111,6 +127,7 @@ def write_sample(
     write_npz(folder / "strands.npz", sample.groom.points, sample.groom.root_uv)
     save_png(folder / "image.png", sample.render.rgb)
     save_png(folder / "mask.png", sample.render.hair_mask.astype(np.uint8) * 255)
+    save_png(folder / "maps.png", sample.maps)
     save_png(
         folder / "density.png", np.round(density_map(sample.style, 128) * 255).astype(np.uint8)
     )
@@ -183,21 +200,29 @@ def dataset_folders(root: str | os.PathLike[str], config: SampleConfig | None = 
     return folders
 
 
-def load_style_picture(folder: str | os.PathLike[str]) -> tuple[StyleParams, np.ndarray]:
-    """Read a style folder's parameters and conditioning picture (H, W, 3) uint8."""
+CONDITION_FILES = {"rgb": "image.png", "maps": "maps.png"}
+
+
+def load_style_picture(
+    folder: str | os.PathLike[str], condition: str = "rgb"
+) -> tuple[StyleParams, np.ndarray]:
+    """Read a style folder's parameters and conditioning picture (H, W, 3) uint8: the render
+    (``condition="rgb"``) or its maps (``"maps"``)."""
     folder = Path(folder)
     try:
         params = json.loads((folder / "params.json").read_text(encoding="utf-8"))
         style = StyleParams.from_dict(params["style"])
-        with Image.open(folder / "image.png") as picture:
+        with Image.open(folder / CONDITION_FILES[condition]) as picture:
             image = np.asarray(picture.convert("RGB"))
     except (OSError, KeyError, TypeError, ValueError) as exc:
         raise UserError(f"{folder}: not a difforge-hair style folder ({exc})") from None
     return style, image
 
 
-def load_sample(folder: str | os.PathLike[str]) -> tuple[StyleParams, Groom, np.ndarray]:
+def load_sample(
+    folder: str | os.PathLike[str], condition: str = "rgb"
+) -> tuple[StyleParams, Groom, np.ndarray]:
     """Read a style folder: (style, groom, conditioning picture (H, W, 3) uint8)."""
-    style, image = load_style_picture(folder)
+    style, image = load_style_picture(folder, condition)
     points, root_uv = read_npz(Path(folder) / "strands.npz")
     return style, Groom(points=points, root_uv=root_uv), image

@@ -7,6 +7,9 @@
 - Larger or smaller than ``size`` -> resized with a Lanczos filter (note). Under 16 px on a side
   is refused: there is no head left to see.
 - Beyond Pillow's decompression-bomb limit -> UserError, never decoded.
+
+Models conditioned on maps (:mod:`difforge.hair.maps`) take the photo whole instead
+(:func:`load_photo`): the front end (:mod:`difforge.hair.photo`) finds and crops the head.
 """
 
 from __future__ import annotations
@@ -24,10 +27,11 @@ from difforge.hair.render import CONDITIONING_SIZE, Appearance
 MIN_SIDE = 16
 
 
-def load_conditioning_image(
-    path: str | os.PathLike[str], size: int = CONDITIONING_SIZE
-) -> tuple[np.ndarray, list[str]]:
-    """Return the picture as a (size, size, 3) uint8 RGB array and notes on what was converted."""
+MAX_PHOTO_SIDE = 1280  # photos are read at most this large: faces stay well resolved
+
+
+def _open_image(path: str | os.PathLike[str], draft_size: int) -> Image.Image:
+    """Open and decode an image file with the one-line errors of the module docstring."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such image file")
@@ -35,7 +39,7 @@ def load_conditioning_image(
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as opened:
-                opened.draft("RGB", (size, size))  # JPEG: decode at a reduced scale when large
+                opened.draft("RGB", (draft_size, draft_size))  # JPEG: decode at reduced scale
                 image = opened.copy() if opened.mode != "P" else opened.convert("RGBA")
                 image.load()
     except (
@@ -51,15 +55,10 @@ def load_conditioning_image(
         raise UserError(f"{path}: {reason}") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise UserError(f"{path}: unreadable image ({exc})") from None
+    return image
 
-    return conditioning_picture(image, size, str(path))
 
-
-def conditioning_array(
-    array: np.ndarray, size: int = CONDITIONING_SIZE
-) -> tuple[np.ndarray, list[str]]:
-    """:func:`load_conditioning_image` for a picture already in memory: an ``(H, W, 3)`` or
-    ``(H, W, 4)`` uint8 array (or ``(H, W)`` grey), converted the same way."""
+def _image_of_array(array: np.ndarray) -> Image.Image:
     array = np.asarray(array)
     if (
         array.dtype != np.uint8
@@ -69,14 +68,47 @@ def conditioning_array(
         raise UserError(
             f"expected an (H, W, 3) uint8 picture, got a {array.dtype} array of shape {array.shape}"
         )
-    return conditioning_picture(Image.fromarray(array), size, "picture")
+    return Image.fromarray(array)
 
 
-def conditioning_picture(
-    image: Image.Image, size: int, source: str
+def load_conditioning_image(
+    path: str | os.PathLike[str], size: int = CONDITIONING_SIZE
 ) -> tuple[np.ndarray, list[str]]:
-    """A decoded picture as the (size, size, 3) uint8 conditioning image and the notes on what
-    was converted (``source`` names it in errors)."""
+    """Return the picture as a (size, size, 3) uint8 RGB array and notes on what was converted."""
+    return conditioning_picture(_open_image(path, size), size, str(path))
+
+
+def conditioning_array(
+    array: np.ndarray, size: int = CONDITIONING_SIZE
+) -> tuple[np.ndarray, list[str]]:
+    """:func:`load_conditioning_image` for a picture already in memory: an ``(H, W, 3)`` or
+    ``(H, W, 4)`` uint8 array (or ``(H, W)`` grey), converted the same way."""
+    return conditioning_picture(_image_of_array(array), size, "picture")
+
+
+def load_photo(
+    image: str | os.PathLike[str] | np.ndarray,
+) -> tuple[np.ndarray, list[str]]:
+    """A photograph (a file or an array) as an (H, W, 3) uint8 RGB array at its own size (at
+    most :data:`MAX_PHOTO_SIDE` on the longer side), converted as the module docstring says but
+    not cropped: the photo front end finds the head."""
+    if isinstance(image, np.ndarray):
+        picture = _image_of_array(image)
+    else:
+        picture = _open_image(image, MAX_PHOTO_SIDE)
+    picture, notes = _to_rgb(picture, "picture" if isinstance(image, np.ndarray) else str(image))
+    longest = max(picture.size)
+    if longest > MAX_PHOTO_SIDE:
+        scale = MAX_PHOTO_SIDE / longest
+        picture = picture.resize(
+            (round(picture.size[0] * scale), round(picture.size[1] * scale)),
+            Image.Resampling.LANCZOS,
+        )
+    return np.asarray(picture, dtype=np.uint8), notes
+
+
+def _to_rgb(image: Image.Image, source: str) -> tuple[Image.Image, list[str]]:
+    """Any decoded picture as 8-bit RGB, and notes on what was converted."""
     notes: list[str] = []
     width, height = image.size
     if min(width, height) < MIN_SIDE:
@@ -99,6 +131,16 @@ def conditioning_picture(
         if image.mode != "RGBA":
             notes.append(f"{image.mode} image converted to RGB")
         image = image.convert("RGB")
+    return image, notes
+
+
+def conditioning_picture(
+    image: Image.Image, size: int, source: str
+) -> tuple[np.ndarray, list[str]]:
+    """A decoded picture as the (size, size, 3) uint8 conditioning image and the notes on what
+    was converted (``source`` names it in errors)."""
+    width, height = image.size
+    image, notes = _to_rgb(image, source)
     if width != height:
         side = min(width, height)
         left, top = (width - side) // 2, (height - side) // 2
