@@ -154,6 +154,6 @@ def test_groom_in_photo_undoes_the_alignment(sample):
 
 def test_strands_over_the_face_counts_hanging_strands():
     strand = np.stack([np.zeros(8), np.linspace(0.1, -0.1, 8), np.full(8, 0.1)], -1)
-    beside = strand + [0.09, 0.0, 0.0]
-    behind = strand * [1, 1, -1]
+    beside = strand + np.array([0.09, 0.0, 0.0])
+    behind = strand * np.array([1, 1, -1])
     assert strands_over_face(np.stack([strand, beside, behind, strand])) == 2
