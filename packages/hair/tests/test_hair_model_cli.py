@@ -126,6 +126,16 @@ def test_demo_reconstructs_every_bundled_picture_with_a_model(trained, tmp_path)
             assert sheet.width > 4 * sheet.height  # input picture + four views in one row
 
 
+def test_demo_generates_from_a_real_photo(trained, tmp_path):
+    from difforge.hair.demo import photo_section
+
+    section = photo_section(tmp_path, trained / "model")
+    (png,), (ply,) = section.images, section.files
+    assert len(read_ply(ply)) == section.metrics["strands"] > 0
+    with Image.open(png) as sheet:  # crop, maps, groom over the crop + four views
+        assert sheet.size == (7 * 256 + 6 * 4, 256)
+
+
 def test_demo_without_a_shipped_model_shows_only_the_procedural_section(
     tmp_path, monkeypatch, small
 ):

@@ -1,10 +1,11 @@
 """Gallery entries for ``make demo``.
 
-1. The shipped default model reconstructs grooms from bundled held-out pictures (front renders of
-   procedural styles whose seeds were never used in training), on CPU: PLY + a PNG of the input
-   beside renders of the result. Only once the default model ships (``weights/default``); until
-   then the gallery says so.
-2. A few procedural styles (the training data) rendered the same way, for comparison.
+1. The shipped default model on a real photograph (scikit-image's astronaut portrait): the
+   aligned crop, the maps the model sees, the groom over the photo, and its renders.
+2. The same model on bundled held-out pictures (front renders of procedural styles whose seeds
+   were never used in training), on CPU: PLY + a PNG of the input beside renders of the result.
+   Only once the default model ships (``weights/default``); until then the gallery says so.
+3. A few procedural styles (the training data) rendered the same way, for comparison.
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ import time
 from pathlib import Path
 
 from difforge.core.gallery import DemoSection
+from difforge.hair.data.dataset import SampleConfig, make_sample
 from difforge.hair.data.groom import generate_groom
 from difforge.hair.data.images import load_conditioning_image
 from difforge.hair.data.styles import sample_style
 from difforge.hair.export import write_ply
+from difforge.hair.maps import maps_preview
 from difforge.hair.render import Appearance, contact_sheet, save_png
 
 HELD_OUT_PICTURES = Path(__file__).resolve().parent / "assets"
@@ -44,12 +47,17 @@ def reconstruction_section(
     images, files, metrics = [], [], {}
     for picture in sorted(HELD_OUT_PICTURES.glob("heldout_*.png")):
         image, _ = load_conditioning_image(picture, generator.image_size)
+        shown = [image]
+        if generator.condition == "maps":  # the picture's maps, measured on its render
+            seed = int(picture.stem.rsplit("_", 1)[1])
+            image = make_sample(seed, SampleConfig(image_size=generator.image_size)).maps
+            shown.append(maps_preview(image))
         start = time.perf_counter()
         groom = generator.generate(image, seed=0, root_candidates=root_candidates)
         metrics[f"seconds_{picture.stem}"] = round(time.perf_counter() - start, 2)
         name = picture.stem.removeprefix("heldout_")
         png, ply = out / f"hair_model_{name}.png", out / f"hair_model_{name}.ply"
-        save_png(png, contact_sheet(groom.points, input_image=image))
+        save_png(png, contact_sheet(groom.points, input_image=shown))
         write_ply(ply, groom.points)
         images.append(png)
         files.append(ply)
@@ -64,6 +72,41 @@ def reconstruction_section(
         images=images,
         files=files,
         metrics=metrics,
+    )
+
+
+def photo_section(out: Path, model: str | os.PathLike[str] = "default") -> DemoSection:
+    """The model on a real portrait that ships inside scikit-image (NASA, public domain)."""
+    from skimage import data
+
+    from difforge.hair.photo import photo_panels
+    from difforge.hair.pipeline import HairPipeline
+
+    pipe = HairPipeline.from_pretrained(model)
+    start = time.perf_counter()
+    result = pipe(data.astronaut(), seed=0)
+    seconds = round(time.perf_counter() - start, 2)
+    png, ply = out / "hair_photo_astronaut.png", out / "hair_photo_astronaut.ply"
+    panels = (
+        photo_panels(result.aligned, result.points)
+        if result.aligned is not None
+        else [result.image]
+    )
+    save_png(png, contact_sheet(result.points, input_image=panels))
+    result.save(ply)
+    how = (
+        "the aligned crop, the hair mask and strand orientation the model sees (hue = "
+        "direction), the groom laid over the crop, then its renders"
+        if result.aligned is not None
+        else "the centre-cropped picture the model sees (this model takes renders, not photos), "
+        "then the renders"
+    )
+    return DemoSection(
+        title="hair: a real photograph -> 3D strands (shipped default model, CPU)",
+        description=f"scikit-image's astronaut portrait (NASA, public domain): {how}.",
+        images=[png],
+        files=[ply],
+        metrics={"seconds": seconds, "strands": result.n_strands},
     )
 
 
@@ -105,4 +148,4 @@ def run(
             "there is no reconstruction section."
         )
         return [procedural]
-    return [reconstruction_section(out, model), procedural]
+    return [photo_section(out, model), reconstruction_section(out, model), procedural]
