@@ -28,7 +28,8 @@ from PIL import Image
 from difforge.core.io import atomic_open, write_json
 from difforge.hair import HairPipeline
 from difforge.hair.evaluate import mask_iou
-from difforge.hair.maps import maps_preview
+from difforge.hair.maps import ANALYSIS_SIZE, maps_preview
+from difforge.hair.photo import AlignedPhoto
 from difforge.hair.photo_eval import PhotoReference, groom_in_photo, photo_scores
 from difforge.hair.render import side_by_side
 
@@ -53,13 +54,28 @@ def front_end_mask_in_photo(aligned, shape: tuple[int, int]) -> np.ndarray:
     return cv2.warpAffine(mask, to_photo, shape[::-1], flags=cv2.INTER_NEAREST).astype(bool)
 
 
+def centre_crop_alignment(rgb: np.ndarray) -> AlignedPhoto:
+    """The framing an RGB model's picture has (the photo's centre square), as an alignment."""
+    height, width = rgb.shape[:2]
+    side = min(height, width)
+    scale = ANALYSIS_SIZE / side
+    matrix = np.array(
+        [[scale, 0, -(width - side) // 2 * scale], [0, scale, -(height - side) // 2 * scale]]
+    )
+    crop = cv2.warpAffine(rgb, matrix, (ANALYSIS_SIZE, ANALYSIS_SIZE), flags=cv2.INTER_AREA)
+    empty = np.zeros((ANALYSIS_SIZE, ANALYSIS_SIZE), bool)
+    return AlignedPhoto(crop, empty, crop, matrix, faces=[], face=0)
+
+
 def tint(rgb: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int]) -> np.ndarray:
     out = rgb.astype(np.float32)
     out[mask] = 0.5 * out[mask] + 0.5 * np.asarray(colour, np.float32)
     return out.astype(np.uint8)
 
 
-def score_photo(pipe: HairPipeline, name: str, path: Path, seed: int, pictures: Path | None):
+def score_photo(
+    pipe: HairPipeline, name: str, path: Path, seed: int, pictures: Path | None, **sampling
+):
     rgb = np.asarray(Image.open(path).convert("RGB"))
     annotation = load_annotation(name)
     reference = PhotoReference(
@@ -67,8 +83,10 @@ def score_photo(pipe: HairPipeline, name: str, path: Path, seed: int, pictures: 
         orientation_from_strokes(annotation["strokes"], annotation["hair_mask"]),
     )
     started = time.perf_counter()
-    out = pipe(rgb, seed=seed)
+    out = pipe(rgb, seed=seed, **sampling)
     seconds = time.perf_counter() - started
+    if out.aligned is None:  # a model that takes renders: its camera is the centre crop
+        out.aligned = centre_crop_alignment(rgb)
     front_mask = front_end_mask_in_photo(out.aligned, rgb.shape[:2])
     row = {"photo": name, "front_end_iou": mask_iou(front_mask, reference.hair_mask)}
     row.update(photo_scores(out.aligned, out.points, reference))
@@ -76,11 +94,13 @@ def score_photo(pipe: HairPipeline, name: str, path: Path, seed: int, pictures: 
     row["notes"] = out.notes
     if pictures is not None:
         groom_mask, _ = groom_in_photo(out.aligned, out.points, rgb.shape[:2])
+        rgb_model = pipe.model.condition == "rgb"
+        picture = out.image if rgb_model else maps_preview(out.image)
         size = 256
         tiles = [
             tint(rgb, reference.hair_mask, (0, 200, 0)),
             tint(rgb, front_mask, (0, 120, 255)),
-            np.asarray(Image.fromarray(maps_preview(out.image)).resize(rgb.shape[1::-1])),
+            np.asarray(Image.fromarray(picture).resize(rgb.shape[1::-1])),
             tint(rgb, groom_mask, (255, 60, 0)),
         ]
         tiles = [np.asarray(Image.fromarray(t).resize((size, size))) for t in tiles]
@@ -117,12 +137,19 @@ def main() -> None:
     parser.add_argument("--pictures", type=Path)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--only", help="comma-separated photo names")
+    parser.add_argument("--ensemble", type=int, help="sampling override (default: the model's)")
+    parser.add_argument("--steps", type=int, help="sampling override (default: the model's)")
     args = parser.parse_args()
     wanted = args.only.split(",") if args.only else names()
     paths = collect(args.photos, only=wanted)
     pipe = HairPipeline.from_pretrained(args.model)
+    sampling = {
+        key: value
+        for key, value in (("ensemble", args.ensemble), ("steps", args.steps))
+        if value is not None
+    }
     rows = [
-        score_photo(pipe, name, paths[name], args.seed, args.pictures)
+        score_photo(pipe, name, paths[name], args.seed, args.pictures, **sampling)
         for name in wanted
         if name in paths
     ]

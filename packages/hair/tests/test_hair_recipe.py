@@ -167,32 +167,37 @@ def test_the_default_recipe_is_the_shipped_models_lineage(monkeypatch) -> None:
     import difforge.core.train
 
     recipe = load_recipe("default")
-    # codec -> candidate 3 -> 4a -> 4b -> 6, on ever more of the same styles (seeds from 0).
+    # codec -> candidate 3 -> 4a -> 4b -> 6 on ever more of the same styles (seeds from 0) ->
+    # photo1, the same on conditioning maps.
     chain = [(s.name, s.init_from) for s in recipe.diffusion_stages]
     assert chain == [
         ("candidate3", ""),
         ("candidate4a", "candidate3"),
         ("candidate4b", "candidate4a"),
         ("candidate6", "candidate4b"),
+        ("photo1", "candidate6"),
     ]
     assert style_counts(recipe) == [280, 980, 1960, 3920]
     configs = [stage_config(recipe, s) for s in recipe.diffusion_stages]
-    assert [c.train.steps for c in configs] == [8568, 6500, 2076, 14000]
-    assert [c.train.batch_size for c in configs] == [64, 256, 256, 256]
-    assert [c.train.lr for c in configs] == [5e-4, 7e-4, 4e-4, 4e-4]
-    assert [c.train.warmup_steps for c in configs] == [300, 300, 200, 200]
+    assert [c.train.steps for c in configs] == [8568, 6500, 2076, 14000, 6000]
+    assert [c.train.batch_size for c in configs] == [64, 256, 256, 256, 128]
+    assert [c.train.lr for c in configs] == [5e-4, 7e-4, 4e-4, 4e-4, 3e-4]
+    assert [c.train.warmup_steps for c in configs] == [300, 300, 200, 200, 200]
     # 4b's 4,300-step cosine was cut at 2,076: a whole cosine down to the lr it stopped at.
-    assert [c.train.min_lr for c in configs] == [5e-5, 5e-5, 2.48e-4, 5e-5]
-    # The last run as it ran on two GPUs is the shipped folder's record of its training.
+    assert [c.train.min_lr for c in configs] == [5e-5, 5e-5, 2.48e-4, 5e-5, 3e-5]
+    assert [c.data.condition for c in configs] == ["rgb"] * 4 + ["maps"]
+    # The last run, on one GPU, is the shipped folder's record of its training.
     shipped = json.loads((DEFAULT_MODEL_DIR / "config.json").read_text())
     monkeypatch.setattr(
-        difforge.core.train, "process_state", lambda: SimpleNamespace(num_processes=2)
+        difforge.core.train, "process_state", lambda: SimpleNamespace(num_processes=1)
     )
     trained = to_dict(configs[-1])
     trained["train"]["batch_size"] = _per_process(configs[-1].train).batch_size
     record = shipped["training"]["config"]
     for key in ("model", "cond_dropout", "p_mean", "p_std", "channel_weights"):
         assert trained[key] == record[key], key
+    for key in ("condition", "augment", "styles", "image_size"):
+        assert trained["data"][key] == record["data"][key], key
     for key in ("steps", "batch_size", "lr", "min_lr", "warmup_steps", "betas", "weight_decay"):
         assert trained["train"][key] == record["train"][key], key
     for key in ("grad_clip", "ema_decay", "mixed_precision", "seed", "compile"):

@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 from difforge.core.gallery import DemoSection
-from difforge.hair.data.dataset import SampleConfig, make_sample
 from difforge.hair.data.groom import generate_groom
 from difforge.hair.data.images import load_conditioning_image
 from difforge.hair.data.styles import sample_style
@@ -24,6 +23,7 @@ from difforge.hair.maps import maps_preview
 from difforge.hair.render import Appearance, contact_sheet, save_png
 
 HELD_OUT_PICTURES = Path(__file__).resolve().parent / "assets"
+HELD_OUT_MAPS = HELD_OUT_PICTURES / "maps"  # their conditioning maps, same names (--maps inputs)
 
 DEMO_STYLES = (
     ("long_straight", 1),
@@ -49,8 +49,7 @@ def reconstruction_section(
         image, _ = load_conditioning_image(picture, generator.image_size)
         shown = [image]
         if generator.condition == "maps":  # the picture's maps, measured on its render
-            seed = int(picture.stem.rsplit("_", 1)[1])
-            image = make_sample(seed, SampleConfig(image_size=generator.image_size)).maps
+            image, _ = load_conditioning_image(HELD_OUT_MAPS / picture.name, generator.image_size)
             shown.append(maps_preview(image))
         start = time.perf_counter()
         groom = generator.generate(image, seed=0, root_candidates=root_candidates)
