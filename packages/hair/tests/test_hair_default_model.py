@@ -94,6 +94,8 @@ def test_help_and_readme_give_the_shipped_models_sampling_defaults():
     for dest, value in shipped.items():
         assert f"the shipped model's is {value})" in " ".join(helps[dest].split()), dest
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    (line,) = [row for row in readme.splitlines() if row.startswith("difforge-hair generate --image")]
+    (line,) = [
+        row for row in readme.splitlines() if row.startswith("difforge-hair generate --image")
+    ]
     for flag in ("steps", "guidance", "min-density", "ensemble"):
         assert f"[--{flag} {shipped[flag.replace('-', '_')]}]" in line, flag
