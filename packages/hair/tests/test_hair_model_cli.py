@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from difforge.hair.cli import main
@@ -124,6 +125,43 @@ def test_demo_reconstructs_every_bundled_picture_with_a_model(trained, tmp_path)
         assert np.isfinite(points).all()
         with Image.open(png) as sheet:
             assert sheet.width > 4 * sheet.height  # input picture + four views in one row
+
+
+def test_generate_from_a_photo_with_every_output(trained, tmp_path, capsys):
+    import trimesh
+    from skimage import data
+
+    from difforge.hair.export_tools import HEAD_MESH_SUFFIXES
+
+    assert ".obj" in HEAD_MESH_SUFFIXES
+    photo, out = tmp_path / "astronaut.jpg", tmp_path / "out"
+    Image.fromarray(data.astronaut()).save(photo)
+    args = ["generate", "--image", str(photo), "--model", str(trained / "model"), "--strands",
+            "300", "--points", "40", "--out", str(out / "g.ply"), "--png", str(out / "g.png"),
+            "--head-mesh", str(out / "head.obj"), "--up-axis", "z"]  # fmt: skip
+    out.mkdir()
+    assert main(args) == 0
+    assert read_ply(out / "g.ply").shape == (300, 40, 3)  # the model's 16 points, resampled
+    head = trimesh.load(out / "head.obj")
+    assert head.is_watertight and head.bounds[1][2] == pytest.approx(0.1, abs=1e-3)  # z up
+    with Image.open(out / "g.png") as sheet:  # crop, maps, groom over the crop + four views
+        assert sheet.size == (7 * 256 + 6 * 4, 256)
+    capsys.readouterr()
+    # A photo without a face, a face that is not there, --face on maps: one line, nothing written.
+    Image.fromarray(data.chelsea()).save(tmp_path / "cat.png")
+    maps = str(trained / "data" / "style_0000005" / "maps.png")
+    model = ["--model", str(trained / "model"), "--out", str(tmp_path / "x.ply")]
+    cases = [
+        (["--image", str(tmp_path / "cat.png")], f"no face found in {tmp_path / 'cat.png'}"),
+        (["--image", str(photo), "--face", "1"], "has 1 face(s); --face must be 0..0"),
+        (["--maps", maps, "--face", "0"], "--face applies to --image"),
+        (["--image", str(photo), "--maps", maps], "not allowed with argument"),
+    ]
+    for extra, message in cases:
+        assert main(["generate", *extra, *model]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "x.ply").exists()
 
 
 def test_demo_generates_from_a_real_photo(trained, tmp_path):
