@@ -14,7 +14,7 @@ from difforge.core.errors import UserError
 from difforge.hair.data.dataset import held_out_seeds, make_sample
 from difforge.hair.maps import ANALYSIS_SIZE, hair_maps, unpack_maps
 from difforge.hair.model import images_to_tensor
-from difforge.hair.photo_eval import groom_in_photo, strands_over_face
+from difforge.hair.photo_eval import groom_in_photo, hair_rida, strands_over_face
 from difforge.hair.render import VIEWS, render_groom
 
 
@@ -157,3 +157,24 @@ def test_strands_over_the_face_counts_hanging_strands():
     beside = strand + np.array([0.09, 0.0, 0.0])
     behind = strand * np.array([1, 1, -1])
     assert strands_over_face(np.stack([strand, beside, behind, strand])) == 2
+
+
+def test_hair_rida_counts_the_pairs_the_groom_orders_right(sample):
+    front = render_groom(sample.groom.points, VIEWS["front"], ANALYSIS_SIZE)
+    depth = front.depth
+    near_hair = cv2.dilate(front.hair_mask.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    assert np.isfinite(depth[front.hair_mask]).all() and np.isnan(depth[~near_hair]).all()
+    # The nearest visible hair lies on the front of the skull (z ~ 0.095 m, in front of the
+    # camera's centre plane); the farthest is behind it.
+    flat = np.where(front.hair_mask, depth, np.nan)
+    top = np.array(np.unravel_index(np.nanargmin(flat), flat.shape)[::-1], float)
+    side = np.array(np.unravel_index(np.nanargmax(flat), flat.shape)[::-1], float)
+    at = lambda p: depth[int(p[1]), int(p[0])]  # noqa: E731
+    assert at(top) < -0.08 and at(side) > at(top) + 0.05
+    aligned = photo.AlignedPhoto(front.rgb, front.hair_mask, sample.maps, np.eye(2, 3), [], 0)
+    pairs = [(top, side, 1), (side, top, -1)]
+    assert hair_rida(aligned, depth, pairs, search=0) == 1.0
+    assert hair_rida(aligned, depth, [(top, side, -1)], search=0) == 0.0
+    nowhere = np.array([2.0, 2.0])  # no hair there: the pair counts as wrong
+    assert hair_rida(aligned, depth, [*pairs, (nowhere, top, 1)], search=0) == pytest.approx(2 / 3)
+    assert np.isnan(hair_rida(aligned, depth, []))

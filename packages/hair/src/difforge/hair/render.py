@@ -90,12 +90,15 @@ class Appearance:
 class Render:
     """``rgb`` (H, W, 3) uint8; ``hair_mask`` (H, W) bool, hair covers at least half the pixel;
     ``orientation`` (H, W) float32, 2D strand direction in [0, pi) radians (0 = image right,
-    pi/2 = image up), NaN where no hair. With ``keep_fine``: ``fine_rgb`` and ``fine_coverage``,
+    pi/2 = image up), NaN where no hair; ``depth`` (H, W) float32, the visible hair's distance
+    along the view from the plane through ``camera.center`` (metres; smaller is nearer), NaN
+    where no hair. With ``keep_fine``: ``fine_rgb`` and ``fine_coverage``,
     the supersampled raster before the box filter (the conditioning maps are measured on it)."""
 
     rgb: np.ndarray
     hair_mask: np.ndarray
     orientation: np.ndarray = field(repr=False)
+    depth: np.ndarray | None = field(default=None, repr=False)
     fine_rgb: np.ndarray | None = field(default=None, repr=False)
     fine_coverage: np.ndarray | None = field(default=None, repr=False)
 
@@ -116,7 +119,7 @@ def render_groom(
     image = np.where(
         np.isfinite(head_depth)[..., None], head_rgb, np.asarray(appearance.background)
     )
-    hair_pixel, hair_rgb, hair_tangent = _rasterise_hair(
+    hair_pixel, hair_rgb, hair_tangent, hair_depth = _rasterise_hair(
         points, camera, rotation, res, head_depth, appearance, head
     )
     flat = image.reshape(-1, 3)
@@ -128,6 +131,9 @@ def render_groom(
     doubled = np.zeros((res * res, 2))
     doubled[hair_pixel] = np.stack([np.cos(2 * angle), np.sin(2 * angle)], axis=-1)
 
+    depth_sum = np.zeros(res * res)
+    depth_sum[hair_pixel] = hair_depth
+    depth_sum = _box_down(depth_sum.reshape(res, res, 1), supersample)[..., 0]
     coverage = _box_down(covered.reshape(res, res, 1), supersample)[..., 0]
     doubled = _box_down(doubled.reshape(res, res, 2), supersample)
     orientation = np.mod(0.5 * np.arctan2(doubled[..., 1], doubled[..., 0]), np.pi).astype(
@@ -140,6 +146,9 @@ def render_groom(
         rgb=to_bytes(rgb),
         hair_mask=coverage >= 0.5,
         orientation=orientation,
+        depth=np.where(coverage > 0, depth_sum / np.maximum(coverage, 1e-12), np.nan).astype(
+            np.float32
+        ),
         fine_rgb=to_bytes(image) if keep_fine else None,
         fine_coverage=covered.reshape(res, res).astype(np.float32) if keep_fine else None,
     )
@@ -212,11 +221,12 @@ def _rasterise_hair(
     head_depth: np.ndarray,
     appearance: Appearance,
     head: Head,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Visible hair per pixel: flat pixel indices, their linear RGB and 2D image-plane tangents."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Visible hair per pixel: flat pixel indices, their linear RGB, 2D image-plane tangents and
+    depths (metres along the view; smaller is nearer)."""
     points = np.asarray(points, dtype=np.float64)
     if points.size == 0:
-        return np.zeros(0, np.int64), np.zeros((0, 3)), np.zeros((0, 2))
+        return np.zeros(0, np.int64), np.zeros((0, 3)), np.zeros((0, 2)), np.zeros(0)
     n_points = points.shape[1]
     cam = (points - np.asarray(camera.center)) @ rotation.T
     scale = res / (2.0 * camera.half_extent)
@@ -249,8 +259,10 @@ def _rasterise_hair(
     depth_key = np.clip((sample_depth + 1.0) * 2**21, 0, 2**22 - 1).astype(np.int64)
     order = np.argsort(pixel * 2**22 + depth_key, kind="stable")
     pixel, segment, along = pixel[order], segment[order], along[order]
+    sample_depth = sample_depth[order]
     nearest = np.concatenate([[True], pixel[1:] != pixel[:-1]]) if len(pixel) else np.zeros(0, bool)
     pixel, segment, along = pixel[nearest], segment[nearest], along[nearest]
+    sample_depth = sample_depth[nearest]
 
     strand, index = np.divmod(segment, n_points - 1)
     tangent_cam = cam[strand, index + 1] - cam[strand, index]
@@ -262,7 +274,7 @@ def _rasterise_hair(
         tangent_cam, world, (index + along) / (n_points - 1), strand, appearance, head
     )
     image_tangent = np.stack([tangent_cam[:, 0], tangent_cam[:, 1]], -1)
-    return pixel, rgb, image_tangent
+    return pixel, rgb, image_tangent, sample_depth
 
 
 def _shade_hair(
