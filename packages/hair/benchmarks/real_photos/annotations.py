@@ -7,7 +7,9 @@ right, y down the rows):
 * ``hair_mask.png``: uint8 0/255, hair pixels only;
 * ``strands.json``: ``{"strokes": [[[x, y], ...], ...]}``, polylines drawn
   along visible strands/locks, from the root side toward the tip;
-* ``face.json``: ``{"face_box": [left, top, right, bottom]}``.
+* ``face.json``: ``{"face_box": [left, top, right, bottom]}``;
+* ``depth_pairs.json``: ``{"pairs": [{"a": [x, y], "b": [x, y], "closer": "a"}, ...]}``,
+  ordinal depth pairs of hair pixels for HairStep's HairRida metric.
 
 ``orientation_from_strokes`` turns the strokes into the dense strand map that
 HairStep compares rendered strand directions with (HairSale): every mask
@@ -98,3 +100,25 @@ def orientation_from_strokes(strokes: list[np.ndarray], mask: np.ndarray) -> np.
 def direction_from_strokes(strokes: list[np.ndarray], mask: np.ndarray) -> np.ndarray:
     """Like :func:`orientation_from_strokes` but directed (root to tip), in [0, 2 pi)."""
     return _nearest_stroke_field(strokes, mask, directed=True)
+
+
+def load_depth_pairs(
+    name: str, root: str | Path = ROOT
+) -> list[tuple[np.ndarray, np.ndarray, int]]:
+    """Ordinal depth pairs ``(a, b, label)`` of ``annotations/<name>/depth_pairs.json``.
+
+    ``a`` and ``b`` are (2,) float arrays of pixel coordinates ``(x, y)`` (both
+    inside the hair mask); ``label`` is +1 when ``a`` is closer to the camera
+    and -1 when ``b`` is. A photo without the file has no pairs (empty list).
+    """
+    path = Path(root) / name / "depth_pairs.json"
+    if not path.is_file():
+        return []
+    out = []
+    for p in json.loads(path.read_text())["pairs"]:
+        if p["closer"] not in ("a", "b"):
+            raise ValueError(f"{path}: closer must be 'a' or 'b', got {p['closer']!r}")
+        a = np.asarray(p["a"], dtype=np.float64).reshape(2)
+        b = np.asarray(p["b"], dtype=np.float64).reshape(2)
+        out.append((a, b, 1 if p["closer"] == "a" else -1))
+    return out
