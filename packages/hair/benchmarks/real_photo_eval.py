@@ -8,7 +8,8 @@ face boxes are in real_photos/annotations/ (how they were made: annotations/READ
 
 For every photo: the front end's hair mask against the hand mask (IoU, in the photo's pixels:
 how good the model's input is), then the groom the model generates, rendered with the front end's
-alignment: IoU with the hand mask, HairSale against the strokes' strand map (degrees), strands
+alignment: IoU with the hand mask, HairSale against the strokes' strand map (degrees), HairRida
+on the hand-labelled ordinal depth pairs (annotations/<name>/depth_pairs.json), strands
 over the face, median strand length against the visible hair's vertical extent, and the time
 of the whole call (front end + sampling + decoding). --pictures writes, per photo, the photo
 with the hand mask, the model's input maps and the groom over the photo.
@@ -34,13 +35,14 @@ from difforge.hair.photo_eval import PhotoReference, groom_in_photo, photo_score
 from difforge.hair.render import side_by_side
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "real_photos"))
-from annotations import load_annotation, names, orientation_from_strokes
+from annotations import load_annotation, load_depth_pairs, names, orientation_from_strokes
 from collect import DEFAULT_CACHE, collect
 
 COLUMNS = [
     ("front_end_iou", "front-end mask IoU", "{:.3f}"),
     ("iou", "groom IoU", "{:.3f}"),
     ("hairsale_deg", "HairSale (deg)", "{:.1f}"),
+    ("hairrida", "HairRida", "{:.3f}"),
     ("strands_over_face", "strands over face", "{:d}"),
     ("median_length_m", "median length (m)", "{:.3f}"),
     ("visible_extent_m", "visible extent (m)", "{:.3f}"),
@@ -81,6 +83,7 @@ def score_photo(
     reference = PhotoReference(
         annotation["hair_mask"],
         orientation_from_strokes(annotation["strokes"], annotation["hair_mask"]),
+        load_depth_pairs(name),
     )
     started = time.perf_counter()
     out = pipe(rgb, seed=seed, **sampling)
