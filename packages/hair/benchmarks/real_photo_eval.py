@@ -12,7 +12,9 @@ alignment: IoU with the hand mask, HairSale against the strokes' strand map (deg
 on the hand-labelled ordinal depth pairs (annotations/<name>/depth_pairs.json), strands
 over the face, median strand length against the visible hair's vertical extent, and the time
 of the whole call (front end + sampling + decoding). --pictures writes, per photo, the photo
-with the hand mask, the model's input maps and the groom over the photo.
+with the hand mask, the model's input maps and the groom over the photo. --hand-masks gives the
+model the hand masks (`hair_mask=`) instead of the front end's: its ceiling with a perfect
+segmenter.
 """
 
 from __future__ import annotations
@@ -76,7 +78,13 @@ def tint(rgb: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int]) -> np.
 
 
 def score_photo(
-    pipe: HairPipeline, name: str, path: Path, seed: int, pictures: Path | None, **sampling
+    pipe: HairPipeline,
+    name: str,
+    path: Path,
+    seed: int,
+    pictures: Path | None,
+    hand_masks: bool = False,
+    **sampling,
 ):
     rgb = np.asarray(Image.open(path).convert("RGB"))
     annotation = load_annotation(name)
@@ -86,7 +94,8 @@ def score_photo(
         load_depth_pairs(name),
     )
     started = time.perf_counter()
-    out = pipe(rgb, seed=seed, **sampling)
+    given = {"hair_mask": annotation["hair_mask"]} if hand_masks else {}
+    out = pipe(rgb, seed=seed, **given, **sampling)
     seconds = time.perf_counter() - started
     if out.aligned is None:  # a model that takes renders: its camera is the centre crop
         out.aligned = centre_crop_alignment(rgb)
@@ -140,6 +149,12 @@ def main() -> None:
     parser.add_argument("--pictures", type=Path)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--only", help="comma-separated photo names")
+    parser.add_argument(
+        "--hand-masks",
+        action="store_true",
+        help="give the model the hand masks instead of the front end's (its ceiling with a "
+        "perfect segmenter)",
+    )
     parser.add_argument("--ensemble", type=int, help="sampling override (default: the model's)")
     parser.add_argument("--steps", type=int, help="sampling override (default: the model's)")
     args = parser.parse_args()
@@ -152,7 +167,7 @@ def main() -> None:
         if value is not None
     }
     rows = [
-        score_photo(pipe, name, paths[name], args.seed, args.pictures, **sampling)
+        score_photo(pipe, name, paths[name], args.seed, args.pictures, args.hand_masks, **sampling)
         for name in wanted
         if name in paths
     ]

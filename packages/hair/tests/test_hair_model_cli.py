@@ -157,11 +157,49 @@ def test_generate_from_a_photo_with_every_output(trained, tmp_path, capsys):
         (["--maps", maps, "--face", "0"], "--face applies to --image"),
         (["--image", str(photo), "--maps", maps], "not allowed with argument"),
     ]
+    wrong_size = tmp_path / "mask.png"
+    Image.fromarray(np.zeros((100, 300), np.uint8)).save(wrong_size)
+    cases += [
+        (["--image", str(photo), "--hair-mask", str(wrong_size)], "the mask is 300x100"),
+        (["--maps", maps, "--hair-mask", str(wrong_size)], "--hair-mask applies to --image"),
+    ]
     for extra, message in cases:
         assert main(["generate", *extra, *model]) == 2
         err = capsys.readouterr().err
         assert err.startswith("error: ") and message in err and err.count("\n") == 1, err
     assert not (tmp_path / "x.ply").exists()
+
+
+def test_generate_takes_a_phones_turned_photo_and_the_users_hair_mask(trained, tmp_path, capsys):
+    from skimage import data
+
+    from difforge.hair.photo import head_to_crop
+
+    # A phone stores a portrait turned on its side with an EXIF orientation tag (6: turn 90°
+    # clockwise to view); the front end must see it upright or it finds no face.
+    turned = Image.fromarray(data.astronaut()).transpose(Image.Transpose.ROTATE_90)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    photo = tmp_path / "phone.jpg"
+    turned.save(photo, exif=exif)
+    mask = np.zeros((512, 512), np.uint8)
+    mask[10:95, 170:290] = 255  # the user's own mask: a box over her hair, as the photo shows
+    Image.fromarray(mask).save(tmp_path / "hair.png")
+    args = ["generate", "--image", str(photo), "--hair-mask", str(tmp_path / "hair.png"),
+            "--model", str(trained / "model"), "--strands", "100", "--out",
+            str(tmp_path / "g.ply")]  # fmt: skip
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "EXIF orientation" in err and "hair mask given" in err
+    from difforge.hair.pipeline import HairPipeline
+
+    out = HairPipeline.from_pretrained(trained / "model")(
+        str(photo), hair_mask=str(tmp_path / "hair.png"), strands=100
+    )
+    # The box lands above the eyes in the aligned crop, as the upright photo's hair does.
+    rows = np.nonzero(out.aligned.hair_mask.any(axis=1))[0]
+    eye_row = head_to_crop(np.array([[0.0, -0.018]]))[0, 1]
+    assert out.aligned.hair_mask.sum() > 1000 and rows.max() < eye_row + 8  # sideways: 210-255
 
 
 def test_demo_generates_from_a_real_photo(trained, tmp_path):

@@ -391,6 +391,12 @@ def _add_generate(parser: argparse.ArgumentParser) -> None:
         help="which face of a photo with several (0 = the largest, the default)",
     )
     parser.add_argument(
+        "--hair-mask",
+        type=Path,
+        help="your own hair mask of the photo (an image of its size, non-zero = hair) instead "
+        "of the front end's segmentation",
+    )
+    parser.add_argument(
         "--points",
         type=points_per_strand,
         help="points per strand in the files, resampled along a spline (default: the model's, 64)",
@@ -405,19 +411,21 @@ def _run_generate(args: argparse.Namespace) -> None:
 
     picture_flag, picture = ("--image", args.image) if args.image else ("--maps", args.maps)
     plan = OutputPlan().reads(picture_flag, picture).reads("--model", _model_input(args.model))
+    plan.reads("--hair-mask", args.hair_mask)
     groom_output_plan(args, plan).check()
     generator = _generator(args, args.seed)
     if generator.condition != "maps" and (args.face is not None or args.maps is not None):
         flag = "--face" if args.face is not None else "--maps"
         raise UserError(f"{flag} needs a model that takes maps (this one takes renders)")
     if args.maps is not None:
-        if args.face is not None:
-            raise UserError("--face applies to --image (a photo), not to --maps")
+        if args.face is not None or args.hair_mask is not None:
+            flag = "--face" if args.face is not None else "--hair-mask"
+            raise UserError(f"{flag} applies to --image (a photo), not to --maps")
         image, notes = load_conditioning_image(args.maps, generator.image_size)
         aligned = None
     else:
         image, notes, aligned = model_picture(
-            args.image, generator.condition, generator.image_size, args.face
+            args.image, generator.condition, generator.image_size, args.face, args.hair_mask
         )
     _notes(notes)
     groom = generator.generate(image, args.strands, args.seed, args.root_candidates)

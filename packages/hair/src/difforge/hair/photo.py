@@ -28,7 +28,12 @@ import cv2
 import numpy as np
 
 from difforge.core.errors import UserError
-from difforge.hair.data.images import conditioning_array, load_conditioning_image, load_photo
+from difforge.hair.data.images import (
+    conditioning_array,
+    load_conditioning_image,
+    load_hair_mask,
+    load_photo,
+)
 from difforge.hair.maps import ANALYSIS_SIZE, hair_maps, maps_preview
 from difforge.hair.render import VIEWS, render_groom
 
@@ -418,9 +423,15 @@ def _grabcut_person(crop: np.ndarray, face: np.ndarray) -> np.ndarray:
     return np.isin(trimap, (cv2.GC_FGD, cv2.GC_PR_FGD)).astype(np.float32)
 
 
-def align_photo(rgb: np.ndarray, face: int | None = None, source: str = "picture") -> AlignedPhoto:
+def align_photo(
+    rgb: np.ndarray,
+    face: int | None = None,
+    source: str = "picture",
+    hair_mask: np.ndarray | None = None,
+) -> AlignedPhoto:
     """Find the faces of an (H, W, 3) uint8 photo and bring the chosen one (default: the
-    largest) into the renders' framing; :class:`~difforge.core.errors.UserError` if none."""
+    largest) into the renders' framing; :class:`~difforge.core.errors.UserError` if none.
+    ``hair_mask`` (H, W) bool: the user's own hair mask, used instead of :func:`segment_hair`."""
     notes: list[str] = []
     faces = detect_faces(rgb)
     if not faces:
@@ -445,10 +456,17 @@ def align_photo(rgb: np.ndarray, face: int | None = None, source: str = "picture
         np.ones(rgb.shape[:2], np.uint8), matrix, (ANALYSIS_SIZE, ANALYSIS_SIZE)
     ).astype(bool)
     mesh = person = None
-    if front_end_available():
-        mesh = _face_mesh(crop)
-        person = _person_mask(crop) * inside
-    hair = segment_hair(crop, mesh, person) & inside
+    if hair_mask is not None:
+        warped = cv2.warpAffine(
+            hair_mask.astype(np.uint8), matrix, (ANALYSIS_SIZE,) * 2, flags=cv2.INTER_NEAREST
+        )
+        hair = warped.astype(bool) & inside
+        notes.append("hair mask given: the segmenter did not run")
+    else:
+        if front_end_available():
+            mesh = _face_mesh(crop)
+            person = _person_mask(crop) * inside
+        hair = segment_hair(crop, mesh, person) & inside
     return AlignedPhoto(
         rgb=crop,
         hair_mask=hair,
@@ -466,17 +484,23 @@ def model_picture(
     condition: str,
     size: int,
     face: int | None = None,
+    hair_mask: str | os.PathLike[str] | np.ndarray | None = None,
 ) -> tuple[np.ndarray, list[str], AlignedPhoto | None]:
     """What a model with conditioning ``condition`` takes for a user's picture (a file or an
-    array): the maps of the aligned photo (``"maps"``), or the picture centre-cropped and resized
-    (``"rgb"``, old models); also the notes for the user and the aligned photo (or None)."""
+    array): the maps of the aligned photo (``"maps"``; ``hair_mask``, a file or array the size
+    of the photo, replaces the front end's segmentation), or the picture centre-cropped and
+    resized (``"rgb"``, old models); also the notes for the user and the aligned photo (or
+    None)."""
     if condition == "rgb":
+        if hair_mask is not None:
+            raise UserError("a hair mask needs a model that takes maps (this one takes renders)")
         if isinstance(image, np.ndarray):
             return (*conditioning_array(image, size), None)
         return (*load_conditioning_image(image, size), None)
     rgb, notes = load_photo(image)
     source = "picture" if isinstance(image, np.ndarray) else str(image)
-    aligned = align_photo(rgb, face, source)
+    mask = None if hair_mask is None else load_hair_mask(hair_mask, rgb.shape[:2])
+    aligned = align_photo(rgb, face, source, mask)
     maps = (
         aligned.maps
         if aligned.maps.shape[0] == size

@@ -85,15 +85,18 @@ class HairPipeline:
         root_candidates: int | None = None,
         face: int | None = None,
         maps: np.ndarray | None = None,
+        hair_mask: str | os.PathLike[str] | np.ndarray | None = None,
         **sampling: Any,
     ) -> HairOutput:
         """A groom for one photo of a person (a file, or an ``(H, W, 3)`` uint8 array): the
-        front end finds the face (``face``: which of several, default the largest), aligns the
-        head and measures its hair maps. ``strands``: exactly that many (the density decides
-        where they grow); ``root_candidates``: as many as the density keeps of them; neither:
-        the model's default. ``maps``: an ``(S, S, 3)`` uint8 maps picture instead of a photo
-        (:func:`difforge.hair.maps.hair_maps`, e.g. a dataset's ``maps.png``). Other keywords
-        override :class:`SamplingConfig` fields."""
+                front end finds the face (``face``: which of several, default the largest), aligns the
+                head and measures its hair maps. ``strands``: exactly that many (the density decides
+                where they grow); ``root_candidates``: as many as the density keeps of them; neither:
+                the model's default. ``maps``: an ``(S, S, 3)`` uint8 maps picture instead of a photo
+                (:func:`difforge.hair.maps.hair_maps`, e.g. a dataset's ``maps.png``). ``hair_mask``: your
+        own hair mask of the photo (a file or array of its size, non-zero = hair) instead of the
+        front end's segmentation. Other keywords
+                override :class:`SamplingConfig` fields."""
         unknown = set(sampling) - {f.name for f in dataclasses.fields(SamplingConfig)}
         if unknown:
             raise TypeError(f"unknown sampling settings: {', '.join(sorted(unknown))}")
@@ -108,7 +111,7 @@ class HairPipeline:
             aligned = None
         else:
             picture, notes, aligned = model_picture(
-                image, generator.condition, generator.image_size, face
+                image, generator.condition, generator.image_size, face, hair_mask
             )
         groom = generator.generate(picture, strands, seed, root_candidates)
         return HairOutput(groom.points, groom.root_uv, picture, seed, notes, aligned)

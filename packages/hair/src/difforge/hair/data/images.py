@@ -19,7 +19,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from difforge.core.errors import UserError
 from difforge.hair.render import CONDITIONING_SIZE, Appearance
@@ -92,11 +92,19 @@ def load_photo(
     """A photograph (a file or an array) as an (H, W, 3) uint8 RGB array at its own size (at
     most :data:`MAX_PHOTO_SIDE` on the longer side), converted as the module docstring says but
     not cropped: the photo front end finds the head."""
+    notes: list[str] = []
     if isinstance(image, np.ndarray):
         picture = _image_of_array(image)
     else:
         picture = _open_image(image, MAX_PHOTO_SIDE)
-    picture, notes = _to_rgb(picture, "picture" if isinstance(image, np.ndarray) else str(image))
+        upright = ImageOps.exif_transpose(picture)  # phones store portraits turned + a tag
+        if upright.size != picture.size or upright.tobytes() != picture.tobytes():
+            notes.append("turned upright as its EXIF orientation says")
+        picture = upright
+    picture, converted = _to_rgb(
+        picture, "picture" if isinstance(image, np.ndarray) else str(image)
+    )
+    notes += converted
     longest = max(picture.size)
     if longest > MAX_PHOTO_SIDE:
         scale = MAX_PHOTO_SIDE / longest
@@ -151,3 +159,24 @@ def conditioning_picture(
         notes.append(f"{side}x{side} picture resized to {size}x{size}")
         image = image.resize((size, size), Image.Resampling.LANCZOS)
     return np.asarray(image, dtype=np.uint8), notes
+
+
+def load_hair_mask(mask: str | os.PathLike[str] | np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """A user's hair mask for a photo read by :func:`load_photo` (``shape``: its (H, W)): a file
+    or array the size of the photo as given (any image mode; non-zero = hair), resized the way
+    the photo was; a mask of another shape is a one-line error."""
+    if isinstance(mask, np.ndarray):
+        picture, source = _image_of_array(np.asarray(mask).astype(np.uint8)), "hair mask"
+    else:
+        picture, source = ImageOps.exif_transpose(_open_image(mask, MAX_PHOTO_SIDE)), str(mask)
+    values = np.asarray(picture.convert("L")) > 0
+    height, width = shape
+    if abs(values.shape[1] / values.shape[0] - width / height) > 0.01:
+        raise UserError(
+            f"{source}: the mask is {values.shape[1]}x{values.shape[0]}, the photo {width}x{height}"
+        )
+    if values.shape != (height, width):
+        values = np.asarray(
+            Image.fromarray(values).resize((width, height), Image.Resampling.NEAREST)
+        )
+    return values
