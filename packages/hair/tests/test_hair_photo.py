@@ -178,3 +178,15 @@ def test_hair_rida_counts_the_pairs_the_groom_orders_right(sample):
     nowhere = np.array([2.0, 2.0])  # no hair there: the pair counts as wrong
     assert hair_rida(aligned, depth, [*pairs, (nowhere, top, 1)], search=0) == pytest.approx(2 / 3)
     assert np.isnan(hair_rida(aligned, depth, []))
+
+
+def test_a_turned_head_is_said_in_a_note(astronaut, monkeypatch):
+    mesh = np.zeros((468, 2))
+    mesh[234, 0], mesh[454, 0] = 100.0, 200.0  # cheek edges
+    mesh[1, 0] = 150.0
+    assert photo.head_yaw(mesh) == pytest.approx(0.0)
+    mesh[1, 0] = 100.0 + 100.0 * (1 - np.sin(np.radians(50))) / 2  # nose near the right cheek
+    assert photo.head_yaw(mesh) == pytest.approx(-50.0)
+    monkeypatch.setattr(photo, "head_yaw", lambda mesh: -50.0)
+    (note,) = photo.align_photo(astronaut).notes
+    assert note.startswith("the head is turned about 50° to their right")

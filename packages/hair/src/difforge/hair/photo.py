@@ -423,6 +423,17 @@ def _grabcut_person(crop: np.ndarray, face: np.ndarray) -> np.ndarray:
     return np.isin(trimap, (cv2.GC_FGD, cv2.GC_PR_FGD)).astype(np.float32)
 
 
+MAX_YAW = 30.0  # degrees: beyond this the frontal framing misplaces the hair (RESULTS.md)
+
+
+def head_yaw(mesh: np.ndarray) -> float:
+    """Rough head turn (degrees, + = toward the subject's left) from the face mesh: where the
+    nose tip (landmark 1) sits between the cheek edges (234, 454), on a cylinder."""
+    right, left, nose = mesh[234, 0], mesh[454, 0], mesh[1, 0]
+    where = np.clip(2 * (nose - right) / max(left - right, 1e-6) - 1, -1.0, 1.0)
+    return float(np.degrees(np.arcsin(where)))
+
+
 def align_photo(
     rgb: np.ndarray,
     face: int | None = None,
@@ -456,6 +467,14 @@ def align_photo(
         np.ones(rgb.shape[:2], np.uint8), matrix, (ANALYSIS_SIZE, ANALYSIS_SIZE)
     ).astype(bool)
     mesh = person = None
+    if front_end_available():
+        mesh = _face_mesh(crop)
+    yaw = None if mesh is None else head_yaw(mesh)
+    if yaw is not None and abs(yaw) > MAX_YAW:
+        notes.append(
+            f"the head is turned about {abs(yaw):.0f}° to their {'left' if yaw > 0 else 'right'}: "
+            "the groom is generated for a frontal view"
+        )
     if hair_mask is not None:
         warped = cv2.warpAffine(
             hair_mask.astype(np.uint8), matrix, (ANALYSIS_SIZE,) * 2, flags=cv2.INTER_NEAREST
@@ -464,7 +483,6 @@ def align_photo(
         notes.append("hair mask given: the segmenter did not run")
     else:
         if front_end_available():
-            mesh = _face_mesh(crop)
             person = _person_mask(crop) * inside
         hair = segment_hair(crop, mesh, person) & inside
     return AlignedPhoto(
