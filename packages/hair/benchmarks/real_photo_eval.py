@@ -155,6 +155,7 @@ def main() -> None:
         help="give the model the hand masks instead of the front end's (its ceiling with a "
         "perfect segmenter)",
     )
+    parser.add_argument("--trim", action="store_true", help="trim strands to the mask (trim=True)")
     parser.add_argument("--ensemble", type=int, help="sampling override (default: the model's)")
     parser.add_argument("--steps", type=int, help="sampling override (default: the model's)")
     args = parser.parse_args()
@@ -166,6 +167,8 @@ def main() -> None:
         for key, value in (("ensemble", args.ensemble), ("steps", args.steps))
         if value is not None
     }
+    if args.trim:
+        sampling["trim"] = True
     rows = [
         score_photo(pipe, name, paths[name], args.seed, args.pictures, args.hand_masks, **sampling)
         for name in wanted

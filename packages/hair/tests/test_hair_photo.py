@@ -190,3 +190,22 @@ def test_a_turned_head_is_said_in_a_note(astronaut, monkeypatch):
     monkeypatch.setattr(photo, "head_yaw", lambda mesh: -50.0)
     (note,) = photo.align_photo(astronaut).notes
     assert note.startswith("the head is turned about 50° to their right")
+
+
+def test_trimming_cuts_strands_where_they_leave_the_mask():
+    # Three strands from the crown: one straight up inside the mask, one down over the face
+    # (in front, outside the mask: cut), one down behind the head (hidden: kept).
+    t = np.linspace(0.0, 1.0, 16)[:, None]
+    up = np.array([0.0, 0.1, 0.0]) + t * [0.0, 0.04, 0.0]
+    over_face = np.array([0.0, 0.1, 0.06]) + t * [0.0, -0.2, 0.04]
+    behind = np.array([0.0, 0.1, -0.02]) + t * [0.0, -0.15, -0.03]
+    points = np.stack([up, over_face, behind])
+    mask = np.zeros((ANALYSIS_SIZE, ANALYSIS_SIZE), bool)
+    top = photo.head_to_crop(np.array([0.0, 0.06]))  # the mask: everything above y = 6 cm
+    mask[: int(top[1])] = True
+    trimmed = photo.trim_to_mask(points, mask)
+    np.testing.assert_allclose(trimmed[0], up)
+    np.testing.assert_allclose(trimmed[2], behind)
+    assert trimmed.shape == points.shape and trimmed[1, 0] == pytest.approx(over_face[0])
+    # The face strand now ends where it left the (grown) mask, not 20 cm down.
+    assert 0.04 < trimmed[1, -1, 1] < 0.06

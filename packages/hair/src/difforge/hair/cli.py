@@ -397,6 +397,12 @@ def _add_generate(parser: argparse.ArgumentParser) -> None:
         "of the front end's segmentation",
     )
     parser.add_argument(
+        "--trim-to-mask",
+        action="store_true",
+        help="cut strands where they leave the photo's hair mask in the front view (best with "
+        "a good --hair-mask)",
+    )
+    parser.add_argument(
         "--points",
         type=points_per_strand,
         help="points per strand in the files, resampled along a spline (default: the model's, 64)",
@@ -407,7 +413,7 @@ def _add_generate(parser: argparse.ArgumentParser) -> None:
 
 def _run_generate(args: argparse.Namespace) -> None:
     from difforge.hair.export_tools import resample_strands
-    from difforge.hair.photo import model_picture, photo_panels
+    from difforge.hair.photo import model_picture, photo_panels, trim_to_mask
 
     picture_flag, picture = ("--image", args.image) if args.image else ("--maps", args.maps)
     plan = OutputPlan().reads(picture_flag, picture).reads("--model", _model_input(args.model))
@@ -428,7 +434,11 @@ def _run_generate(args: argparse.Namespace) -> None:
             args.image, generator.condition, generator.image_size, args.face, args.hair_mask
         )
     _notes(notes)
+    if args.trim_to_mask and aligned is None:
+        raise UserError("--trim-to-mask needs --image (a photo) and a model that takes maps")
     groom = generator.generate(image, args.strands, args.seed, args.root_candidates)
+    if args.trim_to_mask:
+        groom = Groom(trim_to_mask(groom.points, aligned.hair_mask), groom.root_uv)
     if args.points is not None and args.points != groom.points.shape[1]:
         groom = Groom(resample_strands(groom.points, args.points), groom.root_uv)
     shown = image if aligned is None or args.png is None else photo_panels(aligned, groom.points)

@@ -527,6 +527,36 @@ def model_picture(
     return maps, notes + aligned.notes, aligned
 
 
+def trim_to_mask(points: np.ndarray, hair_mask: np.ndarray, margin: int = 4) -> np.ndarray:
+    """Cut every strand where it first leaves the photo's hair (``hair_mask``, the aligned
+    crop's, grown by ``margin`` px) in the front view, unless the head hides it there; the kept
+    part is resampled to the same number of points (a strand that leaves at once keeps its first
+    segment). The silhouette is then the photo's where the groom overshoots it; missing hair is
+    not added (RESULTS.md, "Trimming to the mask": it helps with good masks, hurts with bad)."""
+    from difforge.hair.data.head import DEFAULT_HEAD
+    from difforge.hair.export_tools import resample_strands
+
+    size = hair_mask.shape[0]
+    allowed = cv2.dilate(hair_mask.astype(np.uint8), np.ones((2 * margin + 1,) * 2, np.uint8))
+    pixels = head_to_crop(points[..., :2], size)
+    on_crop = ((pixels >= 0) & (pixels < size)).all(-1)
+    cols, rows = np.clip(np.round(pixels).astype(int), 0, size - 1).transpose(2, 0, 1)
+    x, y, z = points[..., 0], points[..., 1], points[..., 2]
+    radii, head = DEFAULT_HEAD.radii, DEFAULT_HEAD
+    behind_head = (z < 0) & (
+        ((x / radii[0]) ** 2 + (y / radii[1]) ** 2 <= 1.0)
+        | ((np.abs(x) <= head.neck_radius) & (y < head.neck_top))
+    )
+    leaves = ~((allowed[rows, cols] > 0) & on_crop | behind_head)
+    leaves[:, 0] = False
+    first = np.where(leaves.any(1), leaves.argmax(1), points.shape[1])
+    trimmed = np.array(points, copy=True)
+    for strand in np.nonzero(first < points.shape[1])[0]:
+        kept = points[strand : strand + 1, : max(int(first[strand]), 2)]
+        trimmed[strand] = resample_strands(kept, points.shape[1])[0]
+    return trimmed
+
+
 def photo_panels(aligned: AlignedPhoto, points: np.ndarray) -> list[np.ndarray]:
     """Pictures for people: the aligned crop, its maps, and the groom's front render laid over
     the crop (where its hair is), each 256^2."""

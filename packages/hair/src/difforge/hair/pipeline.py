@@ -25,7 +25,7 @@ from difforge.hair.data.groom import Groom
 from difforge.hair.data.images import conditioning_array
 from difforge.hair.export import write_strands
 from difforge.hair.model import HairModel, SamplingConfig
-from difforge.hair.photo import AlignedPhoto, model_picture
+from difforge.hair.photo import AlignedPhoto, model_picture, trim_to_mask
 from difforge.hair.sample import HairGenerator
 
 
@@ -86,17 +86,19 @@ class HairPipeline:
         face: int | None = None,
         maps: np.ndarray | None = None,
         hair_mask: str | os.PathLike[str] | np.ndarray | None = None,
+        trim: bool = False,
         **sampling: Any,
     ) -> HairOutput:
         """A groom for one photo of a person (a file, or an ``(H, W, 3)`` uint8 array): the
-                front end finds the face (``face``: which of several, default the largest), aligns the
-                head and measures its hair maps. ``strands``: exactly that many (the density decides
-                where they grow); ``root_candidates``: as many as the density keeps of them; neither:
-                the model's default. ``maps``: an ``(S, S, 3)`` uint8 maps picture instead of a photo
-                (:func:`difforge.hair.maps.hair_maps`, e.g. a dataset's ``maps.png``). ``hair_mask``: your
-        own hair mask of the photo (a file or array of its size, non-zero = hair) instead of the
-        front end's segmentation. Other keywords
-                override :class:`SamplingConfig` fields."""
+                        front end finds the face (``face``: which of several, default the largest), aligns the
+                        head and measures its hair maps. ``strands``: exactly that many (the density decides
+                        where they grow); ``root_candidates``: as many as the density keeps of them; neither:
+                        the model's default. ``maps``: an ``(S, S, 3)`` uint8 maps picture instead of a photo
+                        (:func:`difforge.hair.maps.hair_maps`, e.g. a dataset's ``maps.png``). ``hair_mask``: your
+                own hair mask of the photo (a file or array of its size, non-zero = hair) instead of the
+                front end's segmentation. ``trim``: cut strands where they leave the photo's hair mask
+        (:func:`difforge.hair.photo.trim_to_mask`). Other keywords
+                        override :class:`SamplingConfig` fields."""
         unknown = set(sampling) - {f.name for f in dataclasses.fields(SamplingConfig)}
         if unknown:
             raise TypeError(f"unknown sampling settings: {', '.join(sorted(unknown))}")
@@ -113,5 +115,8 @@ class HairPipeline:
             picture, notes, aligned = model_picture(
                 image, generator.condition, generator.image_size, face, hair_mask
             )
+        if trim and aligned is None:
+            raise UserError("trim needs a photo (the mask it trims to)")
         groom = generator.generate(picture, strands, seed, root_candidates)
-        return HairOutput(groom.points, groom.root_uv, picture, seed, notes, aligned)
+        points = trim_to_mask(groom.points, aligned.hair_mask) if trim else groom.points
+        return HairOutput(points, groom.root_uv, picture, seed, notes, aligned)
