@@ -209,3 +209,11 @@ def test_trimming_cuts_strands_where_they_leave_the_mask():
     assert trimmed.shape == points.shape and trimmed[1, 0] == pytest.approx(over_face[0])
     # The face strand now ends where it left the (grown) mask, not 20 cm down.
     assert 0.04 < trimmed[1, -1, 1] < 0.06
+
+
+def test_the_hair_mask_does_not_depend_on_what_ran_before(astronaut):
+    first = photo.align_photo(astronaut).hair_mask
+    points = np.random.default_rng(0).random((200, 3), dtype=np.float32)
+    criteria = (cv2.TERM_CRITERIA_MAX_ITER, 3, 0)
+    cv2.kmeans(points, 4, None, criteria, 2, cv2.KMEANS_RANDOM_CENTERS)  # moves OpenCV's RNG
+    np.testing.assert_array_equal(photo.align_photo(astronaut).hair_mask, first)

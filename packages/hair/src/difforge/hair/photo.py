@@ -404,6 +404,7 @@ def segment_hair(
         return np.zeros((size, size), bool)
     background, foreground = np.zeros((1, 65)), np.zeros((1, 65))
     with contextlib.suppress(cv2.error):  # one of the two classes is empty: keep the seeds
+        cv2.setRNGSeed(0)  # GrabCut seeds its colour models by k-means on OpenCV's global RNG
         cv2.grabCut(crop, trimap, None, background, foreground, 4, cv2.GC_INIT_WITH_MASK)
     hair = np.isin(trimap, (cv2.GC_FGD, cv2.GC_PR_FGD)) & (person > 0.5)
     return _touching(hair, near_head, int(0.002 * size * size))
@@ -419,6 +420,7 @@ def _grabcut_person(crop: np.ndarray, face: np.ndarray) -> np.ndarray:
     trimap[face] = cv2.GC_FGD
     background, foreground = np.zeros((1, 65)), np.zeros((1, 65))
     with contextlib.suppress(cv2.error):
+        cv2.setRNGSeed(0)  # GrabCut seeds its colour models by k-means on OpenCV's global RNG
         cv2.grabCut(crop, trimap, None, background, foreground, 4, cv2.GC_INIT_WITH_MASK)
     return np.isin(trimap, (cv2.GC_FGD, cv2.GC_PR_FGD)).astype(np.float32)
 
