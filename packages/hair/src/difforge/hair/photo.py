@@ -84,11 +84,6 @@ class AlignedPhoto:
     mesh: np.ndarray | None = None
     notes: list[str] = field(default_factory=list)
 
-    def crop_to_photo(self, points: np.ndarray) -> np.ndarray:
-        """Crop pixel coordinates ``(..., 2)`` back to photo pixels."""
-        inverse = cv2.invertAffineTransform(self.matrix)
-        return points @ inverse[:, :2].T + inverse[:, 2]
-
 
 def head_to_crop(xy: np.ndarray, size: int = ANALYSIS_SIZE) -> np.ndarray:
     """Head-frame (x, y) metres -> pixels of a front render of ``size``^2."""
