@@ -423,16 +423,17 @@ def _run_generate(args: argparse.Namespace) -> None:
     if generator.condition != "maps" and (args.face is not None or args.maps is not None):
         flag = "--face" if args.face is not None else "--maps"
         raise UserError(f"{flag} needs a model that takes maps (this one takes renders)")
-    if args.maps is not None:
-        if args.face is not None or args.hair_mask is not None:
-            flag = "--face" if args.face is not None else "--hair-mask"
-            raise UserError(f"{flag} applies to --image (a photo), not to --maps")
-        image, notes = load_conditioning_image(args.maps, generator.image_size)
-        aligned = None
-    else:
-        image, notes, aligned = model_picture(
-            args.image, generator.condition, generator.image_size, args.face, args.hair_mask
-        )
+    if args.maps is not None and (args.face is not None or args.hair_mask is not None):
+        flag = "--face" if args.face is not None else "--hair-mask"
+        raise UserError(f"{flag} applies to --image (a photo), not to --maps")
+    image, notes, aligned = model_picture(
+        args.image,
+        generator.condition,
+        generator.image_size,
+        args.face,
+        args.hair_mask,
+        maps=args.maps,
+    )
     _notes(notes)
     if args.trim_to_mask and aligned is None:
         raise UserError("--trim-to-mask needs --image (a photo) and a model that takes maps")

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from skimage.transform import SimilarityTransform
 
 from difforge.core.errors import UserError
 from difforge.hair.data.images import (
@@ -294,17 +295,6 @@ def detect_faces(rgb: np.ndarray) -> list[Face]:
 # --------------------------------------------------------------------------- alignment
 
 
-def _similarity(source: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Least-squares rotation + uniform scale + shift taking ``source`` points to ``target``
-    (2x3 matrix), written with complex numbers: target = a * source + b."""
-    s = source[:, 0] + 1j * source[:, 1]
-    t = target[:, 0] + 1j * target[:, 1]
-    s_mean, t_mean = s.mean(), t.mean()
-    a = np.vdot(s - s_mean, t - t_mean) / np.vdot(s - s_mean, s - s_mean)
-    b = t_mean - a * s_mean
-    return np.array([[a.real, -a.imag, b.real], [a.imag, a.real, b.imag]])
-
-
 def _face_mesh(crop: np.ndarray) -> np.ndarray | None:
     """468 face-mesh points (crop pixels) of the aligned crop's face, or None if it finds none."""
     model = _model("face_landmark/face_landmark.tflite")
@@ -397,12 +387,18 @@ def segment_hair(
     trimap[below & ((reach < 0.45) | (reach > 1.8))] = cv2.GC_BGD
     if not np.isin(trimap, (cv2.GC_FGD, cv2.GC_PR_FGD)).any():
         return np.zeros((size, size), bool)
+    hair = _grabcut(crop, trimap) & (person > 0.5)
+    return _touching(hair, near_head, int(0.002 * size * size))
+
+
+def _grabcut(crop: np.ndarray, trimap: np.ndarray) -> np.ndarray:
+    """Foreground of GrabCut started from ``trimap`` (cv2.GC_* labels), deterministically."""
+    trimap = trimap.copy()
     background, foreground = np.zeros((1, 65)), np.zeros((1, 65))
     with contextlib.suppress(cv2.error):  # one of the two classes is empty: keep the seeds
         cv2.setRNGSeed(0)  # GrabCut seeds its colour models by k-means on OpenCV's global RNG
         cv2.grabCut(crop, trimap, None, background, foreground, 4, cv2.GC_INIT_WITH_MASK)
-    hair = np.isin(trimap, (cv2.GC_FGD, cv2.GC_PR_FGD)) & (person > 0.5)
-    return _touching(hair, near_head, int(0.002 * size * size))
+    return np.isin(trimap, (cv2.GC_FGD, cv2.GC_PR_FGD))
 
 
 def _grabcut_person(crop: np.ndarray, face: np.ndarray) -> np.ndarray:
@@ -413,11 +409,7 @@ def _grabcut_person(crop: np.ndarray, face: np.ndarray) -> np.ndarray:
     width = xs.max() - xs.min()
     trimap[max(0, ys.min() - width) :, max(0, xs.min() - width) : xs.max() + width] = cv2.GC_PR_FGD
     trimap[face] = cv2.GC_FGD
-    background, foreground = np.zeros((1, 65)), np.zeros((1, 65))
-    with contextlib.suppress(cv2.error):
-        cv2.setRNGSeed(0)  # GrabCut seeds its colour models by k-means on OpenCV's global RNG
-        cv2.grabCut(crop, trimap, None, background, foreground, 4, cv2.GC_INIT_WITH_MASK)
-    return np.isin(trimap, (cv2.GC_FGD, cv2.GC_PR_FGD)).astype(np.float32)
+    return _grabcut(crop, trimap).astype(np.float32)
 
 
 MAX_YAW = 30.0  # degrees: beyond this the frontal framing misplaces the hair (RESULTS.md)
@@ -455,7 +447,10 @@ def align_photo(
     if not front_end_available():
         notes.append("MediaPipe models not installed: cascade face box and colour-only hair mask")
     chosen = faces[face]
-    matrix = _similarity(chosen.keypoints, head_to_crop(CANONICAL_KEYPOINTS))
+    similarity = SimilarityTransform.from_estimate(  # least squares (Umeyama)
+        chosen.keypoints, head_to_crop(CANONICAL_KEYPOINTS)
+    )
+    matrix = similarity.params[:2]
     crop = cv2.warpAffine(
         rgb, matrix, (ANALYSIS_SIZE, ANALYSIS_SIZE), flags=cv2.INTER_AREA,
         borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0),
@@ -495,17 +490,24 @@ def align_photo(
 
 
 def model_picture(
-    image: str | os.PathLike[str] | np.ndarray,
+    image: str | os.PathLike[str] | np.ndarray | None,
     condition: str,
     size: int,
     face: int | None = None,
     hair_mask: str | os.PathLike[str] | np.ndarray | None = None,
+    maps: str | os.PathLike[str] | np.ndarray | None = None,
 ) -> tuple[np.ndarray, list[str], AlignedPhoto | None]:
     """What a model with conditioning ``condition`` takes for a user's picture (a file or an
     array): the maps of the aligned photo (``"maps"``; ``hair_mask``, a file or array the size
     of the photo, replaces the front end's segmentation), or the picture centre-cropped and
-    resized (``"rgb"``, old models); also the notes for the user and the aligned photo (or
-    None)."""
+    resized (``"rgb"``, old models); or, given ``maps`` (a file or array) instead of ``image``,
+    those maps as they are. Also the notes for the user and the aligned photo (or None)."""
+    if maps is not None:
+        if condition != "maps":
+            raise UserError("this model takes pictures, not maps")
+        if isinstance(maps, np.ndarray):
+            return (*conditioning_array(maps, size), None)
+        return (*load_conditioning_image(maps, size), None)
     if condition == "rgb":
         if hair_mask is not None:
             raise UserError("a hair mask needs a model that takes maps (this one takes renders)")

@@ -22,7 +22,6 @@ import torch
 
 from difforge.core.errors import UserError
 from difforge.hair.data.groom import Groom
-from difforge.hair.data.images import conditioning_array
 from difforge.hair.export import write_strands
 from difforge.hair.model import HairModel, SamplingConfig
 from difforge.hair.photo import AlignedPhoto, model_picture, trim_to_mask
@@ -106,15 +105,9 @@ class HairPipeline:
         generator = HairGenerator(self.model, self.device, settings, seed=seed)
         if (image is None) == (maps is None):
             raise TypeError("give a photo (image) or its maps (maps), not both or neither")
-        if maps is not None:
-            if generator.condition != "maps":
-                raise UserError("this model takes pictures, not maps")
-            picture, notes = conditioning_array(maps, generator.image_size)
-            aligned = None
-        else:
-            picture, notes, aligned = model_picture(
-                image, generator.condition, generator.image_size, face, hair_mask
-            )
+        picture, notes, aligned = model_picture(
+            image, generator.condition, generator.image_size, face, hair_mask, maps
+        )
         if trim and aligned is None:
             raise UserError("trim needs a photo (the mask it trims to)")
         groom = generator.generate(picture, strands, seed, root_candidates)
