@@ -31,12 +31,20 @@ def test_jsd_bounds_and_symmetry():
         jsd([1, 2], [1, 2, 3])
 
 
-def test_histogram_jsd_uses_overflow_bin():
-    ref = np.array([0.1, 0.2, 0.3])
-    far = np.array([10.0, 20.0, 30.0])  # all beyond the reference's range
-    assert histogram_jsd(far, ref, bins=4) == pytest.approx(math.log(2))
+def test_histogram_jsd_bins_like_hosers_notebook():
+    # Edges np.linspace(0, 3, 4) + inf = [0, 1, 2, 3, inf]: the reference maximum 3.0 lands in the
+    # last bin [3, inf) with everything beyond it. Reference counts (0, 1, 1, 1).
+    ref = np.array([1.0, 2.0, 3.0])
+    far = np.array([10.0, 20.0, 30.0])  # all in the last bin: (0, 0, 0, 3)
+    expected = 0.5 * (math.log(2) / 3 + math.log(1.5))
+    assert histogram_jsd(far, ref, bins=4) == pytest.approx(expected)
     assert histogram_jsd(ref, ref, bins=4) == pytest.approx(0.0)
-    # Without the overflow bin, values are clipped into the last bin instead.
+    # 2.9 lies in the regular bin [2, 3), which holds only 2.0 of the reference.
+    p, q = np.array([1 / 3, 1 / 3, 1 / 3]), np.array([0.0, 1.0, 0.0])
+    m = (p + q) / 2
+    expected = 0.5 * float(np.sum(p * np.log(p / m))) + 0.5 * math.log(1 / m[1])
+    assert histogram_jsd(np.array([2.9]), ref, bins=4) == pytest.approx(expected)
+    # Without the overflow bin, 4 equal bins over [0, 3] with values clipped into the last one.
     assert histogram_jsd(far, ref, bins=4, overflow=False) < math.log(2)
 
 

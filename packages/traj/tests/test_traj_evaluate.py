@@ -94,18 +94,25 @@ def test_distance_and_radius_of_gyration():
 def test_jsd_identical_is_zero_and_disjoint_is_ln2():
     real = np.array([0.1, 0.2, 0.2, 0.9, 1.0])
     assert histogram_jsd_or_none(real.copy(), real) == pytest.approx(0.0, abs=1e-12)
-    # Bins are [0, max real] in 100 steps: 0.55 falls in a bin the real sample leaves empty.
+    # Edges are np.linspace(0, max real, 100) + inf: 0.55 falls in a bin the real sample leaves
+    # empty.
     assert histogram_jsd_or_none(np.full(7, 0.55), real) == pytest.approx(math.log(2))
-    # The real maximum (1.0) closes the last regular bin; only values above it overflow. Over
-    # (bin of 0.25, last bin, overflow): real (2/3, 1/3, 0), generated (1/2, 0, 1/2).
-    p, q = np.array([2 / 3, 1 / 3, 0.0]), np.array([1 / 2, 0.0, 1 / 2])
-    m = (p + q) / 2
-    kl_p = 2 / 3 * math.log((2 / 3) / m[0]) + 1 / 3 * math.log((1 / 3) / m[1])
-    kl_q = 1 / 2 * math.log((1 / 2) / m[0]) + 1 / 2 * math.log((1 / 2) / m[2])
-    expected = 0.5 * kl_p + 0.5 * kl_q
-    jsd = histogram_jsd_or_none(np.array([0.25, 9.0]), np.array([0.25, 0.25, 1.0]))
-    assert jsd == pytest.approx(expected)
     assert histogram_jsd_or_none(np.array([]), real) is None
+
+
+def test_jsd_binning_follows_hosers_notebook():
+    # HOSER's notebook: 99 regular bins of width max/99, and the real maximum itself (1.0) goes
+    # with everything beyond it into the last bin [1.0, inf). 0.995 lies in the regular bin
+    # [98/99, 1.0). Over (bin of 0.25, bin of 0.995, last bin): real (2/3, 0, 1/3), generated
+    # (1/2, 1/2, 0). (Bins of width max/100 with the maximum inside the last one would put 0.995
+    # and 1.0 together.)
+    p, q = np.array([2 / 3, 0.0, 1 / 3]), np.array([1 / 2, 1 / 2, 0.0])
+    m = (p + q) / 2
+    kl_p = 2 / 3 * math.log((2 / 3) / m[0]) + 1 / 3 * math.log((1 / 3) / m[2])
+    kl_q = 1 / 2 * math.log((1 / 2) / m[0]) + 1 / 2 * math.log((1 / 2) / m[1])
+    expected = 0.5 * kl_p + 0.5 * kl_q
+    jsd = histogram_jsd_or_none(np.array([0.25, 0.995]), np.array([0.25, 0.25, 1.0]))
+    assert jsd == pytest.approx(expected)
 
 
 def _wgs84_degrees_per_metre(lat: float) -> tuple[float, float]:

@@ -42,24 +42,27 @@ def histogram_jsd(
     upper: float | None = None,
     overflow: bool = True,
 ) -> float:
-    """JSD of two samples binned on ``bins`` equal bins over ``[0, upper]`` (plus one overflow bin).
+    """JSD of two samples binned over ``[0, upper]``, HOSER's way when ``overflow`` is true.
 
-    ``upper`` defaults to the largest value of ``b`` (the reference sample). Values above ``upper``
-    go to the overflow bin when ``overflow`` is true (the HOSER protocol), else are clipped in.
+    ``upper`` defaults to the largest value of ``b`` (the reference sample). With ``overflow``
+    (the HOSER protocol, ``evaluation/main.ipynb``) the edges are ``np.linspace(0, upper, bins)``
+    plus infinity: ``bins - 1`` regular bins of width ``upper / (bins - 1)`` and one last bin from
+    ``upper`` (included) to infinity, so the reference maximum itself falls in that last bin, as
+    ``np.histogram`` puts it there. Without ``overflow``, ``bins`` equal bins over ``[0, upper]``
+    with values outside clipped in.
     """
     a = np.asarray(a, dtype=np.float64).ravel()
     b = np.asarray(b, dtype=np.float64).ravel()
     if upper is None:
         upper = float(b.max()) if b.size else 1.0
     upper = upper if upper > 0 else 1.0
+    if overflow:
+        edges = np.append(np.linspace(0.0, upper, bins), np.inf)
+        return jsd(np.histogram(a, edges)[0], np.histogram(b, edges)[0])
 
     def counts(values: np.ndarray) -> np.ndarray:
-        # Bins are [k·w, (k+1)·w) with the last regular bin closed, so the reference maximum lands
-        # in bin 99 and only values strictly above ``upper`` overflow.
-        index = np.minimum((np.clip(values, 0, None) / upper * bins).astype(np.int64), bins - 1)
-        if overflow:
-            index = np.where(values > upper, bins, index)
-        return np.bincount(index, minlength=bins + 1)
+        index = np.clip((values / upper * bins).astype(np.int64), 0, bins - 1)
+        return np.bincount(index, minlength=bins)
 
     return jsd(counts(a), counts(b))
 

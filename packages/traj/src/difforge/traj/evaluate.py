@@ -4,9 +4,10 @@ Every segment is represented by the centroid of its ``roadmap.geo`` LineString. 
 trajectories (usually 5,000, their OD pairs and departure times drawn from the training set by
 :func:`~difforge.traj.data.requests.sample_od_requests`) and the real test set:
 
-Global metrics (Jensen–Shannon divergence, natural log, so in [0, ln 2]; 100 equal bins on
-``[0, max over the real test set]``, the last one closed so the real maximum falls inside, plus
-one overflow bin for larger values: :func:`difforge.core.metrics.histogram_jsd`; histograms are
+Global metrics (Jensen–Shannon divergence, natural log, so in [0, ln 2]; HOSER's notebook binning:
+edges ``np.linspace(0, max over the real test set, 100)`` plus infinity, i.e. 99 regular bins and
+one last bin holding the real maximum and everything above it:
+:func:`difforge.core.metrics.histogram_jsd`; histograms are
 normalised exactly where HOSER adds 1e-14 to the denominator; the great-circle radius, 6378 km,
 cancels out of these JSDs):
 

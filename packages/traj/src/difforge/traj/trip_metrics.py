@@ -214,7 +214,7 @@ def time_gaps_minutes(times: Sequence[np.ndarray | None]) -> np.ndarray:
 
 
 def histogram_jsd_or_none(generated: np.ndarray, real: np.ndarray) -> float | None:
-    """HOSER's JSD (100 bins on [0, max real] + overflow), or ``None`` if a side is empty."""
+    """HOSER's JSD (edges ``linspace(0, max real, 100)`` + inf), or ``None`` if a side is empty."""
     if len(generated) == 0 or len(real) == 0:
         return None
     return histogram_jsd(generated, real, bins=NUM_BINS, overflow=True)
