@@ -35,7 +35,7 @@ from torch import Tensor
 
 from difforge.core.diffusion.guidance import guidance_batch, mix_guidance
 from difforge.core.diffusion.masked import MaskedDiffusionLoss, subs_logits
-from difforge.core.diffusion.sampling import SamplerCallback, SamplerStep
+from difforge.core.diffusion.steps import SamplerCallback, SamplerStep
 from difforge.core.errors import ConfigError
 from difforge.core.nn.dit import KVCache
 

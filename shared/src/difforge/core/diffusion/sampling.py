@@ -8,8 +8,7 @@ with classifier-free guidance and the cache context the diffusers cache hooks ne
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import torch
@@ -27,34 +26,10 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from difforge.core.diffusion.guidance import Denoiser, guided
+from difforge.core.diffusion.steps import SamplerCallback, SamplerStep
 
 __all__ = ["SAMPLERS", "SamplerCallback", "SamplerStep", "make_scheduler", "sample"]
 
-
-@dataclass(frozen=True)
-class SamplerStep:
-    """What every sampler (continuous :func:`sample`, discrete ``sample_block_diffusion``) hands
-    its ``callback`` after each step: one signature, ``callback(step: SamplerStep) -> None``.
-
-    ``index`` counts the steps of this call from 0; ``x`` is the sample (continuous) or the canvas
-    (discrete) after the step. Continuous samplers fill ``t`` (the step's timestep) and ``next_t``
-    (the next one, None after the last: what a cache hook needs before the next model call);
-    discrete samplers fill ``block``, ``block_step``, ``start``/``end`` (the block's positions) and
-    ``committed`` (``(B, end - start)``: the positions this step committed).
-    """
-
-    index: int
-    x: Tensor
-    t: Tensor | None = None
-    next_t: Tensor | None = None
-    block: int | None = None
-    block_step: int | None = None
-    start: int | None = None
-    end: int | None = None
-    committed: Tensor | None = None
-
-
-SamplerCallback = Callable[[SamplerStep], None]
 
 Family = Literal["gaussian", "flow", "edm"]
 
