@@ -19,6 +19,7 @@ from difforge.core.diffusion.block import (
 from difforge.core.diffusion.masked import MaskSchedule
 from difforge.core.errors import ConfigError
 from difforge.core.nn.dit import DiTBackbone, DiTOutput
+from difforge.core.testing import imported_by
 from difforge.core.toy import MarkovChain, legal_transition_rate
 
 VOCAB = 12  # 11 real tokens + [MASK]
@@ -424,3 +425,10 @@ def test_sampler_conditionals_equal_training_conditionals(use_cache):
     trained = BlockDiffusionLoss(MASK, block_size=4).denoise(model, canvas, x0, **extra)[:, 8:]
     trained[..., MASK] = -math.inf
     assert torch.allclose(captured[0], trained, atol=1e-9)
+
+
+def test_block_decoding_does_not_import_diffusers_schedulers():
+    # Every token-decoding command imports this module first; the continuous samplers' schedulers
+    # (and scipy.stats under them) cost seconds of start-up it does not need.
+    loaded = imported_by("difforge.core.diffusion.block", ["diffusers.schedulers", "scipy.stats"])
+    assert loaded == []

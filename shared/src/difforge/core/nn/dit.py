@@ -241,13 +241,20 @@ class DiTBlock(nn.Module):
         return hidden_states + gate_mlp * self.ff(mlp_in)
 
 
-# The cache hooks look blocks up in diffusers' (private) registry: the block returns hidden_states only.
-TransformerBlockRegistry.register(
-    DiTBlock,
-    TransformerBlockMetadata(
-        return_hidden_states_index=None, return_encoder_hidden_states_index=None
-    ),
-)
+def register_block_for_cache_hooks() -> None:
+    """Tell diffusers' (private) block registry, which the cache hooks read, that a
+    :class:`DiTBlock` returns hidden_states only.
+
+    Called when a cache is enabled, not at import: the registry's first use imports every diffusers
+    transformer family (and scipy.stats), a second of start-up that sampling without a cache
+    does not need.
+    """
+    TransformerBlockRegistry.register(
+        DiTBlock,
+        TransformerBlockMetadata(
+            return_hidden_states_index=None, return_encoder_hidden_states_index=None
+        ),
+    )
 
 
 ################################################################################
@@ -266,6 +273,11 @@ class DiTBackbone(ModelMixin, ConfigMixin, CacheMixin):
     """
 
     _supports_gradient_checkpointing = False
+
+    def enable_cache(self, config: Any) -> None:
+        """diffusers' ``CacheMixin.enable_cache``, after registering our block for its hooks."""
+        register_block_for_cache_hooks()
+        super().enable_cache(config)
 
     @register_to_config
     def __init__(
