@@ -151,7 +151,7 @@ def generate_groom(
         group_roots, normals, guide_groups, guide_normals, guide_directions, guide_step
     )
     directions = _truncate(directions, np.clip(strand_lengths / max_length, 1e-3, 1.0))
-    centre = _integrate(roots, directions, strand_lengths, head)
+    centre = _integrate(roots, directions, strand_lengths, head, style.hug)
 
     clump_of = _assign_clumps(style, group_roots, rng)
     if clump_of is not None and style.clump_strength > 0:
@@ -261,6 +261,7 @@ def _grow_guides(
         bend = style.gravity * min(1.0, arc / max(style.stiffness, 1e-6)) * step
         direction = direction + bend * down
         direction /= np.linalg.norm(direction, axis=-1, keepdims=True)
+        direction = _hug_scalp(direction, path[:, k - 1], style.hug, head)
         moved = head.push_outside(path[:, k - 1] + direction * step, COLLISION_MARGIN)
         direction = moved - path[:, k - 1]
         direction /= np.linalg.norm(direction, axis=-1, keepdims=True) + 1e-12
@@ -316,15 +317,29 @@ def _interpolate(
 
 
 def _integrate(
-    roots: np.ndarray, directions: np.ndarray, lengths: np.ndarray, head: Head
+    roots: np.ndarray, directions: np.ndarray, lengths: np.ndarray, head: Head, hug: float = 0.0
 ) -> np.ndarray:
-    """Walk each strand from its root along its directions, sliding over the head on contact."""
+    """Walk each strand from its root along its directions, sliding over the head on contact
+    (and, with ``hug``, kept along the scalp as the guides were)."""
     step = (lengths / directions.shape[1])[:, None]
     path = np.empty((len(roots), directions.shape[1] + 1, 3))
     path[:, 0] = roots
     for k in range(directions.shape[1]):
-        path[:, k + 1] = head.push_outside(path[:, k] + directions[:, k] * step, COLLISION_MARGIN)
+        direction = _hug_scalp(directions[:, k], path[:, k], hug, head)
+        path[:, k + 1] = head.push_outside(path[:, k] + direction * step, COLLISION_MARGIN)
     return path
+
+
+def _hug_scalp(direction: np.ndarray, position: np.ndarray, hug: float, head: Head) -> np.ndarray:
+    """``direction`` with ``hug`` of its part leading away from the skull removed, so a strand
+    bends with the scalp's curve instead of leaving it along a tangent: short hair that lies on
+    the head (a straight 10 cm tangent off the crown would end 5 cm above the scalp)."""
+    if hug <= 0:
+        return direction
+    _, normal = head.scalp_points(*head.angles(position))
+    outward = np.maximum(np.sum(direction * normal, axis=-1, keepdims=True), 0.0)
+    direction = direction - hug * outward * normal
+    return direction / (np.linalg.norm(direction, axis=-1, keepdims=True) + 1e-12)
 
 
 def _truncate(directions: np.ndarray, fraction: np.ndarray) -> np.ndarray:
@@ -445,7 +460,26 @@ def _add_curls_waves_frizz(
             * (fraction**2)[..., None]
             * np.sin(2 * np.pi * frequency * arc[..., None] + phase)
         )
+    if style.stray > 0:
+        points += _stray_fibres(style.stray, fraction, arc, rng)
     return points
+
+
+def _stray_fibres(
+    share: float, fraction: np.ndarray, arc: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """Offsets (N, K, 3) that send a ``share`` of the strands off their clump: a slow wander of
+    1-3 cm at the tip in a random direction, as the loose fibres of frizzy hair stand out of
+    its silhouette."""
+    n_strands = len(arc)
+    chosen = (rng.random(n_strands) < share)[:, None, None]
+    heading = rng.normal(size=(n_strands, 1, 3))
+    heading /= np.linalg.norm(heading, axis=-1, keepdims=True)
+    amplitude = rng.uniform(0.01, 0.03, size=(n_strands, 1, 1))
+    frequency = rng.uniform(3.0, 10.0, size=(n_strands, 1, 3))
+    phase = rng.uniform(0, 2 * np.pi, size=(n_strands, 1, 3))
+    wander = heading + 0.5 * np.sin(2 * np.pi * frequency * arc[..., None] + phase)
+    return chosen * amplitude * (fraction**1.5)[..., None] * wander
 
 
 def _cut_and_resample(

@@ -1,16 +1,20 @@
 """Hairstyle parameters and the style families they are drawn from.
 
-A style is 25 geometric parameters (what the groom generator reads) plus 3 appearance parameters
+A style is 27 geometric parameters (what the groom generator reads) plus 3 appearance parameters
 (what the renderer reads), a family name and the seed that fixes every random choice. Each family
-is a set of ranges over the parameters; a seed picks the family (``seed % len(FAMILIES)``, so any
-run of consecutive seeds is balanced) and then every parameter, deterministically.
+is a set of ranges over the parameters. A style set (:data:`STYLE_SETS`) is an ordered tuple of
+families; a seed picks the family of its set (``seed % len(families)``, so any run of consecutive
+seeds is balanced) and then every parameter, deterministically. The ``classic`` set is the 14
+:data:`FAMILIES` every model up to ``photo1`` trained on; the ``photo`` set adds the families of
+:data:`PHOTO_FAMILIES` (short hair lying on the scalp, frizzy volume) that real portraits showed
+missing, so the classic set's seeds keep their styles.
 
 Seeds at or above :data:`HELD_OUT_SEED_BASE` are reserved for evaluation and never used to train.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -61,6 +65,9 @@ class StyleParams:
     melanin: float  # 0 = platinum blond, 1 = black
     redness: float
     skin_tone: float  # 0 = light, 1 = dark
+    # Added for the photo set; defaults keep older styles (and their params.json) as they were.
+    hug: float = 0.0  # 0 = strands grow freely, 1 = they follow the scalp's curve (lie on it)
+    stray: float = 0.0  # fraction of stray fibres that leave their clump and wander off
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -68,14 +75,15 @@ class StyleParams:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> StyleParams:
         names = {f.name for f in fields(cls)}
+        optional = {f.name for f in fields(cls) if f.default is not MISSING}
         unknown = sorted(set(values) - names)
-        missing = sorted(names - set(values))
+        missing = sorted(names - optional - set(values))
         if unknown or missing:
             raise UserError(f"style parameters: unknown {unknown}, missing {missing}")
         return cls(**values)
 
     def geometry_vector(self) -> np.ndarray:
-        """The 25 numeric geometry parameters, in field order (for probes and regressors)."""
+        """The 27 numeric geometry parameters, in field order (for probes and regressors)."""
         return np.array([getattr(self, name) for name in GEOMETRY_PARAMETERS], dtype=np.float64)
 
 
@@ -115,6 +123,8 @@ _BASE: dict[str, float | tuple[float, float]] = {
     "melanin": (0.0, 1.0),
     "redness": (0.0, 0.4),
     "skin_tone": (0.0, 1.0),
+    "hug": 0.0,
+    "stray": 0.0,
 }
 
 _SIDE_PART = (0.022, 0.042)  # |part_offset|; the side is drawn at random
@@ -182,17 +192,56 @@ FAMILIES: dict[str, dict[str, float | tuple[float, float]]] = {
 }  # fmt: skip
 
 
-def family_for_seed(seed: int) -> str:
-    return list(FAMILIES)[seed % len(FAMILIES)]
+# Families of the photo set: what the classic families lack on real portraits (RESULTS.md,
+# "Photo styles"): short hair of 5-15 cm that lies on the scalp (the classic short families are
+# 1-7 cm and stand off it), and voluminous frizz (fine high-frequency curl, loose clumps, strays).
+PHOTO_FAMILIES: dict[str, dict[str, float | tuple[float, float]]] = {
+    "short_crop": {
+        "length": (0.05, 0.09), "hug": (0.7, 0.95), "lift": (0.1, 0.25), "gravity": (4.0, 10.0),
+        "stiffness": (0.01, 0.02), "comb_back": (0.7, 1.0), "part_strength": (0.2, 0.6),
+        "part_offset": _SIDE_PART, "clump_strength": (0.1, 0.25), "frizz": (0.0003, 0.001),
+    },
+    "short_layered": {
+        "length": (0.09, 0.15), "hug": (0.5, 0.8), "lift": (0.15, 0.3), "gravity": (12.0, 22.0),
+        "stiffness": (0.01, 0.02), "comb_back": (0.0, 0.4), "part_strength": (0.4, 0.8),
+        "part_offset": _SIDE_PART, "clump_strength": (0.2, 0.4), "wave_amplitude": (0.0, 0.004),
+        "wave_frequency": (8.0, 14.0), "frizz": (0.0005, 0.0015),
+    },
+    "frizzy": {
+        "length": (0.07, 0.13), "length_jitter": (0.2, 0.35), "lift": (0.45, 0.7), "gravity": (6.0, 14.0),
+        "stiffness": (0.03, 0.06), "comb_back": (0.1, 0.35), "clump_strength": (0.05, 0.2),
+        "curl_radius": (0.001, 0.002), "curl_frequency": (60.0, 110.0), "curl_start": (0.0, 0.05),
+        "wave_amplitude": (0.006, 0.014), "wave_frequency": (4.0, 8.0), "frizz": (0.004, 0.008),
+        "stray": (0.08, 0.2),
+    },
+}  # fmt: skip
+
+# Every family, for lookups; the classic ones keep their positions (their random streams).
+ALL_FAMILIES = {**FAMILIES, **PHOTO_FAMILIES}
+STYLE_SETS: dict[str, tuple[str, ...]] = {"classic": tuple(FAMILIES), "photo": tuple(ALL_FAMILIES)}
 
 
-def sample_style(seed: int, family: str | None = None) -> StyleParams:
-    """Draw a style deterministically from ``seed`` (family from the seed unless given)."""
-    family = family_for_seed(seed) if family is None else family
-    if family not in FAMILIES:
-        raise UserError(f"unknown hair style family {family!r}; choose from {', '.join(FAMILIES)}")
-    rng = np.random.default_rng([seed, list(FAMILIES).index(family)])
-    spec = {**_BASE, **FAMILIES[family]}
+def style_set_families(style_set: str) -> tuple[str, ...]:
+    if style_set not in STYLE_SETS:
+        raise UserError(f"unknown style set {style_set!r}; choose from {', '.join(STYLE_SETS)}")
+    return STYLE_SETS[style_set]
+
+
+def family_for_seed(seed: int, style_set: str = "classic") -> str:
+    families = style_set_families(style_set)
+    return families[seed % len(families)]
+
+
+def sample_style(seed: int, family: str | None = None, style_set: str = "classic") -> StyleParams:
+    """Draw a style deterministically from ``seed`` (family from the seed and its style set
+    unless given)."""
+    family = family_for_seed(seed, style_set) if family is None else family
+    if family not in ALL_FAMILIES:
+        raise UserError(
+            f"unknown hair style family {family!r}; choose from {', '.join(ALL_FAMILIES)}"
+        )
+    rng = np.random.default_rng([seed, list(ALL_FAMILIES).index(family)])
+    spec = {**_BASE, **ALL_FAMILIES[family]}
     values: dict[str, Any] = {}
     for name in (f.name for f in fields(StyleParams) if f.name not in ("family", "seed")):
         rule = spec[name]
