@@ -32,6 +32,7 @@ ROOT_SHAPE_LENGTH = 0.03  # arc (m) over which a strand's shape is relative to t
 # head smoothly; curls get up to 8 segments per turn.
 MIN_GROWTH_STEPS, MAX_GROWTH_STEPS = 48, 128
 COLLISION_MARGIN = 0.0015  # hair rests this far (m) outside the skin
+HUG_HEIGHT_PER_LIFT = 0.08  # rest height over the scalp of hugging strands, per unit of lift
 SIDE_BAND = 0.035  # |x| (m) beyond which a point is on the side of the head (mohawk, undercut)
 _CROWN = (0.4, np.pi)  # (theta, phi) of the hair whorl, a little behind the top
 
@@ -151,7 +152,7 @@ def generate_groom(
         group_roots, normals, guide_groups, guide_normals, guide_directions, guide_step
     )
     directions = _truncate(directions, np.clip(strand_lengths / max_length, 1e-3, 1.0))
-    centre = _integrate(roots, directions, strand_lengths, head, style.hug)
+    centre = _integrate(roots, directions, strand_lengths, head, style.hug, _hug_height(style))
 
     clump_of = _assign_clumps(style, group_roots, rng)
     if clump_of is not None and style.clump_strength > 0:
@@ -261,7 +262,7 @@ def _grow_guides(
         bend = style.gravity * min(1.0, arc / max(style.stiffness, 1e-6)) * step
         direction = direction + bend * down
         direction /= np.linalg.norm(direction, axis=-1, keepdims=True)
-        direction = _hug_scalp(direction, path[:, k - 1], style.hug, head)
+        direction = _hug_scalp(direction, path[:, k - 1], style.hug, _hug_height(style), head)
         moved = head.push_outside(path[:, k - 1] + direction * step, COLLISION_MARGIN)
         direction = moved - path[:, k - 1]
         direction /= np.linalg.norm(direction, axis=-1, keepdims=True) + 1e-12
@@ -317,7 +318,12 @@ def _interpolate(
 
 
 def _integrate(
-    roots: np.ndarray, directions: np.ndarray, lengths: np.ndarray, head: Head, hug: float = 0.0
+    roots: np.ndarray,
+    directions: np.ndarray,
+    lengths: np.ndarray,
+    head: Head,
+    hug: float = 0.0,
+    hug_height: float = 0.0,
 ) -> np.ndarray:
     """Walk each strand from its root along its directions, sliding over the head on contact
     (and, with ``hug``, kept along the scalp as the guides were)."""
@@ -325,20 +331,32 @@ def _integrate(
     path = np.empty((len(roots), directions.shape[1] + 1, 3))
     path[:, 0] = roots
     for k in range(directions.shape[1]):
-        direction = _hug_scalp(directions[:, k], path[:, k], hug, head)
+        direction = _hug_scalp(directions[:, k], path[:, k], hug, hug_height, head)
         path[:, k + 1] = head.push_outside(path[:, k] + direction * step, COLLISION_MARGIN)
     return path
 
 
-def _hug_scalp(direction: np.ndarray, position: np.ndarray, hug: float, head: Head) -> np.ndarray:
-    """``direction`` with ``hug`` of its part leading away from the skull removed, so a strand
+def _hug_height(style: StyleParams) -> float:
+    """Height (m) over the scalp that hugging strands settle at: the layers of lying hair give
+    short cuts 0.5-2 cm of volume, more where the roots stand up more (``lift``)."""
+    return HUG_HEIGHT_PER_LIFT * style.lift
+
+
+def _hug_scalp(
+    direction: np.ndarray, position: np.ndarray, hug: float, rest_height: float, head: Head
+) -> np.ndarray:
+    """``direction`` with up to ``hug`` of its part leading away from the skull removed (none
+    at the scalp, all from ``rest_height`` above it), so a strand rises to that height and then
     bends with the scalp's curve instead of leaving it along a tangent: short hair that lies on
     the head (a straight 10 cm tangent off the crown would end 5 cm above the scalp)."""
     if hug <= 0:
         return direction
     _, normal = head.scalp_points(*head.angles(position))
+    level = head.skull_level(position)[:, None]
+    height = np.linalg.norm(position, axis=-1, keepdims=True) * (1.0 - 1.0 / level)
+    weight = hug * np.clip(height / max(rest_height, 1e-6), 0.0, 1.0)
     outward = np.maximum(np.sum(direction * normal, axis=-1, keepdims=True), 0.0)
-    direction = direction - hug * outward * normal
+    direction = direction - weight * outward * normal
     return direction / (np.linalg.norm(direction, axis=-1, keepdims=True) + 1e-12)
 
 

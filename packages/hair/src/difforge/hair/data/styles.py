@@ -197,12 +197,12 @@ FAMILIES: dict[str, dict[str, float | tuple[float, float]]] = {
 # 1-7 cm and stand off it), and voluminous frizz (fine high-frequency curl, loose clumps, strays).
 PHOTO_FAMILIES: dict[str, dict[str, float | tuple[float, float]]] = {
     "short_crop": {
-        "length": (0.05, 0.09), "hug": (0.7, 0.95), "lift": (0.1, 0.25), "gravity": (4.0, 10.0),
+        "length": (0.06, 0.09), "hug": (0.7, 0.95), "lift": (0.1, 0.25), "gravity": (4.0, 10.0),
         "stiffness": (0.01, 0.02), "comb_back": (0.7, 1.0), "part_strength": (0.2, 0.6),
         "part_offset": _SIDE_PART, "clump_strength": (0.1, 0.25), "frizz": (0.0003, 0.001),
     },
     "short_layered": {
-        "length": (0.09, 0.15), "hug": (0.5, 0.8), "lift": (0.15, 0.3), "gravity": (12.0, 22.0),
+        "length": (0.09, 0.13), "hug": (0.5, 0.8), "lift": (0.15, 0.3), "gravity": (12.0, 22.0),
         "stiffness": (0.01, 0.02), "comb_back": (0.0, 0.4), "part_strength": (0.4, 0.8),
         "part_offset": _SIDE_PART, "clump_strength": (0.2, 0.4), "wave_amplitude": (0.0, 0.004),
         "wave_frequency": (8.0, 14.0), "frizz": (0.0005, 0.0015),
@@ -218,7 +218,11 @@ PHOTO_FAMILIES: dict[str, dict[str, float | tuple[float, float]]] = {
 
 # Every family, for lookups; the classic ones keep their positions (their random streams).
 ALL_FAMILIES = {**FAMILIES, **PHOTO_FAMILIES}
-STYLE_SETS: dict[str, tuple[str, ...]] = {"classic": tuple(FAMILIES), "photo": tuple(ALL_FAMILIES)}
+# The photo set starts with its new families, so that any few seeds from 0 include them.
+STYLE_SETS: dict[str, tuple[str, ...]] = {
+    "classic": tuple(FAMILIES),
+    "photo": (*PHOTO_FAMILIES, *FAMILIES),
+}
 
 
 def style_set_families(style_set: str) -> tuple[str, ...]:
