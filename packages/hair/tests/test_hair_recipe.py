@@ -27,7 +27,7 @@ from difforge.hair.recipe import (
 )
 
 recipe_main = command_line("difforge-hair", "", [RECIPE_COMMAND])
-TINY_STAGES = ("data", "codec", "first", "more_styles", "evaluate")
+TINY_STAGES = ("data", "codec", "first", "more_styles", "turned", "evaluate")
 
 
 def _stage_dirs(out: Path) -> dict[str, Path]:
@@ -49,6 +49,13 @@ def test_tiny_recipe_end_to_end(tmp_path, capsys) -> None:
     data = folders["data"]
     assert sorted(_style_seeds(styles_folder(data, [3, 5], 3))) == [0, 1, 2]
     assert sorted(_style_seeds(styles_folder(data, [3, 5], 5))) == [0, 1, 2, 3, 4]
+    # The run on turned heads has its own styles: the photo set, each head turned its own way.
+    turned_styles = styles_folder(data, [4], 4, ("photo", 35.0))
+    assert turned_styles.name == "styles_photo_yaw35" and turned_styles.parent == data
+    assert sorted(_style_seeds(turned_styles)) == [0, 1, 2, 3]
+    turned_params = [json.loads(p.read_text()) for p in turned_styles.glob("**/params.json")]
+    assert {p["style"]["family"] for p in turned_params} >= {"short_crop", "frizzy"}
+    assert len({p["camera"]["yaw"] for p in turned_params}) == 4
     metrics = json.loads((folders["codec"] / "codec" / "metrics.json").read_text())
     assert metrics["steps"] == 20 and metrics["held_out"]["position_mm"] > 0
     capsys.readouterr()
@@ -68,11 +75,16 @@ def test_tiny_recipe_end_to_end(tmp_path, capsys) -> None:
     assert training["diffusion"]["steps"] == 6 and training["config"]["train"]["lr"] == 5e-4
     assert more.sampling == first.sampling  # a continued model keeps its sampling
     assert training["config"]["data"]["n_strands"] == 300  # the data stage's sample settings
-    # Evaluation: the last run's model beside the baselines fitted on its 5 styles.
+    turned = HairModel.load(folders["turned"] / "model").info["training"]
+    assert turned["init"]["model"] == str(folders["more_styles"] / "model")
+    assert turned["config"]["data"]["style_set"] == "photo"
+    assert turned["config"]["data"]["max_yaw"] == 35.0 and turned["styles"] == 4
+    # Evaluation: the last run's model beside the baselines fitted on the 5 classic frontal
+    # styles of the last run that trained on such styles (the test styles are those).
     test = json.loads((folders["evaluate"] / "test.json").read_text())
     assert set(test) == {"difforge_hair", "mean_groom", "retrieval"}
     model_protocol = test["difforge_hair"]["protocol"]
-    assert model_protocol["model"] == str(folders["more_styles"] / "model")
+    assert model_protocol["model"] == str(folders["turned"] / "model")
     assert model_protocol["n_styles"] == 2 and model_protocol["n_eval_points"] == 800
     assert test["retrieval"]["protocol"]["n_train"] == 5
     validation = json.loads((folders["evaluate"] / "validation.json").read_text())
@@ -168,7 +180,8 @@ def test_the_default_recipe_is_the_shipped_models_lineage(monkeypatch) -> None:
 
     recipe = load_recipe("default")
     # codec -> candidate 3 -> 4a -> 4b -> 6 on ever more of the same styles (seeds from 0) ->
-    # photo1, the same on conditioning maps.
+    # photo1, the same on conditioning maps (the shipped model) -> photo2 (not trained yet), on
+    # the photo style set with turned heads.
     chain = [(s.name, s.init_from) for s in recipe.diffusion_stages]
     assert chain == [
         ("candidate3", ""),
@@ -176,9 +189,18 @@ def test_the_default_recipe_is_the_shipped_models_lineage(monkeypatch) -> None:
         ("candidate4b", "candidate4a"),
         ("candidate6", "candidate4b"),
         ("photo1", "candidate6"),
+        ("photo2", "photo1"),
     ]
     assert style_counts(recipe) == [280, 980, 1960, 3920]
-    configs = [stage_config(recipe, s) for s in recipe.diffusion_stages]
+    assert style_counts(recipe, ("photo", 35.0)) == [3920]
+    *configs, photo2 = [stage_config(recipe, s) for s in recipe.diffusion_stages]
+    assert (photo2.data.style_set, photo2.data.max_yaw, photo2.data.condition) == (
+        "photo",
+        35.0,
+        "maps",
+    )
+    assert (photo2.train.steps, photo2.train.batch_size, photo2.train.lr) == (6000, 128, 2e-4)
+    assert all(c.data.style_set == "classic" and c.data.max_yaw == 0 for c in configs)
     assert [c.train.steps for c in configs] == [8568, 6500, 2076, 14000, 6000]
     assert [c.train.batch_size for c in configs] == [64, 256, 256, 256, 128]
     assert [c.train.lr for c in configs] == [5e-4, 7e-4, 4e-4, 4e-4, 3e-4]

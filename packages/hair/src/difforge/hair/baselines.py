@@ -139,7 +139,7 @@ class RetrievalBaseline:
         return self.seeds[int(np.argmin(distance))]
 
     def __call__(self, image: np.ndarray) -> Groom:
-        style = sample_style(self.nearest_seed(image))
+        style = sample_style(self.nearest_seed(image), style_set=self.config.style_set)
         return generate_groom(style, self.config.n_strands, self.config.n_points)
 
 

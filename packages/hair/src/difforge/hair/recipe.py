@@ -5,13 +5,16 @@
     1-data/styles/             the training styles (style folders, as ``difforge-hair dataset``),
                                nested so that ``first_<N>/`` holds the first N of them:
                                styles/first_1960/first_980/first_280/seeds_0-279/style_*, ...
+           styles_<set>_yaw<D>/  the same for runs whose ``data.style_set`` / ``data.max_yaw``
+                               are not the classic frontal ones (e.g. styles_photo_yaw35/)
     2-codec/codec/             the strand codec (+ metrics.json; checkpoints in codec-run/)
     3-<run>/model/, ...        one stage per DiT run of ``diffusion_stages``, in order: a model
                                folder each (checkpoints and encoded textures in model-run/: a
                                re-run resumes); a run with ``init_from`` continues an earlier
                                run's model (its codec, weights, whitening and sampling settings)
     N-evaluate/test.json, .md  the last run's model beside the mean-groom and retrieval baselines
-               validation.*    (fitted on that run's styles) on held-out styles
+               validation.*    (fitted on the classic frontal styles of the last run that
+                               trained on them) on held-out (classic, frontal) styles
 
 Every training config of a recipe is an existing run config (:mod:`difforge.hair.run_config`);
 a DiT run is the recipe's ``diffusion`` config with that run's ``key=value`` overrides, and its
@@ -39,9 +42,13 @@ from difforge.core.recipe import RecipeBook, Stage, recipe_module_main
 from difforge.core.train import TrainConfig
 from difforge.hair import RECIPE_PRESETS
 from difforge.hair.data.dataset import SampleConfig
-from difforge.hair.run_config import CodecRunConfig, DiffusionRunConfig
+from difforge.hair.run_config import CodecRunConfig, DataConfig, DiffusionRunConfig
 
 FIXED_STAGES = ("data", "codec", "evaluate")
+CLASSIC = (
+    "classic",
+    0.0,
+)  # (style set, largest head yaw) of the styles every model before photo2 saw
 _STAGE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 RunConfig = TypeVar("RunConfig", CodecRunConfig, DiffusionRunConfig)
 
@@ -65,8 +72,8 @@ class RecipeData:
         check_config(self.image_size >= 16, "image_size", ">= 16", self.image_size)
         check_config(self.workers >= 0, "workers", ">= 0", self.workers)
 
-    def sample_config(self) -> SampleConfig:
-        return SampleConfig(self.root_candidates, self.points, self.image_size)
+    def sample_config(self, variant: tuple[str, float] = CLASSIC) -> SampleConfig:
+        return SampleConfig(self.root_candidates, self.points, self.image_size, *variant)
 
 
 @dataclass(frozen=True)
@@ -159,6 +166,19 @@ class HairRecipe:
                 stage.overrides,
             )
 
+        check_config(
+            not self.evaluate.baselines
+            or any(_variant(stage_config(self, s).data) == CLASSIC for s in self.diffusion_stages),
+            "evaluate.baselines",
+            "a DiT run on classic frontal styles to fit them on",
+            self.evaluate.baselines,
+        )
+
+
+def _variant(data: DataConfig) -> tuple[str, float]:
+    """Which styles a run reads: (style set, largest head yaw)."""
+    return data.style_set, float(data.max_yaw)
+
 
 def stage_config(recipe: HairRecipe, stage: DiffusionStage) -> DiffusionRunConfig:
     """The training config of one DiT run: the recipe's ``diffusion`` with the run's overrides."""
@@ -219,18 +239,30 @@ def _as_run(recipe: HairRecipe, config: RunConfig) -> RunConfig:
     return replace(config, train=_per_process(config.train), data=data)
 
 
-def style_counts(recipe: HairRecipe) -> list[int]:
-    """How many styles each training stage reads (the first N), ascending and distinct."""
-    counts = {recipe.codec.data.styles}
-    counts.update(stage_config(recipe, s).data.styles for s in recipe.diffusion_stages)
-    return sorted(counts)
+def _stage_data(recipe: HairRecipe) -> list[DataConfig]:
+    return [recipe.codec.data, *(stage_config(recipe, s).data for s in recipe.diffusion_stages)]
 
 
-def styles_folder(data_dir: Path, counts: Sequence[int], count: int) -> Path:
-    """The data stage's folder holding exactly the first ``count`` styles (one of ``counts``)."""
+def style_variants(recipe: HairRecipe) -> list[tuple[str, float]]:
+    """The (style set, largest yaw) pairs the training stages read, in order of first use."""
+    return list(dict.fromkeys(_variant(data) for data in _stage_data(recipe)))
+
+
+def style_counts(recipe: HairRecipe, variant: tuple[str, float] = CLASSIC) -> list[int]:
+    """How many styles each training stage reading ``variant`` reads (the first N), ascending
+    and distinct."""
+    return sorted({data.styles for data in _stage_data(recipe) if _variant(data) == variant})
+
+
+def styles_folder(
+    data_dir: Path, counts: Sequence[int], count: int, variant: tuple[str, float] = CLASSIC
+) -> Path:
+    """The data stage's folder holding exactly the first ``count`` styles (one of ``counts``)
+    of ``variant``."""
     if count not in counts:
         raise ValueError(f"{count} is not one of the style counts {list(counts)}")
-    folder = data_dir / "styles"
+    style_set, max_yaw = variant
+    folder = data_dir / ("styles" if variant == CLASSIC else f"styles_{style_set}_yaw{max_yaw:g}")
     for smaller in sorted((c for c in counts if c >= count), reverse=True)[1:]:
         folder = folder / f"first_{smaller}"
     return folder
@@ -241,25 +273,32 @@ def make_data(recipe: HairRecipe, stage_dir: Path) -> None:
     ``index.json`` exists is complete and kept)."""
     from difforge.hair.data.dataset import build_dataset, training_seeds
 
-    counts, start = style_counts(recipe), 0
-    for count in counts:
-        first, last = recipe.data.seed + start, recipe.data.seed + count - 1
-        part = styles_folder(stage_dir, counts, count) / f"seeds_{first}-{last}"
-        if (part / "index.json").is_file():
-            echo(f"styles {first}-{last}: written before, kept")
-        else:
-            seeds = training_seeds(count - start, first)
-            workers = _workers(recipe.data.workers)
-            build_dataset(_fresh(part), seeds, recipe.data.sample_config(), workers=workers)
-            echo(f"styles {first}-{last}: {len(seeds)} written to {part}")
-        start = count
+    for variant in style_variants(recipe):
+        counts, start = style_counts(recipe, variant), 0
+        for count in counts:
+            first, last = recipe.data.seed + start, recipe.data.seed + count - 1
+            folder = styles_folder(stage_dir, counts, count, variant)
+            part = folder / f"seeds_{first}-{last}"
+            if (part / "index.json").is_file():
+                echo(f"styles {first}-{last}: written before, kept")
+            else:
+                seeds = training_seeds(count - start, first, style_set=variant[0])
+                config, workers = recipe.data.sample_config(variant), _workers(recipe.data.workers)
+                build_dataset(_fresh(part), seeds, config, workers=workers)
+                echo(f"styles {first}-{last}: {len(seeds)} written to {part}")
+            start = count
+
+
+def _training_folder(recipe: HairRecipe, previous: Mapping[str, Path], data: DataConfig) -> Path:
+    variant = _variant(data)
+    return styles_folder(previous["data"], style_counts(recipe, variant), data.styles, variant)
 
 
 def codec_stage(recipe: HairRecipe, previous: Mapping[str, Path], stage_dir: Path) -> None:
     from difforge.hair.train import train_codec
 
     config = _as_run(recipe, recipe.codec)
-    data = styles_folder(previous["data"], style_counts(recipe), config.data.styles)
+    data = _training_folder(recipe, previous, config.data)
     out = stage_dir / "codec"
     if _is_main():
         _fresh(out)  # training resumes from codec-run/, not from it
@@ -277,7 +316,7 @@ def diffusion_stage(
     from difforge.hair.train import train_diffusion
 
     config = _as_run(recipe, stage_config(recipe, stage))
-    data = styles_folder(previous["data"], style_counts(recipe), config.data.styles)
+    data = _training_folder(recipe, previous, config.data)
     init = previous[stage.init_from] / "model" if stage.init_from else None
     codec = None if init is not None else previous["codec"] / "codec"
     out = stage_dir / "model"
@@ -307,7 +346,9 @@ def evaluate_stage(
     model_dir = previous[last.name] / "model"
     config = EvalConfig(sample=recipe.data.sample_config(), n_eval_points=settings.eval_points)
     workers = _workers(recipe.data.workers)
-    styles = stage_config(recipe, last).data.styles
+    # The test styles are classic and frontal: the baselines are fitted on such styles.
+    runs = [stage_config(recipe, s).data for s in recipe.diffusion_stages]
+    styles = [data.styles for data in runs if _variant(data) == CLASSIC][-1]
     train_data = styles_folder(previous["data"], style_counts(recipe), styles)
     splits = [("test", settings.n_test, 0)]
     if settings.n_validation:

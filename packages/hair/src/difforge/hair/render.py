@@ -31,21 +31,29 @@ _LIGHT = np.array([-0.35, 0.55, 0.75]) / np.linalg.norm([-0.35, 0.55, 0.75])  # 
 @dataclass(frozen=True)
 class Camera:
     """Orthographic camera orbiting the head: ``yaw`` degrees toward the subject's left (+x),
-    ``pitch`` degrees up; the square image spans ``half_extent`` metres around ``center``."""
+    ``pitch`` degrees up, the picture turned ``roll`` degrees counter-clockwise; the square
+    image spans ``half_extent`` metres around ``center``."""
 
     yaw: float = 0.0
     pitch: float = 0.0
     center: tuple[float, float, float] = (0.0, -0.07, 0.0)
     half_extent: float = 0.24
+    roll: float = 0.0
 
     def rotation(self) -> np.ndarray:
         """World-to-camera rotation; rows are the camera's right, up and backward axes."""
-        yaw, pitch = np.deg2rad(self.yaw), np.deg2rad(self.pitch)
+        yaw, pitch, roll = np.deg2rad(self.yaw), np.deg2rad(self.pitch), np.deg2rad(self.roll)
         backward = np.array(
             [np.sin(yaw) * np.cos(pitch), np.sin(pitch), np.cos(yaw) * np.cos(pitch)]
         )
         right = np.array([np.cos(yaw), 0.0, -np.sin(yaw)])
-        return np.stack([right, np.cross(backward, right), backward])
+        up = np.cross(backward, right)
+        if roll:
+            right, up = (
+                np.cos(roll) * right - np.sin(roll) * up,
+                np.sin(roll) * right + np.cos(roll) * up,
+            )
+        return np.stack([right, up, backward])
 
 
 VIEWS: dict[str, Camera] = {

@@ -13,6 +13,7 @@ from difforge.core.config import check_config
 from difforge.core.nn.dit import check_head_size
 from difforge.core.train import TrainConfig
 from difforge.hair.codec import CodecLossWeights
+from difforge.hair.data.dataset import SampleConfig
 from difforge.hair.model import SamplingConfig
 
 __all__ = [
@@ -41,16 +42,27 @@ class DataConfig:
     # Strength of the training-time augmentation of the maps (misalignment, mask edges,
     # orientation noise; :func:`difforge.hair.maps.augment_maps`); 0 = off.
     augment: float = 1.0
+    # Procedural styles' family set ("classic", or "photo" with short lying and frizzy styles)
+    # and largest head turn (degrees) of their renders (difforge.hair.data.dataset.SampleConfig).
+    style_set: str = "classic"
+    max_yaw: float = 0.0
 
     def __post_init__(self) -> None:
         check_config(
             self.condition in ("maps", "rgb"), "condition", "'maps' or 'rgb'", self.condition
         )
         check_config(0 <= self.augment <= 2, "augment", "in [0, 2]", self.augment)
+        self.sample_config(64)  # checks style_set and max_yaw
         for key in ("styles", "workers", "n_strands", "strands_per_style"):
             check_config(getattr(self, key) >= 1, key, ">= 1", getattr(self, key))
         check_config(self.seed >= 0, "seed", ">= 0", self.seed)
         check_config(self.image_size >= 16, "image_size", ">= 16", self.image_size)
+
+    def sample_config(self, n_points: int) -> SampleConfig:
+        """The sample settings of the procedural styles, strands resampled to ``n_points``."""
+        return SampleConfig(n_strands=self.n_strands, n_points=n_points,
+                            image_size=self.image_size, style_set=self.style_set,
+                            max_yaw=self.max_yaw)  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -141,13 +141,11 @@ def iter_styles(
         read = _read_folder
         tasks = [(f, data.image_size, n_points, data.condition) for f in style_folders(data_dir)]
     else:
-        config = SampleConfig(
-            n_strands=data.n_strands, n_points=n_points, image_size=data.image_size
-        )
+        config = data.sample_config(n_points)
         read = procedural_record
         tasks = [
             (seed, config, n_points, data.condition)
-            for seed in training_seeds(data.styles, data.seed)
+            for seed in training_seeds(data.styles, data.seed, style_set=data.style_set)
         ]
     if data.workers <= 1:
         yield from map(read, tasks)

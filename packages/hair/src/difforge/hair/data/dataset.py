@@ -20,17 +20,20 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from difforge.core.config import check_config
 from difforge.core.errors import UserError
 from difforge.core.io import write_json
 from difforge.core.workers import spawn_context
 from difforge.hair.data.groom import Groom, density_map, generate_groom
 from difforge.hair.data.head import DEFAULT_HEAD, Head
+from difforge.hair.data.pose import sample_head_yaw, turned_head_camera
 from difforge.hair.data.styles import (
-    FAMILIES,
     HELD_OUT_SEED_BASE,
+    STYLE_SETS,
     StyleParams,
     family_for_seed,
     sample_style,
+    style_set_families,
 )
 from difforge.hair.export import read_npz, write_npz
 from difforge.hair.maps import hair_maps, photo_like
@@ -38,31 +41,47 @@ from difforge.hair.render import (
     CONDITIONING_SIZE,
     VIEWS,
     Appearance,
+    Camera,
     Render,
     render_groom,
     save_png,
 )
 
+MAX_HEAD_YAW = 60.0  # degrees; beyond this the far side of the face (and its points) is hidden
+
 
 @dataclass(frozen=True)
 class SampleConfig:
     """How a style becomes a sample: strand count (candidates at full density), points per
-    strand, conditioning picture size."""
+    strand, conditioning picture size, the style set the seed's family comes from
+    (:data:`~difforge.hair.data.styles.STYLE_SETS`), and the largest head turn (degrees) of the
+    render: each seed draws its own turn in [-max_yaw, max_yaw] (0: every head frontal), framed
+    as the photo front end frames a portrait (:mod:`difforge.hair.data.pose`)."""
 
     n_strands: int = 10_000
     n_points: int = 64
     image_size: int = CONDITIONING_SIZE
+    style_set: str = "classic"
+    max_yaw: float = 0.0
+
+    def __post_init__(self) -> None:
+        check_config(self.style_set in STYLE_SETS, "style_set", " or ".join(STYLE_SETS),
+                     self.style_set)  # fmt: skip
+        check_config(0 <= self.max_yaw <= MAX_HEAD_YAW, "max_yaw", f"in [0, {MAX_HEAD_YAW:g}]",
+                     self.max_yaw)  # fmt: skip
 
 
 @dataclass(frozen=True)
 class HairSample:
-    """A style, its groom, its front render, and the render's conditioning maps (measured on a
-    photo-like copy of the supersampled render, :func:`~difforge.hair.maps.photo_like`)."""
+    """A style, its groom, its render (by ``camera``: frontal, or a turned head in the photo
+    framing), and the render's conditioning maps (measured on a photo-like copy of the
+    supersampled render, :func:`~difforge.hair.maps.photo_like`)."""
 
     style: StyleParams
     groom: Groom
     render: Render
     maps: np.ndarray
+    camera: Camera = VIEWS["front"]
 
     def condition(self, kind: str) -> np.ndarray:
         """The picture a model with conditioning ``kind`` ("rgb" or "maps") sees."""
@@ -72,40 +91,47 @@ class HairSample:
 def make_sample(
     seed: int, config: SampleConfig = SampleConfig(), head: Head = DEFAULT_HEAD
 ) -> HairSample:
-    """The style of ``seed``, its groom, its front render and maps (all deterministic)."""
-    style = sample_style(seed)
+    """The style of ``seed``, its groom, its render and maps (all deterministic)."""
+    style = sample_style(seed, style_set=config.style_set)
     groom = generate_groom(style, config.n_strands, config.n_points, head)
+    camera = turned_head_camera(sample_head_yaw(seed, config.max_yaw))
     render = render_groom(
         groom.points,
-        VIEWS["front"],
+        camera,
         config.image_size,
         Appearance.from_style(style),
         head,
         keep_fine=True,
     )
     maps = hair_maps(photo_like(render.fine_rgb, seed), render.fine_coverage, config.image_size)
-    return HairSample(style=style, groom=groom, render=render, maps=maps)
+    return HairSample(style=style, groom=groom, render=render, maps=maps, camera=camera)
 
 
 def training_seeds(
-    n: int, start: int = 0, families: Collection[str] | None = None
+    n: int, start: int = 0, families: Collection[str] | None = None, style_set: str = "classic"
 ) -> Sequence[int]:
     """Seeds ``start .. start + n - 1``, or with ``families`` the first ``n`` seeds from
-    ``start`` on whose family (the seed's, :func:`~difforge.hair.data.styles.family_for_seed`) is
-    one of them, e.g. more of the styles a model gets wrong; refuses any in the held-out range."""
+    ``start`` on whose family (the seed's in ``style_set``,
+    :func:`~difforge.hair.data.styles.family_for_seed`) is one of them, e.g. more of the styles
+    a model gets wrong; refuses any in the held-out range."""
     if n < 1 or start < 0:
         raise UserError(f"need n >= 1 and seed >= 0 (got n={n}, seed={start})")
-    unknown = sorted(set(families or ()) - set(FAMILIES))
+    known = style_set_families(style_set)
+    unknown = sorted(set(families or ()) - set(known))
     if unknown or (families is not None and not families):
         raise UserError(
             f"unknown hair style families {', '.join(unknown) or '(none given)'}; "
-            f"choose from {', '.join(FAMILIES)}"
+            f"choose from {', '.join(known)}"
         )
     if families is None:
         seeds: Sequence[int] = range(start, start + n)
-    else:  # the family cycles with the seed: each run of len(FAMILIES) seeds has each once
-        cycle = len(FAMILIES)
-        first = [seed for seed in range(start, start + cycle) if family_for_seed(seed) in families]
+    else:  # the family cycles with the seed: each run of len(known) seeds has each once
+        cycle = len(known)
+        first = [
+            seed
+            for seed in range(start, start + cycle)
+            if family_for_seed(seed, style_set) in families
+        ]
         seeds = [first[i % len(first)] + cycle * (i // len(first)) for i in range(n)]
     if seeds[-1] >= HELD_OUT_SEED_BASE:
         raise UserError(
@@ -136,7 +162,7 @@ def write_sample(
         {
             "style": sample.style.to_dict(),
             "sample": asdict(config),
-            "camera": asdict(VIEWS["front"]),
+            "camera": asdict(sample.camera),
             "strand_count": sample.groom.n_strands,
         },
     )
@@ -180,7 +206,8 @@ def build_dataset(
 
 def dataset_folders(root: str | os.PathLike[str], config: SampleConfig | None = None) -> list[Path]:
     """Every finished ``style_*`` folder under ``root`` (searched recursively, sorted). With
-    ``config``, every ``index.json`` found must record the same sample settings."""
+    ``config``, every ``index.json`` found must record the same sample settings (one written
+    before a setting existed records its default)."""
     root = Path(root)
     indexes = sorted(root.glob("**/index.json")) if root.is_dir() else []
     if not indexes:
@@ -190,7 +217,7 @@ def dataset_folders(root: str | os.PathLike[str], config: SampleConfig | None = 
             recorded = json.loads(index.read_text(encoding="utf-8"))["sample"]
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise UserError(f"{index}: unreadable dataset index ({exc})") from None
-        if config is not None and recorded != asdict(config):
+        if config is not None and {**asdict(SampleConfig()), **recorded} != asdict(config):
             raise UserError(
                 f"{index.parent}: styles made with {recorded}, but this run needs {asdict(config)}"
             )
