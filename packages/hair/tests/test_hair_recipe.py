@@ -153,6 +153,9 @@ def test_no_recipe_name_is_the_default_recipe() -> None:
             "to keep data.seed=0 and data.image_size=64",
         ),
         ("[{name: a, overrides: [train.nonesuch=1]}]", "diffusion_stages a"),
+        # the baselines are fitted on classic frontal styles, which no run here reads
+        ("[{name: a, overrides: [data.style_set=photo]}]", "classic frontal"),
+        ("[{name: a, overrides: [data.max_yaw=90]}]", "max_yaw"),
     ],
 )
 def test_a_chain_of_runs_is_checked_before_anything_runs(stages: str, message: str) -> None:

@@ -165,7 +165,6 @@ class HairRecipe:
                 f"to keep the model and sampling of {stage.init_from}",
                 stage.overrides,
             )
-
         check_config(
             not self.evaluate.baselines
             or any(_variant(stage_config(self, s).data) == CLASSIC for s in self.diffusion_stages),

@@ -32,7 +32,7 @@ ROOT_SHAPE_LENGTH = 0.03  # arc (m) over which a strand's shape is relative to t
 # head smoothly; curls get up to 8 segments per turn.
 MIN_GROWTH_STEPS, MAX_GROWTH_STEPS = 48, 128
 COLLISION_MARGIN = 0.0015  # hair rests this far (m) outside the skin
-HUG_HEIGHT_PER_LIFT = 0.08  # rest height over the scalp of hugging strands, per unit of lift
+HUG_HEIGHT_PER_LIFT = 0.1  # rest height over the scalp of hugging strands, per unit of lift
 SIDE_BAND = 0.035  # |x| (m) beyond which a point is on the side of the head (mohawk, undercut)
 _CROWN = (0.4, np.pi)  # (theta, phi) of the hair whorl, a little behind the top
 
@@ -338,7 +338,7 @@ def _integrate(
 
 def _hug_height(style: StyleParams) -> float:
     """Height (m) over the scalp that hugging strands settle at: the layers of lying hair give
-    short cuts 0.5-2 cm of volume, more where the roots stand up more (``lift``)."""
+    short cuts 1-3 cm of volume, more where the roots stand up more (``lift``)."""
     return HUG_HEIGHT_PER_LIFT * style.lift
 
 

@@ -202,13 +202,13 @@ PHOTO_FAMILIES: dict[str, dict[str, float | tuple[float, float]]] = {
         "part_offset": _SIDE_PART, "clump_strength": (0.1, 0.25), "frizz": (0.0003, 0.001),
     },
     "short_layered": {
-        "length": (0.09, 0.13), "hug": (0.5, 0.8), "lift": (0.15, 0.3), "gravity": (12.0, 22.0),
+        "length": (0.09, 0.13), "hug": (0.5, 0.8), "lift": (0.3, 0.5), "gravity": (12.0, 22.0),
         "stiffness": (0.01, 0.02), "comb_back": (0.0, 0.4), "part_strength": (0.4, 0.8),
         "part_offset": _SIDE_PART, "clump_strength": (0.2, 0.4), "wave_amplitude": (0.0, 0.004),
         "wave_frequency": (8.0, 14.0), "frizz": (0.0005, 0.0015),
     },
     "frizzy": {
-        "length": (0.07, 0.13), "length_jitter": (0.2, 0.35), "lift": (0.45, 0.7), "gravity": (6.0, 14.0),
+        "length": (0.05, 0.1), "length_jitter": (0.2, 0.35), "lift": (0.4, 0.6), "gravity": (6.0, 14.0),
         "stiffness": (0.03, 0.06), "comb_back": (0.1, 0.35), "clump_strength": (0.05, 0.2),
         "curl_radius": (0.001, 0.002), "curl_frequency": (60.0, 110.0), "curl_start": (0.0, 0.05),
         "wave_amplitude": (0.006, 0.014), "wave_frequency": (4.0, 8.0), "frizz": (0.004, 0.008),
