@@ -92,18 +92,7 @@ def write_roadmap(graph: SegmentGraph, out_dir: str | Path) -> None:
 
 
 def _read_csv(path: Path, required: Sequence[str]) -> pd.DataFrame:
-    if not path.is_file():
-        raise UserError(f"{path}: no such file")
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except pd.errors.EmptyDataError as exc:
-        raise UserError(f"{path}: empty file") from exc
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: malformed CSV ({str(exc).splitlines()[0]})") from exc
-    missing = [c for c in required if c not in frame.columns]
-    if missing:
-        raise UserError(f"{path}: missing column(s) {', '.join(missing)}")
-    return frame
+    return next(csv_chunks(existing_file(path), required, None))
 
 
 def _node_ids_from_endpoints(coords: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -119,13 +108,29 @@ def _node_ids_from_endpoints(coords: list[np.ndarray]) -> tuple[np.ndarray, np.n
 def read_roadmap(data_dir: str | Path, name: str | None = None) -> SegmentGraph:
     """Read ``roadmap.geo`` and ``roadmap.rel`` from ``data_dir`` into a :class:`SegmentGraph`.
 
-    Accepts HOSER's Beijing/Porto/San Francisco files and ours. Missing ``length`` is computed from
-    the coordinates (great-circle), missing ``u``/``v`` from shared end points, missing property
-    columns are 0. Raises UserError for missing files or columns, ids that are not ``0..N-1`` in
-    order, unparsable coordinates and transitions naming unknown segments.
+    Accepts HOSER's Beijing/Porto/San Francisco files and ours (plain or ``.gz``). Missing
+    ``length`` is computed from the coordinates (great-circle), missing ``u``/``v`` from shared
+    end points, missing property columns are 0. Raises UserError for missing files or columns, ids
+    that are not ``0..N-1`` in order, unparsable coordinates and transitions naming unknown
+    segments.
     """
     data_dir = Path(data_dir)
-    geo_path = data_dir / "roadmap.geo"
+    graph, _ = read_roadmap_files(
+        data_dir / "roadmap.geo", data_dir / "roadmap.rel", name or data_dir.name
+    )
+    return graph
+
+
+def read_roadmap_files(
+    geo_path: Path, rel_path: Path, name: str, renumber: bool = False
+) -> tuple[SegmentGraph, np.ndarray]:
+    """A road network from a ``.geo`` and a ``.rel`` file (see :func:`read_roadmap`); returns
+    the graph and the file's ``geo_id`` of every segment.
+
+    ``renumber`` (LibCity atomic files): ``geo_id`` may be any distinct integers; segment ``i``
+    is the ``i``-th row, and ``.rel`` ids are translated.
+    """
+    geo_path, rel_path = existing_file(geo_path), existing_file(rel_path)
     geo = _read_csv(geo_path, ("geo_id", "coordinates"))
     if geo.empty:
         raise UserError(f"{geo_path}: no segments")
@@ -133,7 +138,10 @@ def read_roadmap(data_dir: str | Path, name: str | None = None) -> SegmentGraph:
         geo_ids = geo["geo_id"].astype(np.int64).to_numpy()
     except ValueError as exc:
         raise UserError(f"{geo_path}: geo_id must be integers") from exc
-    if not np.array_equal(geo_ids, np.arange(len(geo))):
+    if renumber:
+        if len(np.unique(geo_ids)) != len(geo_ids):
+            raise UserError(f"{geo_path}: geo_id values repeat")
+    elif not np.array_equal(geo_ids, np.arange(len(geo))):
         raise UserError(f"{geo_path}: geo_id must be 0..N-1 in row order (HOSER layout)")
     coords = []
     for row_no, text in enumerate(geo["coordinates"]):
@@ -179,7 +187,6 @@ def read_roadmap(data_dir: str | Path, name: str | None = None) -> SegmentGraph:
         }
     )
 
-    rel_path = data_dir / "roadmap.rel"
     rel = _read_csv(rel_path, ("origin_id", "destination_id"))
     try:
         src = rel["origin_id"].astype(np.int64).to_numpy()
@@ -187,6 +194,8 @@ def read_roadmap(data_dir: str | Path, name: str | None = None) -> SegmentGraph:
     except ValueError as exc:
         raise UserError(f"{rel_path}: origin_id/destination_id must be integers") from exc
     n = len(geo)
+    if renumber:
+        src, dst = segment_index(geo_ids, src), segment_index(geo_ids, dst)
     bad = (src < 0) | (src >= n) | (dst < 0) | (dst >= n)
     if bad.any():
         raise UserError(
@@ -195,7 +204,7 @@ def read_roadmap(data_dir: str | Path, name: str | None = None) -> SegmentGraph:
     pairs = np.unique(src * n + dst)
     src, dst = pairs // n, pairs % n
     indptr = np.concatenate([[0], np.cumsum(np.bincount(src, minlength=n))])
-    return SegmentGraph(
+    graph = SegmentGraph(
         coords=coords,
         length_m=length,
         highway=highway,
@@ -204,8 +213,17 @@ def read_roadmap(data_dir: str | Path, name: str | None = None) -> SegmentGraph:
         u=u.astype(np.int64),
         v=v.astype(np.int64),
         properties=props,
-        name=name or data_dir.name,
+        name=name,
     )
+    return graph, geo_ids
+
+
+def segment_index(geo_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Row index of each of ``ids`` among ``geo_ids`` (-1 for an id that is not there)."""
+    order = np.argsort(geo_ids, kind="stable")
+    pos = np.clip(np.searchsorted(geo_ids, ids, sorter=order), 0, len(geo_ids) - 1)
+    found = order[pos]
+    return np.where(geo_ids[found] == ids, found, -1)
 
 
 # --- trajectories ---------------------------------------------------------------------------------
@@ -250,37 +268,148 @@ def format_time_list(times: np.ndarray) -> str:
     return ",".join(pd.to_datetime(np.asarray(times, dtype="datetime64[s]")).strftime(TIME_FORMAT))
 
 
-def read_trajectories(
+TRIP_CHUNK_ROWS = 100_000  # rows parsed at a time: a large file's text never sits in memory whole
+
+
+class RowScreen:
+    """Checks a batch of parsed trajectories and keeps the first reason each row fails.
+
+    Shared by the HOSER CSV and LibCity ``.dyna`` readers: ``rid_arrays`` are the rows' segment
+    ids; :meth:`check_times` takes one flat ``datetime64[s]`` array and the per-row counts.
+    """
+
+    def __init__(self, rid_arrays: list[np.ndarray], reason: np.ndarray) -> None:
+        self.reason = reason
+        self.n = len(rid_arrays)
+        self.lengths = np.array([len(r) for r in rid_arrays], dtype=np.int64)
+        self.flat = np.concatenate(rid_arrays) if self.n else np.zeros(0, dtype=np.int64)
+        self.row_of = np.repeat(np.arange(self.n), self.lengths)
+
+    def flag(self, bad_rows: np.ndarray, why: str) -> None:
+        hit = np.zeros(self.n, dtype=bool)
+        hit[bad_rows] = True
+        self.reason[hit & np.equal(self.reason, None)] = why
+
+    def check_graph(self, graph: SegmentGraph) -> None:
+        flat, row_of = self.flat, self.row_of
+        self.flag(row_of[(flat < 0) | (flat >= graph.num_segments)], "unknown segment id")
+        inner = row_of[:-1] == row_of[1:]
+        legal = graph.transition_legal(flat[:-1], flat[1:])
+        self.flag(row_of[:-1][inner & ~legal], "illegal transition")
+
+    def check_times(self, stamps: np.ndarray, counts: np.ndarray, require_times: bool) -> list:
+        """Flag bad time lists; returns each row's times (None where the row has none)."""
+        stamp_row = np.repeat(np.arange(self.n), counts)
+        self.flag(stamp_row[np.isnat(stamps)], "malformed time_list")
+        self.flag(
+            np.flatnonzero((counts > 0) & (counts != self.lengths)),
+            "time_list length differs from rid_list",
+        )
+        seconds = stamps.astype(np.int64)
+        same_row = stamp_row[:-1] == stamp_row[1:]
+        self.flag(stamp_row[:-1][same_row & (np.diff(seconds) < 0)], "time_list goes backwards")
+        if require_times:
+            self.flag(np.flatnonzero(counts == 0), "empty time_list")
+        bounds = np.concatenate([[0], np.cumsum(counts)])
+        return [stamps[bounds[k] : bounds[k + 1]] if counts[k] else None for k in range(self.n)]
+
+    def keep(
+        self,
+        path: Path,
+        first_row: int,
+        rid_arrays: list[np.ndarray],
+        time_arrays: list,
+        ids: Sequence[str],
+        on_invalid: str,
+        unit: str = "row",
+    ) -> Trajectories:
+        """The rows that passed; UserError naming the first bad ``unit`` (numbered from 1 at
+        ``first_row`` + 1) when ``on_invalid="error"``."""
+        bad = np.flatnonzero(np.not_equal(self.reason, None))
+        if len(bad) and on_invalid == "error":
+            raise UserError(f"{path}: {unit} {first_row + bad[0] + 1}: {self.reason[bad[0]]}")
+        good = np.flatnonzero(np.equal(self.reason, None))
+        return Trajectories(
+            rids=[rid_arrays[k] for k in good],
+            times=[time_arrays[k] for k in good],
+            traj_ids=[str(ids[k]) for k in good],
+            skipped=Counter(self.reason[bad].tolist()),
+        )
+
+
+def existing_file(path: str | Path) -> Path:
+    """``path``, or ``path.gz`` when only the compressed file exists (city-scale sets are gzipped)."""
+    path = Path(path)
+    gz = path.with_name(path.name + ".gz")
+    return gz if not path.is_file() and gz.is_file() else path
+
+
+def csv_chunks(
+    path: Path, required: Sequence[str], chunk_rows: int | None
+) -> Iterator[pd.DataFrame]:
+    """A CSV (plain or ``.gz``) as string frames of at most ``chunk_rows`` rows (None: one frame);
+    one-line UserErrors for a missing, empty or malformed file or missing columns."""
+    if not path.is_file():
+        raise UserError(f"{path}: no such file")
+    try:
+        reader = pd.read_csv(path, dtype=str, keep_default_na=False, chunksize=chunk_rows)
+        chunks = [reader] if chunk_rows is None else reader
+        first = True
+        for frame in chunks:
+            if first:
+                missing = [c for c in required if c not in frame.columns]
+                if missing:
+                    raise UserError(f"{path}: missing column(s) {', '.join(missing)}")
+                first = False
+            yield frame
+    except pd.errors.EmptyDataError as exc:
+        raise UserError(f"{path}: empty file") from exc
+    except (pd.errors.ParserError, UnicodeDecodeError, EOFError, OSError) as exc:
+        raise UserError(f"{path}: malformed CSV ({str(exc).splitlines()[0]})") from exc
+
+
+def iter_trajectories(
     path: str | Path,
     graph: SegmentGraph | None = None,
     on_invalid: str = "skip",
     require_times: bool = False,
-) -> Trajectories:
-    """Read a HOSER trajectory CSV (``rid_list`` required, ``time_list`` optional).
+    chunk_rows: int | None = TRIP_CHUNK_ROWS,
+) -> Iterator[Trajectories]:
+    """Read a HOSER trajectory CSV (plain or gzip) in batches of at most ``chunk_rows`` rows.
 
-    With ``graph`` given, every id must be a segment of the graph and every consecutive pair a
-    legal transition. Invalid rows (malformed lists, unknown ids, illegal transitions, time lists
-    of the wrong length or going backwards) are skipped and counted in ``skipped`` when
-    ``on_invalid="skip"``, or raise a one-line UserError naming the first bad row when
-    ``on_invalid="error"``. A file with no rows or no valid rows is a UserError either way.
+    Each batch is a :class:`Trajectories` checked as in :func:`read_trajectories` (its
+    ``skipped`` counts that batch's rows only); a file larger than memory can be streamed through
+    a batch at a time. A file with no rows is a UserError.
     """
     if on_invalid not in ("skip", "error"):
         raise ValueError("on_invalid must be 'skip' or 'error'")
-    path = Path(path)
-    frame = _read_csv(path, ("rid_list",))
-    if frame.empty:
+    path = existing_file(path)
+    first_row = 0
+    for frame in csv_chunks(path, ("rid_list",), chunk_rows):
+        if require_times and "time_list" not in frame.columns:
+            raise UserError(f"{path}: missing column time_list")
+        yield _screen_frame(frame, path, first_row, graph, on_invalid, require_times)
+        first_row += len(frame)
+    if first_row == 0:
         raise UserError(f"{path}: no trajectories")
-    has_time_col = "time_list" in frame.columns
-    if require_times and not has_time_col:
-        raise UserError(f"{path}: missing column time_list")
+
+
+def _screen_frame(
+    frame: pd.DataFrame,
+    path: Path,
+    first_row: int,
+    graph: SegmentGraph | None,
+    on_invalid: str,
+    require_times: bool,
+) -> Trajectories:
+    """Parse and check one batch of CSV rows, vectorised over the batch (HOSER's Beijing has
+    ~600,000 rows)."""
+    n = len(frame)
     ids = (
         frame["traj_id"].tolist()
         if "traj_id" in frame.columns
-        else [str(i) for i in range(len(frame))]
+        else [str(first_row + i) for i in range(n)]
     )
-    # Vectorised over the whole file (HOSER's Beijing has ~600,000 rows): parse, then check all
-    # rows at once and keep the first failing reason of each row.
-    n = len(frame)
     reason = np.full(n, None, dtype=object)
     rid_arrays = []
     for k, text in enumerate(frame["rid_list"]):
@@ -289,54 +418,54 @@ def read_trajectories(
         except ValueError:
             rid_arrays.append(np.zeros(0, dtype=np.int64))
             reason[k] = "malformed rid_list"
-    lengths = np.array([len(r) for r in rid_arrays])
-    flat = np.concatenate(rid_arrays) if n else np.zeros(0, dtype=np.int64)
-    row_of = np.repeat(np.arange(n), lengths)
-
-    def flag(bad_rows: np.ndarray, why: str) -> None:
-        hit = np.zeros(n, dtype=bool)
-        hit[bad_rows] = True
-        reason[hit & np.equal(reason, None)] = why
-
+    screen = RowScreen(rid_arrays, reason)
     if graph is not None:
-        flag(row_of[(flat < 0) | (flat >= graph.num_segments)], "unknown segment id")
-        inner = row_of[:-1] == row_of[1:]
-        legal = graph.transition_legal(flat[:-1], flat[1:])
-        flag(row_of[:-1][inner & ~legal], "illegal transition")
+        screen.check_graph(graph)
     time_arrays: list[np.ndarray | None] = [None] * n
-    if has_time_col:
-        texts = [t.strip() for t in frame["time_list"]]
-        pieces = [t.split(",") if t else [] for t in texts]
-        counts = np.array([len(p) for p in pieces])
+    if "time_list" in frame.columns:
+        pieces = [t.strip().split(",") if t.strip() else [] for t in frame["time_list"]]
+        counts = np.array([len(p) for p in pieces], dtype=np.int64)
         stamps = pd.to_datetime(
             [x for p in pieces for x in p], format=TIME_FORMAT, errors="coerce"
         ).to_numpy()
-        stamps = stamps.astype("datetime64[s]")
-        stamp_row = np.repeat(np.arange(n), counts)
-        flag(stamp_row[np.isnat(stamps)], "malformed time_list")
-        flag(
-            np.flatnonzero((counts > 0) & (counts != lengths)),
-            "time_list length differs from rid_list",
-        )
-        seconds = stamps.astype(np.int64)
-        same_row = stamp_row[:-1] == stamp_row[1:]
-        flag(stamp_row[:-1][same_row & (np.diff(seconds) < 0)], "time_list goes backwards")
-        if require_times:
-            flag(np.flatnonzero(counts == 0), "empty time_list")
-        bounds = np.concatenate([[0], np.cumsum(counts)])
-        time_arrays = [stamps[bounds[k] : bounds[k + 1]] if counts[k] else None for k in range(n)]
-    bad = np.flatnonzero(np.not_equal(reason, None))
-    if len(bad) and on_invalid == "error":
-        raise UserError(f"{path}: row {bad[0] + 1}: {reason[bad[0]]}")
-    out = Trajectories(rids=[], times=[], traj_ids=[], skipped=Counter(reason[bad].tolist()))
-    for k in np.flatnonzero(np.equal(reason, None)):
-        out.rids.append(rid_arrays[k])
-        out.times.append(time_arrays[k])
-        out.traj_ids.append(str(ids[k]))
+        time_arrays = screen.check_times(stamps.astype("datetime64[s]"), counts, require_times)
+    return screen.keep(path, first_row, rid_arrays, time_arrays, ids, on_invalid)
+
+
+def concat_trajectories(path: Path, batches: Iterator[Trajectories]) -> Trajectories:
+    """All batches as one :class:`Trajectories`; UserError when none of their rows was valid."""
+    out = Trajectories(rids=[], times=[], traj_ids=[])
+    for batch in batches:
+        out.rids += batch.rids
+        out.times += batch.times
+        out.traj_ids += batch.traj_ids
+        out.skipped.update(batch.skipped)
     if not out.rids:
         reasons = ", ".join(f"{n} {r}" for r, n in out.skipped.items())
         raise UserError(f"{path}: no valid trajectories ({reasons})")
     return out
+
+
+def read_trajectories(
+    path: str | Path,
+    graph: SegmentGraph | None = None,
+    on_invalid: str = "skip",
+    require_times: bool = False,
+    chunk_rows: int | None = TRIP_CHUNK_ROWS,
+) -> Trajectories:
+    """Read a HOSER trajectory CSV (``rid_list`` required, ``time_list`` optional).
+
+    ``path`` may be gzip-compressed (``train.csv.gz``, also found when ``train.csv`` is asked for
+    and absent). The text is parsed ``chunk_rows`` rows at a time (see :func:`iter_trajectories`),
+    so only the parsed arrays of a large file are held. With ``graph`` given, every id must be a
+    segment of the graph and every consecutive pair a legal transition. Invalid rows (malformed
+    lists, unknown ids, illegal transitions, time lists of the wrong length or going backwards)
+    are skipped and counted in ``skipped`` when ``on_invalid="skip"``, or raise a one-line
+    UserError naming the first bad row when ``on_invalid="error"``. A file with no rows or no
+    valid rows is a UserError either way.
+    """
+    batches = iter_trajectories(path, graph, on_invalid, require_times, chunk_rows)
+    return concat_trajectories(existing_file(path), batches)
 
 
 def write_trajectories(
@@ -379,7 +508,7 @@ def read_dataset(
     splits = {
         s: read_trajectories(data_dir / f"{s}.csv", graph, on_invalid)
         for s in SPLITS
-        if (data_dir / f"{s}.csv").is_file()
+        if existing_file(data_dir / f"{s}.csv").is_file()
     }
     if not splits:
         raise UserError(f"{data_dir}: no train.csv, val.csv or test.csv")
