@@ -11,8 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 __version__ = "0.1.0"
-__all__ = ["MODEL_PRESETS", "TRAIN_PRESETS", "__version__"]
+__all__ = ["TRAIN_PRESETS", "__version__"]
 
-# The named configs, read by difforge.core.cli.load_preset (configs/<kind>/<name>.yaml).
-MODEL_PRESETS = Path(__file__).resolve().parent / "configs" / "model"
+# The named configs (model size, training, sampling), read by difforge.core.cli.load_preset.
 TRAIN_PRESETS = Path(__file__).resolve().parent / "configs" / "train"
