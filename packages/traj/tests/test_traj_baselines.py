@@ -1,35 +1,24 @@
-"""Baselines on a hand-made 4 x 4 grid city: shortest path, Markov chain, HOSER-style search."""
+"""Baselines on a hand-made 4 x 4 grid city: shortest path, modal route, Markov chain, times.
+
+The HOSER baseline has its own tests (test_traj_hoser.py)."""
 
 from __future__ import annotations
-
-import functools
-import json
 
 import networkx as nx
 import numpy as np
 import pytest
-import torch
 
-from difforge.core.errors import CheckpointError
-from difforge.traj.baselines.next_segment import (
-    NextSegmentConfig,
-    NextSegmentModel,
-    next_segment_accuracy,
-    search,
-    train_next_segment_model,
-)
 from difforge.traj.baselines.routes import (
     MarkovChain,
     ModalRoute,
     ShortestPath,
     toward_destinations,
 )
-from difforge.traj.baselines.travel_times import generate_timed, segment_travel_seconds, timed
+from difforge.traj.baselines.travel_times import segment_travel_seconds, timed
 from difforge.traj.data.geo import haversine_m
 from difforge.traj.data.hoser import Trajectories, read_roadmap, write_roadmap
 from difforge.traj.data.requests import ODRequests, sample_od_requests
 from difforge.traj.data.segments import SegmentGraph
-from difforge.traj.evaluate import evaluate_trajectories
 
 SIDE = 4
 SPEED_MS = {"primary": 10.0, "residential": 5.0}
@@ -212,91 +201,3 @@ def test_markov_chain_descends_to_destination_and_follows_counts(city):
         assert (np.diff(dest_dist[dest][path]) < 0).all()
     share = np.mean([path[1] == favourite for path in paths])
     assert share > 0.9  # 51 / 52 with alpha = 1, against 1/2 without the counts
-
-
-def test_hoser_style_model_trains_searches_and_round_trips(city, tmp_path):
-    graph, train = city
-    config = NextSegmentConfig(
-        graph.num_segments, len(graph.road_type_names), embed_dim=16, type_dim=4, hidden_dim=32
-    )
-    held_out = trips(graph, 60, seed=9)
-    model, history = train_next_segment_model(
-        graph, train, val=held_out, config=config, epochs=8, batch_size=100, lr=1e-2, seed=0
-    )
-    assert history[-1]["loss"] < history[0]["loss"]
-    # 2-3 legal candidates per step: chance is ~0.4. The best validation epoch is the one kept.
-    best = max(record["val_accuracy"] for record in history)
-    assert best > 0.7
-    assert next_segment_accuracy(model, held_out) == pytest.approx(best)
-
-    requests = sample_od_requests(train, n=30, seed=2)
-    generated, throughput = generate_timed(
-        functools.partial(search, model, graph, method="beam", beam_width=4),
-        requests,
-        segment_travel_seconds(graph, train),
-    )
-    beam = generated.rids
-    assert_legal_and_arrived(graph, requests, beam)
-    assert throughput.num_trajectories == 30 and throughput.seconds > 0
-    astar = search(
-        model, graph, requests, method="astar", max_search_steps=400, heuristic_weight=1.0
-    )
-    assert_legal_and_arrived(graph, requests, astar)
-
-    # The harness scores the search's output (with times and throughput) like any generator's.
-    result = evaluate_trajectories(
-        graph,
-        Trajectories(rids=train.rids[:100], times=train.times[:100], traj_ids=train.traj_ids[:100]),
-        generated,
-        requested_destinations=requests.destinations,
-        throughput=throughput,
-    )
-    assert result["destination_reached_share"] == 1.0
-    assert result["fully_legal_share"] == 1.0
-    assert result["jsd_duration"] is not None
-    assert result["trajectories_per_second"] == pytest.approx(30 / throughput.seconds)
-
-    model.save_pretrained(tmp_path / "hoser")
-    config = json.loads((tmp_path / "hoser" / "config.json").read_text())
-    assert config["num_segments"] == graph.num_segments
-    loaded = NextSegmentModel.from_pretrained(tmp_path / "hoser", graph)
-    current = torch.arange(graph.num_segments)
-    dest = torch.full_like(current, 5)
-    _, state = model.encode(current.unsqueeze(1))
-    with torch.no_grad():
-        want, _ = model.candidate_logits(state, current, dest)
-        got, _ = loaded.candidate_logits(loaded.encode(current.unsqueeze(1))[1], current, dest)
-    assert torch.equal(want, got)
-
-    smaller, _ = graph.subgraph(np.arange(graph.num_segments - 1))
-    with pytest.raises(CheckpointError):
-        NextSegmentModel.from_pretrained(tmp_path / "hoser", smaller)
-
-
-def test_beam_search_ends_a_stuck_request_on_a_legal_path():
-    # 0 -> 1; 1 -> 2 | 4; 2 -> 3; 3 -> 1 (a loop back); 4 -> 5 (the destination); 5 -> 0.
-    # A model that prefers lower ids walks 0, 1, 2, 3 and can only go on by revisiting 1.
-    points = [(24.94 + 0.001 * k, 60.17 + 0.0005 * (k % 2)) for k in range(7)]
-    graph = SegmentGraph(
-        coords=[np.array([points[k], points[k + 1]]) for k in range(6)],
-        length_m=np.full(6, 60.0),
-        highway=["residential"] * 6,
-        succ_indptr=np.array([0, 1, 3, 4, 5, 6, 7]),
-        succ_indices=np.array([1, 2, 4, 3, 1, 5, 0]),
-        u=np.arange(6),
-        v=np.arange(1, 7),
-    )
-    model = NextSegmentModel(NextSegmentConfig(6, 1, embed_dim=4, type_dim=2, hidden_dim=8))
-    model.attach_graph(graph).eval()
-    scored = model.candidate_logits
-
-    def prefer_low_ids(state, current, destination):
-        logits, candidates = scored(state, current, destination)
-        return (-candidates.float()).masked_fill(~torch.isfinite(logits), -torch.inf), candidates
-
-    model.candidate_logits = prefer_low_ids
-    request = ODRequests(
-        origins=np.array([0]), destinations=np.array([5]), departures=np.array([START])
-    )
-    assert search(model, graph, request, beam_width=1)[0].tolist() == [0, 1, 2, 3]
-    assert search(model, graph, request, beam_width=2)[0].tolist() == [0, 1, 4, 5]

@@ -8,9 +8,10 @@ Methods:
 
 - ``shortest_path``: Dijkstra on length; ``modal_route``: the most frequent training route per
   origin-destination pair (shortest path for unseen pairs); ``markov``: first-order chain
-  descending to the destination; ``hoser_beam`` / ``hoser_astar``: the HOSER-style next-segment model with beam or
-  A* search (trained here with HOSER's settings unless a saved one is given). Their times come
-  from the training set's mean speed per segment (:func:`~difforge.traj.baselines.travel_times.timed`);
+  descending to the destination; ``hoser_beam`` / ``hoser_astar``: both names run the rebuilt
+  HOSER (:mod:`~difforge.traj.baselines.hoser`) with its best-first search (trained here with
+  HOSER's settings unless a saved one is given). Route times come from the training set's mean
+  speed per segment (:func:`~difforge.traj.baselines.travel_times.timed`);
 - ``ar_decoding``: plain autoregressive decoding (block size 1, KV cache) of our backbone — a
   model trained with ``model.block_size=1`` when given, else the TrajDLM weights decoded one
   token at a time (the label says which);
@@ -33,7 +34,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import functools
 import platform
 import time
 from collections.abc import Callable
@@ -47,7 +47,7 @@ from difforge.core.cli import progress
 from difforge.core.errors import UserError
 from difforge.core.io import atomic_open, write_json
 from difforge.core.timing import synchronize
-from difforge.traj.baselines.next_segment import NextSegmentModel, search, train_next_segment_model
+from difforge.traj.baselines.hoser import HoserModel, search, train_hoser
 from difforge.traj.baselines.routes import MarkovChain, ModalRoute, ShortestPath
 from difforge.traj.baselines.travel_times import generate_timed, segment_travel_seconds
 from difforge.traj.bench_settings import BASELINES, REFERENCE, BenchSettings
@@ -121,19 +121,16 @@ class Harness:
 
 
 def baseline_generator(
-    name: str, harness: Harness, hoser_model: NextSegmentModel | None
+    name: str, harness: Harness, hoser_model: HoserModel | None
 ) -> Callable[[ODRequests], list[np.ndarray]]:
-    graph, settings = harness.graph, harness.settings
+    graph = harness.graph
     if name == "shortest_path":
         return ShortestPath(graph).generate
     if name == "markov":
         return MarkovChain(graph, harness.train).generate
     if name == "modal_route":
         return ModalRoute(graph, harness.train).generate
-    method = "beam" if name == "hoser_beam" else "astar"
-    return functools.partial(
-        search, hoser_model, graph, method=method, batch_size=settings.batch_size
-    )
+    return lambda requests: search(hoser_model, requests).rids
 
 
 def real_trips_runner(
@@ -313,14 +310,12 @@ def _hoser_model(
     model_dir: Path | None,
     save_dir: Path | None,
     log: Callable[[str], None],
-) -> NextSegmentModel:
+) -> HoserModel:
     if model_dir is not None:
-        return NextSegmentModel.from_pretrained(model_dir, harness.graph).to(harness.device)
-    log(
-        f"[bench] training the HOSER-style next-segment model ({harness.settings.hoser_epochs} epochs)"
-    )
+        return HoserModel.from_pretrained(model_dir, harness.graph).to(harness.device)
+    log(f"[bench] training the HOSER baseline ({harness.settings.hoser_epochs} epochs)")
     start = time.perf_counter()
-    model, history = train_next_segment_model(
+    model, history = train_hoser(
         harness.graph,
         harness.train,
         val=harness.val,

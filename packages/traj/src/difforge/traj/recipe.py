@@ -220,10 +220,10 @@ def train_baselines(recipe: TrajRecipe, data: Path, stage_dir: Path, device: str
     hoser_dir = stage_dir / HOSER_DIR
     wanted = any(m.startswith("hoser") for m in recipe.evaluate.methods)
     if wanted and process_state().is_main_process and not (hoser_dir / "config.json").is_file():
-        from difforge.traj.baselines.next_segment import train_next_segment_model
+        from difforge.traj.baselines.hoser import train_hoser
 
         graph, splits = read_dataset(data)
-        model, history = train_next_segment_model(
+        model, history = train_hoser(
             graph,
             splits["train"],
             val=splits.get("val"),
@@ -232,7 +232,7 @@ def train_baselines(recipe: TrajRecipe, data: Path, stage_dir: Path, device: str
         )
         model.save_pretrained(hoser_dir)
         best = max((h.get("val_accuracy", h["accuracy"]) for h in history), default=0.0)
-        echo(f"HOSER-style model saved to {hoser_dir} (next-step accuracy {best:.3f})")
+        echo(f"HOSER baseline saved to {hoser_dir} (next-step accuracy {best:.3f})")
 
 
 def evaluate(

@@ -8,7 +8,8 @@ times from the training set's mean speed per segment, so every method is scored 
 
 - :mod:`~difforge.traj.baselines.routes`: shortest path, the most frequent training route, and a
   Markov chain walked toward the destination;
-- :mod:`~difforge.traj.baselines.next_segment`: a HOSER-style autoregressive next-segment model
-  decoded by beam search or A* search;
+- :mod:`~difforge.traj.baselines.hoser`: HOSER (Cao et al., AAAI 2025) rebuilt after its paper
+  and public code: KaHIP zones, road-network and trajectory encoders, navigator, best-first search
+  (it predicts its own entry times);
 - :mod:`~difforge.traj.baselines.travel_times`: entry times for paths that carry none.
 """
