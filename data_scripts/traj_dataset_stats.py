@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = {
         "segments / transitions": f"{graph.num_segments:,} / {graph.num_transitions:,}",
         "trips train / val / test": " / ".join(f"{len(s):,}" for s in splits.values()),
-        "folder size (gzip)": f"{size:.1f} MiB",
+        "folder size on disk": f"{size:.1f} MiB",
         "segments per trip: mean; p10/p50/p90/p99": f"{seg.mean():.1f}; "
         + "/".join(str(int(np.percentile(seg, p))) for p in q),
         "km per trip: mean; p10/p50/p90/p99": f"{km.mean():.2f}; "
