@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -34,7 +35,10 @@ def test_train_writes_a_loadable_model_with_checkpoints_and_logs(trained, datase
     assert meta["model_type"] == "difforge-traj" and meta["format_version"] == 2
     assert meta["sampling"]["max_detour"] is not None  # set from the training trips
     assert meta["model"]["num_segments"] == 42 and meta["model"]["block_size"] >= 4
-    assert meta["dataset"]["path"] == str(dataset.resolve())
+    # No path of this machine in the model folder: the data folder is relative to it.
+    assert not Path(meta["dataset"]["path"]).is_absolute()
+    assert (trained / meta["dataset"]["path"]).resolve() == dataset.resolve()
+    assert str(Path.home()) not in json.dumps(meta) and "/tmp" not in json.dumps(meta)
     assert meta["training"]["steps"] == 15
     assert (trained / "model.safetensors").stat().st_size > 0
     assert sorted(p.name for p in (trained / "train" / "checkpoints").iterdir()) == [
@@ -95,6 +99,7 @@ def test_generate_evaluate_round_trip(trained, dataset, tmp_path, capsys):
         "time_list",
         "origin_id",
         "destination_id",
+        "time_offsets_s",
     ]
     trips = read_trajectories(csv_path, None, on_invalid="error", require_times=True)
     assert len(trips) == 40

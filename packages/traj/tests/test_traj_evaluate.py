@@ -232,8 +232,12 @@ def test_evaluate_rejects_unknown_segments_and_cities_without_writing(tmp_path):
     bad = tmp_path / "bad.csv"
     write_trajectories(bad, [[0, 9]])
     out = tmp_path / "metrics.json"
-    with pytest.raises(UserError, match="unknown segment id"):
+    with pytest.raises(UserError, match="segment id 9 is not in this road network"):
         evaluate(tmp_path, bad, out)
+    other_city = tmp_path / "other_city.csv"  # ids that exist here, transitions that do not
+    write_trajectories(other_city, [[0, 2, 1], [3, 1], [0, 1]])
+    with pytest.raises(UserError, match=r"only 25\.0% of its transitions .* another network"):
+        evaluate(tmp_path, other_city, out)
     good = tmp_path / "good.csv"
     write_trajectories(good, [[0, 1]])
     with pytest.raises(UserError, match="unknown HOSER city"):

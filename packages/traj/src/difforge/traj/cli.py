@@ -194,7 +194,14 @@ def _add_generate(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--model", default="default", help="model folder, or 'default' (the shipped one)"
     )
-    _add_trip_count(p, "number of trips", required=True)
+    _add_trip_count(p, "number of trips, OD pairs and departures drawn from the training data")
+    p.add_argument(
+        "--od",
+        type=Path,
+        help="CSV of your own requests instead of --n: origin_id,destination_id (segment ids) or "
+        "origin_lon,origin_lat,destination_lon,destination_lat (snapped to the nearest segment), "
+        "optional departure_time (ISO 8601, UTC)",
+    )
     add_seed_argument(p)
     p.add_argument("--out", type=Path, required=True, help="output CSV (rid_list, time_list, ...)")
     p.add_argument("--geojson", type=Path, help="also write a GeoJSON FeatureCollection")
@@ -247,14 +254,25 @@ def _generate(args: argparse.Namespace) -> None:
     from difforge.traj.data.requests import read_trip_ends, sample_od_requests
     from difforge.traj.export import draw_map, write_generated_csv, write_geojson, write_gpx
     from difforge.traj.model import TrajDLM, model_data_dir, read_traj_meta, resolve_model_dir
+    from difforge.traj.pipeline import read_od_csv
     from difforge.traj.sample import TrajectorySampler
 
-    _check_trip_count(args.n, args.max_trips)
+    if (args.n is None) == (args.od is None):
+        raise UserError("give --n (requests drawn from the training data) or --od FILE.csv")
+    if args.od is not None and args.data is not None:
+        raise UserError("--data is where --n draws requests from: not used with --od")
+    if args.n is not None:
+        _check_trip_count(args.n, args.max_trips)
     model_dir = resolve_model_dir(args.model)
-    data_dir = model_data_dir(read_traj_meta(model_dir), args.data)
     plan = OutputPlan()
     _reads_model(plan, "--model", model_dir)
-    plan.reads("--data" if args.data else "--data (the model's dataset)", data_dir / "train.csv")
+    if args.od is None:
+        data_dir = model_data_dir(read_traj_meta(model_dir), args.data)
+        plan.reads(
+            "--data" if args.data else "--data (the model's dataset)", data_dir / "train.csv"
+        )
+    else:
+        plan.reads("--od", args.od)
     plan.writes_file("--out", args.out, suffixes=(".csv",))
     plan.writes_file("--geojson", args.geojson, suffixes=(".geojson", ".json"))
     plan.writes_file("--gpx", args.gpx, suffixes=(".gpx",))
@@ -273,8 +291,14 @@ def _generate(args: argparse.Namespace) -> None:
     overrides = [*args.overrides, *(f"{k}={v}" for k, v in flags.items() if v is not None)]
     sampler = TrajectorySampler(model, apply_overrides(model.sampling, overrides), device)
     _set_threads(args.threads)
-    train_ends = read_trip_ends(data_dir / "train.csv", sampler.graph.num_segments)
-    requests = sample_od_requests(train_ends, args.n, args.seed)
+    if args.od is None:
+        train_ends = read_trip_ends(data_dir / "train.csv", sampler.graph.num_segments)
+        requests = sample_od_requests(train_ends, args.n, args.seed)
+        source = f"OD pairs from {data_dir / 'train.csv'}"
+    else:
+        requests = read_od_csv(args.od, sampler.graph)
+        _check_trip_count(len(requests), args.max_trips)
+        source = f"requests from {args.od}"
     writers = [
         (args.out, lambda path: write_generated_csv(path, trips)),
         (args.geojson, lambda path: write_geojson(path, sampler.graph, trips)),
@@ -289,7 +313,7 @@ def _generate(args: argparse.Namespace) -> None:
             write(tmp)
     echo(
         f"generated {len(trips)} trips in {trips.seconds:.1f} s ({trips.trajectories_per_second:.1f} "
-        f"trips/s on {trips.device}, batch {trips.batch_size}); OD pairs from {data_dir / 'train.csv'}",
+        f"trips/s on {trips.device}, batch {trips.batch_size}); {source}",
         f"fully legal: {trips.fully_legal.mean():.2%}, "
         f"destination reached: {trips.reached.mean():.2%}",
         "wrote " + ", ".join(str(path) for path, _ in writers),
@@ -309,6 +333,7 @@ def _add_evaluate(p: argparse.ArgumentParser) -> None:
 
 def _evaluate(args: argparse.Namespace) -> None:
     from difforge.traj.evaluate import evaluate, format_markdown_table
+    from difforge.traj.route_diversity import DIVERSITY_KEYS
 
     plan = OutputPlan()
     plan.reads("--generated", args.generated)
@@ -318,6 +343,7 @@ def _evaluate(args: argparse.Namespace) -> None:
     result = evaluate(args.data, args.generated, args.out, city=args.city, progress=True)
     echo(
         format_markdown_table({Path(args.generated).name: result}),
+        format_markdown_table({Path(args.generated).name: result}, DIVERSITY_KEYS),
         f"{result['num_generated']} generated vs {result['num_real']} test trips, "
         f"{result['num_od_pairs']} OD-matched pairs; wrote {args.out}",
     )
@@ -455,8 +481,9 @@ COMMANDS = [
         _add_generate,
         _generate,
         description="Draw N OD pairs and departure times from the training set of the model's "
-        "data (HOSER's gene.py) and generate one trip for each. Sampling settings default to the "
-        "model folder's (those of the shipped model are given).",
+        "data (HOSER's gene.py), or read your own requests with --od, and generate one trip for "
+        "each. Sampling settings default to the model folder's (those of the shipped model are "
+        "given).",
     ),
     Command(
         "evaluate",

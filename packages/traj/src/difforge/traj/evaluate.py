@@ -47,6 +47,12 @@ Sanity checks beyond HOSER's table: ``legal_transition_share`` (consecutive pair
 ``roadmap.rel`` transitions), ``fully_legal_share`` (trajectories whose every transition is legal),
 ``destination_reached_share`` (trajectories ending on the requested destination segment, when the
 generated file says which one was requested).
+
+Route choice (:mod:`difforge.traj.route_diversity`, keys :data:`DIVERSITY_KEYS`): the mean per-OD
+route entropy of real and generated trips on OD keys (the same 200 m grid) with at least
+``min_trips`` test trips, compared on equal trip counts; the share of trips with two or more
+U-turns and the 90th percentile of the detour ratio (trip length / shortest legal path length),
+real and generated.
 """
 
 from __future__ import annotations
@@ -63,6 +69,11 @@ from difforge.core.io import write_json
 from difforge.traj.data.hoser import Trajectories, read_roadmap, read_trajectories
 from difforge.traj.data.segments import SegmentGraph
 from difforge.traj.od_grid import HOSER_BOUNDING_BOXES, ODGrid, hoser_city, pair_by_od
+from difforge.traj.route_diversity import (
+    DEFAULT_MIN_TRIPS,
+    detour_report,
+    per_od_route_entropy,
+)
 from difforge.traj.trip_metrics import (
     histogram_jsd_or_none,
     legality_metrics,
@@ -109,13 +120,15 @@ def evaluate_trajectories(
     grid: ODGrid | None = None,
     throughput: Throughput | None = None,
     progress: bool = False,
+    min_trips: int = DEFAULT_MIN_TRIPS,
 ) -> dict[str, object]:
     """Every metric of the protocol for ``generated`` against ``real`` (the test set).
 
     ``requested_destinations`` (one segment id per generated trajectory) enables
     ``destination_reached_share``. ``grid`` defaults to the bounding box of every coordinate of the
-    road network. Returns the metric keys of :data:`METRIC_KEYS`, counts, the grid and the
-    throughput fields (``None`` when ``throughput`` is not given).
+    road network. Returns the metric keys of :data:`METRIC_KEYS` and :data:`DIVERSITY_KEYS`
+    (``min_trips``: the fewest test trips of an OD key whose route entropy counts), counts, the
+    grid and the throughput fields (``None`` when ``throughput`` is not given).
     """
     if len(real) == 0 or len(generated) == 0:
         raise ValueError("both the real and the generated set need at least one trajectory")
@@ -146,6 +159,8 @@ def evaluate_trajectories(
         )
     )
     result.update(legality_metrics(generated.rids, graph.transition_legal, requested_destinations))
+    result.update(per_od_route_entropy(graph, real.rids, generated.rids, grid, min_trips))
+    result.update(detour_report(graph, real.rids, generated.rids))
     result.update(
         {
             "num_generated": len(generated),
@@ -157,6 +172,34 @@ def evaluate_trajectories(
     )
     result.update(throughput.fields() if throughput else dict.fromkeys(THROUGHPUT_KEYS))
     return result
+
+
+# Below this share of legal transitions a generated file is taken to come from another road
+# network (ids that happen to exist here): unconstrained models still stay far above it.
+MIN_LEGAL_SHARE = 0.5
+
+
+def check_same_network(trips: Trajectories, graph: SegmentGraph, source: str | Path) -> None:
+    """UserError when ``trips`` use segment ids this network lacks or mostly drive transitions it
+    does not have (trips of another city whose ids fall in range)."""
+    for row, rids in enumerate(trips.rids, start=1):
+        unknown = rids[(rids < 0) | (rids >= graph.num_segments)]
+        if len(unknown):
+            raise UserError(
+                f"{source}: row {row}: segment id {int(unknown[0])} is not in this road network "
+                f"({graph.num_segments} segments): trips of another network?"
+            )
+    pairs = [(rids[:-1], rids[1:]) for rids in trips.rids if len(rids) > 1]
+    if not pairs:
+        return
+    legal = graph.transition_legal(
+        np.concatenate([a for a, _ in pairs]), np.concatenate([b for _, b in pairs])
+    ).mean()
+    if legal < MIN_LEGAL_SHARE:
+        raise UserError(
+            f"{source}: only {legal:.1%} of its transitions are roads of this network "
+            f"({graph.name}): trips of another network?"
+        )
 
 
 def read_requested_destinations(generated_csv: str | Path) -> np.ndarray | None:
@@ -192,11 +235,7 @@ def evaluate(
     graph = read_roadmap(data_dir)
     real = read_trajectories(data_dir / "test.csv", graph)
     generated = read_trajectories(generated_csv, None, on_invalid="error")
-    for row, rids in enumerate(generated.rids, start=1):
-        if rids.min() < 0 or rids.max() >= graph.num_segments:
-            raise UserError(
-                f"{generated_csv}: row {row}: unknown segment id (the network has {graph.num_segments})"
-            )
+    check_same_network(generated, graph, generated_csv)
     destinations = read_requested_destinations(generated_csv)
     if destinations is not None and len(destinations) != len(generated):
         raise UserError(

@@ -2,8 +2,11 @@
 
 Every writer goes through :mod:`difforge.core.io` (temporary file, then rename), so a failure never
 leaves a partial file. Coordinates of a trip are its segments' polylines joined end to end (the
-shared junction point kept once); GPX points get times interpolated along each segment between its
-entry time and the next segment's (the last one ends at the trip's end time).
+shared junction point kept once); GPX points get times interpolated by distance along the trip's
+geometry between each segment's entry time and the next segment's (the last one ends at the trip's
+end time), so a segment's time is spread over its own length. Times keep milliseconds: the CSV's
+``time_list`` stays in HOSER's whole seconds and ``time_offsets_s`` carries the unrounded seconds
+from departure to each segment's entry; GeoJSON and GPX times are ISO 8601 with milliseconds.
 """
 
 from __future__ import annotations
@@ -23,15 +26,19 @@ from difforge.traj.data.segments import SegmentGraph
 from difforge.traj.sample import GeneratedTrips
 
 REQUEST_COLUMNS = ("origin_id", "destination_id")
+OFFSETS_COLUMN = "time_offsets_s"
 
 
 def write_generated_csv(path: str | Path, trips: GeneratedTrips) -> None:
     """HOSER CSV (``mm_id,user_id,traj_id,rid_list,time_list``) plus the requested origin and
-    destination (``evaluate`` reads ``destination_id`` for ``destination_reached_share``)."""
+    destination (``evaluate`` reads ``destination_id`` for ``destination_reached_share``) and the
+    unrounded seconds from departure to each segment's entry (``time_offsets_s``, millisecond
+    precision; empty without times)."""
     with atomic_open(path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
-        writer.writerow((*TRAJ_COLUMNS, *REQUEST_COLUMNS))
+        writer.writerow((*TRAJ_COLUMNS, *REQUEST_COLUMNS, OFFSETS_COLUMN))
         for k, (rids, times) in enumerate(zip(trips.rids, trips.times)):
+            offsets = trips.entry_offsets(k)
             writer.writerow(
                 [
                     k,
@@ -41,6 +48,7 @@ def write_generated_csv(path: str | Path, trips: GeneratedTrips) -> None:
                     "" if times is None else format_time_list(times),
                     int(trips.origins[k]),
                     int(trips.destinations[k]),
+                    "" if offsets is None else ",".join(f"{x:.3f}" for x in offsets[:-1]),
                 ]
             )
 
@@ -57,8 +65,17 @@ def trip_polyline(graph: SegmentGraph, rids: Sequence[int]) -> tuple[np.ndarray,
     return np.concatenate(points), np.concatenate(owners)
 
 
+def entry_times(trips: GeneratedTrips, k: int) -> np.ndarray | None:
+    """Trip ``k``'s segment entry times and then its end time (``datetime64[ms]``), unrounded."""
+    offsets = trips.entry_offsets(k)
+    if offsets is None:
+        return None
+    start = np.datetime64(trips.times[k][0], "ms")
+    return start + np.round(offsets * 1000).astype(np.int64).astype("timedelta64[ms]")
+
+
 def _iso(t: np.datetime64) -> str:
-    return str(np.datetime64(t, "s")) + "Z"
+    return str(np.datetime64(t, "ms")) + "Z"
 
 
 def write_geojson(path: str | Path, graph: SegmentGraph, trips: GeneratedTrips) -> None:
@@ -66,7 +83,7 @@ def write_geojson(path: str | Path, graph: SegmentGraph, trips: GeneratedTrips) 
     features = []
     for k, rids in enumerate(trips.rids):
         points, _ = trip_polyline(graph, rids)
-        times = trips.times[k]
+        times = entry_times(trips, k)
         features.append(
             {
                 "type": "Feature",
@@ -82,10 +99,9 @@ def write_geojson(path: str | Path, graph: SegmentGraph, trips: GeneratedTrips) 
                     "num_segments": len(rids),
                     "length_m": round(float(graph.length_m[rids].sum()), 1),
                     "departure_time": None if times is None else _iso(times[0]),
-                    "arrival_time": None
-                    if trips.end_times[k] is None
-                    else _iso(trips.end_times[k]),
+                    "arrival_time": None if times is None else _iso(times[-1]),
                     "rid_list": [int(r) for r in rids],
+                    "time_list": None if times is None else [_iso(t) for t in times[:-1]],
                 },
             }
         )
@@ -94,20 +110,21 @@ def write_geojson(path: str | Path, graph: SegmentGraph, trips: GeneratedTrips) 
         fh.write("\n")
 
 
-def point_times(
-    points: np.ndarray, owners: np.ndarray, entry: np.ndarray, end: np.datetime64
-) -> np.ndarray:
-    """Times of polyline points: linear in distance between each segment's entry and exit time."""
-    entry = entry.astype("datetime64[s]").astype(np.int64).astype(np.float64)
-    exit_ = np.append(entry[1:], np.datetime64(end, "s").astype(np.int64))
+def point_times(points: np.ndarray, owners: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """Times (``datetime64[ms]``) of a trip's polyline points, linear in the distance travelled.
+
+    ``times``: each segment's entry time, then the trip's end time. A segment starts at the
+    junction it shares with the previous one (the last point before its own points), so its time
+    is spread over its whole length and no two points of a moving trip share a time.
+    """
     step = np.concatenate([[0.0], haversine_m(*points[:-1].T, *points[1:].T)])
-    out = np.empty(len(points))
-    for k in range(len(entry)):
-        members = np.flatnonzero(owners == k)
-        along = np.cumsum(step[members]) - step[members[0]]
-        share = along / along[-1] if along[-1] > 0 else np.zeros_like(along)
-        out[members] = entry[k] + share * (exit_[k] - entry[k])
-    return np.round(out).astype(np.int64).astype("datetime64[s]")
+    along = np.cumsum(step)
+    first = np.searchsorted(owners, np.arange(len(times) - 1))
+    knots = np.append(along[np.maximum(first - 1, 0)], along[-1])
+    knots[0] = 0.0
+    times = times.astype("datetime64[ms]")
+    elapsed = (times - times[0]).astype(np.float64)  # milliseconds
+    return times[0] + np.round(np.interp(along, knots, elapsed)).astype("timedelta64[ms]")
 
 
 def write_gpx(path: str | Path, graph: SegmentGraph, trips: GeneratedTrips) -> None:
@@ -119,11 +136,8 @@ def write_gpx(path: str | Path, graph: SegmentGraph, trips: GeneratedTrips) -> N
     gpx.creator = "difforge-traj"
     for k, rids in enumerate(trips.rids):
         points, owners = trip_polyline(graph, rids)
-        times = (
-            None
-            if trips.times[k] is None
-            else point_times(points, owners, trips.times[k], trips.end_times[k])
-        )
+        entries = entry_times(trips, k)
+        times = None if entries is None else point_times(points, owners, entries)
         track = gpxpy.gpx.GPXTrack(name=f"trip {k}")
         track.description = (
             f"origin {int(trips.origins[k])} destination {int(trips.destinations[k])}"
@@ -133,7 +147,7 @@ def write_gpx(path: str | Path, graph: SegmentGraph, trips: GeneratedTrips) -> N
             stamp = (
                 None
                 if times is None
-                else times[i].astype("M8[ms]").astype(object).replace(tzinfo=dt.UTC)
+                else times[i].astype("M8[us]").astype(object).replace(tzinfo=dt.UTC)
             )
             segment.points.append(gpxpy.gpx.GPXTrackPoint(float(lat), float(lon), time=stamp))
         track.segments.append(segment)

@@ -555,6 +555,10 @@ def read_traj_meta(model_dir: Path) -> dict[str, Any]:
             f"{model_dir}: config.json format_version {version!r}; this difforge-traj reads "
             f"1 to {FORMAT_VERSION} (a newer difforge-traj wrote it?)"
         )
+    dataset = meta.get("dataset")
+    if isinstance(dataset, dict) and isinstance(dataset.get("path"), str):
+        # training stores the data folder relative to the model folder (older ones: absolute)
+        meta["dataset"] = {**dataset, "path": str((Path(model_dir) / dataset["path"]).resolve())}
     return meta
 
 

@@ -1,6 +1,12 @@
 """The Python API in the diffusers style: ``TrajPipeline.from_pretrained("default")``, ``.to``, a
 call that returns a :class:`TrajOutput` with ``.save(path)``.
 
+Users' own requests come as a CSV (``difforge-traj generate --od FILE``, or ``pipe(od_file=FILE)``,
+:func:`read_od_csv`): one request per row, the origin and destination either as segment ids
+(columns ``origin_id``, ``destination_id``) or as points (``origin_lon``, ``origin_lat``,
+``destination_lon``, ``destination_lat``, WGS-84 degrees) snapped to the nearest segment
+(:func:`snap_to_segments`), and optionally ``departure_time`` (ISO 8601, UTC; empty: no times).
+
 It wraps what ``difforge-traj generate`` uses (:class:`~difforge.traj.model.TrajDLM`,
 :class:`~difforge.traj.sample.TrajectorySampler` and
 :func:`~difforge.traj.data.requests.sample_od_requests`): the sampling defaults come from the
@@ -17,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
 from difforge.core.config import from_dict, to_dict
@@ -110,20 +117,24 @@ class TrajPipeline:
         destinations: Sequence[int] | np.ndarray | None = None,
         departures: Sequence[Any] | np.ndarray | None = None,
         num_trips: int | None = None,
+        od_file: str | os.PathLike[str] | None = None,
         seed: int = 0,
         show_progress: bool = False,
         **sampling: Any,
     ) -> TrajOutput:
         """One trip per request. Give either ``requests``, or ``origins`` and ``destinations``
         (segment ids; ``departures`` optional: datetimes or ISO strings, UTC), or ``num_trips``
-        (requests drawn from the training data with ``seed``). ``sampling``: overrides of the
-        model's :class:`~difforge.traj.model.SamplingConfig` (e.g. ``guidance_scale=0``)."""
+        (requests drawn from the training data with ``seed``), or ``od_file`` (a CSV of requests,
+        module docstring). ``sampling``: overrides of the model's
+        :class:`~difforge.traj.model.SamplingConfig` (e.g. ``temperature=0`` decodes greedily)."""
         given = [requests is not None, origins is not None or destinations is not None]
-        given.append(num_trips is not None)
+        given += [num_trips is not None, od_file is not None]
         if sum(given) != 1:
-            raise UserError("give one of: requests, origins and destinations, num_trips")
+            raise UserError("give one of: requests, origins and destinations, num_trips, od_file")
         if num_trips is not None:
             requests = self.draw_requests(num_trips, seed)
+        elif od_file is not None:
+            requests = read_od_csv(od_file, self.graph)
         elif requests is None:
             requests = od_requests(origins, destinations, departures)
         trips = self._configured_sampler(sampling).generate(
@@ -170,3 +181,106 @@ def od_requests(
     if len(origin_ids) == 0:
         raise UserError("no OD requests given")
     return ODRequests(origin_ids, destination_ids, starts)
+
+
+ID_COLUMNS = ("origin_id", "destination_id")
+POINT_COLUMNS = ("origin_lon", "origin_lat", "destination_lon", "destination_lat")
+DEPARTURE_COLUMN = "departure_time"
+# A point farther than this from every segment is taken to be off the network (a wrong city or
+# swapped lon/lat) rather than snapped.
+MAX_SNAP_M = 500.0
+
+
+def snap_to_segments(
+    graph: SegmentGraph, lon: np.ndarray, lat: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The segment nearest to each point (distance to its polyline; of the two directions of one
+    road, the lower id) and that distance in metres (local equirectangular projection)."""
+    lon, lat = np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64)
+    starts = np.concatenate([line[:-1] for line in graph.coords])
+    ends = np.concatenate([line[1:] for line in graph.coords])
+    owner = np.repeat(np.arange(graph.num_segments), [len(line) - 1 for line in graph.coords])
+    scale = np.array([np.cos(np.radians(graph.centroid[:, 1].mean())), 1.0]) * 111_320.0
+    a, b = starts * scale, ends * scale
+    segment_ids = np.empty(len(lon), dtype=np.int64)
+    distances = np.empty(len(lon))
+    for k, point in enumerate(np.stack([lon, lat], 1) * scale):
+        along = b - a
+        share = np.clip(((point - a) * along).sum(1) / np.maximum((along**2).sum(1), 1e-12), 0, 1)
+        gap = np.hypot(*(a + share[:, None] * along - point).T)
+        best = int(np.argmin(gap))
+        segment_ids[k], distances[k] = owner[best], gap[best]
+    return segment_ids, distances
+
+
+def read_od_csv(
+    path: str | os.PathLike[str], graph: SegmentGraph, max_snap_m: float = MAX_SNAP_M
+) -> ODRequests:
+    """:class:`ODRequests` from a CSV of users' requests (module docstring); one-line UserErrors
+    for a missing file or columns, unknown ids, unparsable values and points farther than
+    ``max_snap_m`` from every segment."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such file")
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]})") from None
+    frame.columns = [str(c).strip() for c in frame.columns]
+    if len(frame) == 0:
+        raise UserError(f"{path}: no requests (the file has a header only)")
+    if set(ID_COLUMNS) <= set(frame.columns):
+        origins, destinations = (_id_column(frame, c, graph, path) for c in ID_COLUMNS)
+    elif set(POINT_COLUMNS) <= set(frame.columns):
+        values = [_number_column(frame, c, path) for c in POINT_COLUMNS]
+        ends = []
+        for name, lon, lat in (("origin", *values[:2]), ("destination", *values[2:])):
+            ids, gap = snap_to_segments(graph, lon, lat)
+            if (gap > max_snap_m).any():
+                row = int(np.argmax(gap > max_snap_m))
+                raise UserError(
+                    f"{path}: row {row + 1}: {name} ({lon[row]:.6f}, {lat[row]:.6f}) is "
+                    f"{gap[row] / 1000:.1f} km from the nearest road of {graph.name} (more than "
+                    f"{max_snap_m:.0f} m; lon and lat swapped, or another city?)"
+                )
+            ends.append(ids)
+        origins, destinations = ends
+    else:
+        raise UserError(
+            f"{path}: needs columns {', '.join(ID_COLUMNS)} (segment ids) or "
+            f"{', '.join(POINT_COLUMNS)} (WGS-84 degrees); found {', '.join(frame.columns)}"
+        )
+    departures = None
+    if DEPARTURE_COLUMN in frame.columns:
+        text = frame[DEPARTURE_COLUMN].str.strip()
+        stamps = pd.to_datetime(text.replace("", None), utc=True, errors="coerce")
+        bad = stamps.isna() & (text != "")
+        if bad.any():
+            row = int(np.argmax(bad.to_numpy()))
+            raise UserError(
+                f"{path}: row {row + 1}: departure_time {text.iloc[row]!r} is not an ISO 8601 time"
+            )
+        departures = stamps.dt.tz_localize(None).to_numpy().astype("datetime64[s]")
+    return od_requests(origins, destinations, departures)
+
+
+def _number_column(frame: pd.DataFrame, column: str, path: Path) -> np.ndarray:
+    values = pd.to_numeric(frame[column].str.strip(), errors="coerce")
+    if values.isna().any():
+        row = int(np.argmax(values.isna().to_numpy()))
+        raise UserError(
+            f"{path}: row {row + 1}: {column} {frame[column].iloc[row]!r} is not a number"
+        )
+    return values.to_numpy(dtype=np.float64)
+
+
+def _id_column(frame: pd.DataFrame, column: str, graph: SegmentGraph, path: Path) -> np.ndarray:
+    values = _number_column(frame, column, path)
+    bad = (values != np.round(values)) | (values < 0) | (values >= graph.num_segments)
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise UserError(
+            f"{path}: row {row + 1}: {column} {frame[column].iloc[row]!r} is not a segment of "
+            f"{graph.name} (ids 0 to {graph.num_segments - 1})"
+        )
+    return values.astype(np.int64)

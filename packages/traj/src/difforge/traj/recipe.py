@@ -185,8 +185,8 @@ def prepare_data(config: RecipeData, stage_dir: Path) -> Path:
     write_json(
         stage_dir / "data.json",
         {
-            "source": str(source.resolve()),
-            "dataset": str(target),
+            "source": str(config.dataset),  # as given: no path of this machine beyond it
+            "dataset": target.name,
             "segments": graph.num_segments,
             "trips": {s: len(t) for s, t in splits.items()},
             "skipped": {s: dict(t.skipped) for s, t in splits.items() if t.skipped},

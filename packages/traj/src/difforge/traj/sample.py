@@ -47,7 +47,7 @@ class GeneratedTrips:
     """Generated trajectories with their requests and timing."""
 
     rids: list[np.ndarray]
-    times: list[np.ndarray | None]  # entry time of every segment (datetime64[s])
+    times: list[np.ndarray | None]  # entry time of every segment (datetime64[s], HOSER's unit)
     end_times: list[np.datetime64 | None]  # when the last segment is left
     origins: np.ndarray
     destinations: np.ndarray
@@ -57,6 +57,19 @@ class GeneratedTrips:
     device: str
     fully_legal: np.ndarray  # per trip: every transition is in roadmap.rel
     reached: np.ndarray  # per trip: it ends on its requested destination
+    # Unrounded seconds spent on every segment (exports derive sub-second times from them); None
+    # where the trip has no departure time.
+    durations: list[np.ndarray | None] | None = None
+
+    def entry_offsets(self, k: int) -> np.ndarray | None:
+        """Seconds from trip ``k``'s departure to each segment's entry, then to its end (one more
+        value than segments), unrounded; None without times."""
+        if self.times[k] is None:
+            return None
+        if self.durations is None or self.durations[k] is None:
+            stamps = np.append(self.times[k], self.end_times[k]).astype("datetime64[s]")
+            return (stamps - stamps[0]).astype(np.float64)
+        return np.concatenate([[0.0], np.cumsum(self.durations[k], dtype=np.float64)])
 
     def __len__(self) -> int:
         return len(self.rids)
@@ -295,6 +308,10 @@ class TrajectorySampler:
             device=str(self.device),
             fully_legal=fully_legal,
             reached=reached,
+            durations=[
+                None if np.isnat(depart) else seconds
+                for seconds, depart in zip(durations, departures)
+            ],
         )
 
 

@@ -27,6 +27,7 @@ continues the run exactly.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -390,7 +391,8 @@ def train(
             info={
                 "dataset": {
                     "name": data_dir.resolve().name,
-                    "path": str(data_dir.resolve()),
+                    # relative to the model folder: no path of this machine in the folder
+                    "path": os.path.relpath(data_dir.resolve(), Path(model_dir).resolve()),
                     "train_trips": len(dataset),
                     "skipped": dict(dataset.skipped),
                 },
@@ -399,7 +401,12 @@ def train(
                     "batch_size": train_cfg.batch_size,
                     "ema": trainer.ema is not None,
                     "parameters": num_parameters(model),
-                    "config": to_dict(config),
+                    # out_dir is always model_dir/train: recorded relative to the model folder
+                    "config": to_dict(
+                        dataclasses.replace(
+                            config, train=dataclasses.replace(config.train, out_dir="train")
+                        )
+                    ),
                 },
             },
         )
