@@ -18,6 +18,7 @@ from typing import Protocol
 import numpy as np
 import torch
 import trimesh
+from scipy.ndimage import distance_transform_edt
 from skimage.measure import marching_cubes
 
 from difforge.core.errors import UserError
@@ -33,6 +34,8 @@ _LATTICE_TOLERANCE = 1e-4
 # Samples closer than this to the level set (metres) count as on it; covers the 1e-6 m bias of the
 # analytic SDFs and float16 storage.
 _ON_SURFACE = 1e-5
+# Expansion may change what exists only this close (metres) to the seam with the new blocks.
+SEAM_BAND = 0.2
 
 
 def mesh_from_sdf(
@@ -74,25 +77,14 @@ def smooth_weights(resolution: int, ramp: float) -> np.ndarray:
     return t * t * (3.0 - 2.0 * t)
 
 
-def blend_sdf_grids(
+def _accumulate(
     grids: Sequence[tuple[np.ndarray, tuple[int, int, int]]],
-    ramp: float | None = None,
-    fill: float = TRUNCATION,
+    lo: np.ndarray,
+    shape: tuple[int, ...],
+    ramp: float | None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Blend grids placed at integer voxel offsets on one lattice.
-
-    grids: (sdf (Rx, Ry, Rz), offset (i, j, k)) pairs. ramp: width in voxels over which a block's
-    weight falls to zero at its faces (default a quarter of the block: the 0.8 m overlap of 3.2 m
-    blocks). Returns the blended grid and the offset of its first sample; samples no block covers
-    are ``fill`` (empty space).
-    """
-    if not grids:
-        raise ValueError("no grids to blend")
-    offsets = np.array([off for _, off in grids], dtype=np.int64)
-    shapes = np.array([g.shape for g, _ in grids], dtype=np.int64)
-    lo = offsets.min(axis=0)
-    hi = (offsets + shapes).max(axis=0)
-    total = np.zeros(tuple(hi - lo), dtype=np.float64)
+    """Weighted sum and weight of grids placed at integer offsets on a lattice starting at ``lo``."""
+    total = np.zeros(shape, dtype=np.float64)
     weight = np.zeros_like(total)
     for grid, off in grids:
         r = ramp if ramp is not None else max(min(grid.shape) / 4.0, 1.0)
@@ -105,10 +97,75 @@ def blend_sdf_grids(
         region = tuple(slice(s, s + n) for s, n in zip(start, grid.shape))
         total[region] += w * grid
         weight[region] += w
+    return total, weight
+
+
+def _bounds(grids: Sequence[tuple[np.ndarray, tuple[int, int, int]]]) -> tuple[np.ndarray, ...]:
+    if not grids:
+        raise ValueError("no grids to blend")
+    offsets = np.array([off for _, off in grids], dtype=np.int64)
+    shapes = np.array([g.shape for g, _ in grids], dtype=np.int64)
+    return offsets.min(axis=0), (offsets + shapes).max(axis=0)
+
+
+def blend_sdf_grids(
+    grids: Sequence[tuple[np.ndarray, tuple[int, int, int]]],
+    ramp: float | None = None,
+    fill: float = TRUNCATION,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Blend grids placed at integer voxel offsets on one lattice.
+
+    grids: (sdf (Rx, Ry, Rz), offset (i, j, k)) pairs. ramp: width in voxels over which a block's
+    weight falls to zero at its faces (default a quarter of the block: the 0.8 m overlap of 3.2 m
+    blocks). Returns the blended grid and the offset of its first sample; samples no block covers
+    are ``fill`` (empty space).
+    """
+    lo, hi = _bounds(grids)
+    total, weight = _accumulate(grids, lo, tuple(hi - lo), ramp)
     covered = weight > 0
     blended = np.full(total.shape, fill, dtype=np.float32)
     blended[covered] = (total[covered] / weight[covered]).astype(np.float32)
     return blended, lo
+
+
+def seam_weight(footprint: np.ndarray, voxel: float, band: float) -> np.ndarray:
+    """Weight (X, Z) of a later stage over an earlier stage's (x, z) ``footprint`` of columns: 1
+    outside it, falling smoothly to 0 at ``band`` metres inside its edge (the seam).
+
+    Samples sit half a voxel inside the seam; a marching-cubes vertex lies between two samples,
+    so the weight reaches 0 one voxel before ``band``: every vertex farther than ``band`` from the
+    seam comes from samples the later stage does not touch.
+    """
+    inside = distance_transform_edt(footprint) * voxel - voxel / 2  # seam distance, 0 outside
+    width = max(band - voxel, voxel)
+    t = np.clip(1.0 - inside / width, 0.0, 1.0)
+    return np.where(footprint, t * t * (3.0 - 2.0 * t), 1.0)
+
+
+def blend_sdf_stages(
+    stages: Sequence[Sequence[tuple[np.ndarray, tuple[int, int, int]]]],
+    voxel: float,
+    band: float,
+    ramp: float | None = None,
+    fill: float = TRUNCATION,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Blend grids stage by stage, as a scene grows: the grids of one stage are blended among
+    themselves (``blend_sdf_grids``); a later stage fills the space no earlier grid covers and
+    takes over only within ``band`` metres of the earlier footprint's edge, so what exists farther
+    from the seam is left exactly as it was. Axis 1 is up. Returns the grid and its first offset.
+    """
+    lo, hi = _bounds([g for stage in stages for g in stage])
+    field = np.full(tuple(hi - lo), fill, dtype=np.float64)
+    footprint = np.zeros((field.shape[0], field.shape[2]), dtype=bool)
+    for grids in stages:
+        total, weight = _accumulate(grids, lo, field.shape, ramp)
+        covered = weight > 0
+        new = np.divide(total, weight, out=np.zeros_like(total), where=covered)
+        share = seam_weight(footprint, voxel, band)[:, None, :] if footprint.any() else 1.0
+        share = np.where(covered, share, 0.0)
+        field = (1.0 - share) * field + share * new
+        footprint |= covered.any(axis=1)
+    return field.astype(np.float32), lo
 
 
 def block_offsets(blocks: Sequence[Block]) -> tuple[list[tuple[int, int, int]], float]:
@@ -134,6 +191,18 @@ def blend_blocks(
     """Blend blocks' SDF grids on their common lattice: (grid, world origin, voxel)."""
     offsets, voxel = block_offsets(blocks)
     grid, lo = blend_sdf_grids([(b.sdf, off) for b, off in zip(blocks, offsets)], ramp)
+    return grid, blocks[0].origin + lo * voxel, voxel
+
+
+def blend_block_stages(
+    stages: Sequence[Sequence[Block]], band: float = SEAM_BAND, ramp: float | None = None
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """``blend_sdf_stages`` for blocks (stage 0 first): (grid, world origin, voxel)."""
+    blocks = [b for stage in stages for b in stage]
+    offsets, voxel = block_offsets(blocks)
+    placed = iter(zip((b.sdf for b in blocks), offsets))
+    grids = [[next(placed) for _ in stage] for stage in stages]
+    grid, lo = blend_sdf_stages(grids, voxel, band, ramp)
     return grid, blocks[0].origin + lo * voxel, voxel
 
 

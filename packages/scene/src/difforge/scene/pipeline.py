@@ -134,6 +134,7 @@ class ScenePipeline:
             scene.seed,
             scene.model,
             list(scene.history),
+            dict(scene.stages),
         )
         generator = self.generator(**sampling)
         check_scene_fits_model(grown, generator)

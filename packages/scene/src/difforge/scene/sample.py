@@ -9,13 +9,17 @@
   planes that contain the shift axis share the overlap (xy and xz for a shift along x, xz and yz
   along z); the third plane is block-private.
 - Each block's latent is decoded (VAE -> tri-planes -> shared MLP) to an SDF grid; overlapping
-  grids are blended with a partition of unity and meshed in one marching-cubes pass
-  (``meshing.mesh_blocks``), so the scene has no seam.
+  grids are blended with a partition of unity and meshed in one marching-cubes pass, so the
+  scene has no seam. Blocks remember the stage that made them (``generate`` 0, each ``expand``
+  one more): a later stage extends the field and changes what exists only within
+  ``meshing.SEAM_BAND`` of the seam (``meshing.blend_sdf_stages``), so expansion never rewrites
+  the scene the user already has.
 
 Scene folder (``difforge-scene-scene/1``, written atomically)::
 
     scene.json            format, blocks [[ix, iz], ...], corner [x, z] of block (0, 0), stride,
-                          seed, model name, layout file or null, mesh file
+                          seed, model name, layout file or null, mesh file, stages [s, ...]
+                          (the stage of each block; absent: all 0)
     latents.safetensors   latents (N, 3, Z, r, r) float32, in the order of scene.json's blocks
     layout.json           the world-frame layout the blocks were conditioned on (if any)
     scene.glb             the blended mesh (expand writes it; generate writes SCENE.glb beside)
@@ -37,6 +41,7 @@ from diffusers import RePaintScheduler
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from difforge.core.cli import progress
 from difforge.core.diffusion.guidance import guided
 from difforge.core.diffusion.sampling import sample
 from difforge.core.errors import UserError
@@ -46,7 +51,7 @@ from difforge.scene.data.blocks import Block
 from difforge.scene.data.geometry import BLOCK_SIZE, LAYOUT_CELLS, block_origin
 from difforge.scene.data.layout import Layout, parse_layout, rasterize_layout
 from difforge.scene.fit import decode_grids
-from difforge.scene.meshing import colour_by_layout, mesh_blocks
+from difforge.scene.meshing import blend_block_stages, colour_by_layout, mesh_from_sdf
 from difforge.scene.model import (
     SamplingConfig,
     SceneModel,
@@ -178,6 +183,10 @@ class Scene:
     seed: int = 0
     model: str = ""
     history: list[str] = field(default_factory=list)
+    stages: dict[tuple[int, int], int] = field(default_factory=dict)  # absent: stage 0
+
+    def stage(self, index: tuple[int, int]) -> int:
+        return self.stages.get(index, 0)
 
     def block_corner(self, index: tuple[int, int]) -> tuple[float, float]:
         return (self.corner[0] + index[0] * self.stride, self.corner[1] + index[1] * self.stride)
@@ -291,7 +300,8 @@ def generate_scene(
                 f"{stride} m)"
             )
     scene = Scene({}, stride, (float(corner[0]), float(corner[1])), layout, seed, model_name)
-    for k, index in enumerate((i, j) for i in range(blocks_x) for j in range(blocks_z)):
+    indices = [(i, j) for i in range(blocks_x) for j in range(blocks_z)]
+    for k, index in enumerate(progress(indices, desc="generate", unit="block")):
         add_block(scene, index, generator, seed * 1000 + k)
     scene.history.append(f"generate {blocks_x}x{blocks_z} seed {seed}")
     return scene
@@ -329,16 +339,28 @@ def expand_scene(
         sign = dx or dz
         edge = max(sign * idx[axis] for idx in scene.latents)
         targets = [t for t in targets if sign * t[axis] == edge + 1]
+    stage = max((scene.stage(i) for i in scene.latents), default=-1) + 1
     # Order so each new block can lean on the previous one as well.
-    for k, index in enumerate(targets):
-        add_block(scene, index, generator, seed * 1000 + len(scene.latents) + k)
+    first = len(scene.latents)
+    for k, index in enumerate(progress(targets, desc=f"expand {direction}", unit="block")):
+        add_block(scene, index, generator, seed * 1000 + first + k)
+        scene.stages[index] = stage
     scene.history.append(f"expand {direction} seed {seed}" + (f" at {at}" if at else ""))
     return targets
 
 
+def scene_field(scene: Scene, generator: SceneGenerator) -> tuple[np.ndarray, np.ndarray, float]:
+    """The scene's blended SDF (grid, world origin, voxel), stage by stage."""
+    blocks = scene.blocks(generator)
+    stages = sorted({scene.stage(i) for i in scene.latents})
+    by_stage = [[b for i, b in zip(scene.latents, blocks) if scene.stage(i) == s] for s in stages]
+    return blend_block_stages(by_stage)
+
+
 def scene_mesh(scene: Scene, generator: SceneGenerator) -> trimesh.Trimesh:
-    """Blend every block's SDF and mesh once; colour by the layout when there is one."""
-    mesh = mesh_blocks(scene.blocks(generator))
+    """Blend every block's SDF (stage by stage) and mesh once; colour by the layout when there
+    is one."""
+    mesh = mesh_from_sdf(*scene_field(scene, generator))
     if scene.layout is not None and len(mesh.faces):
         colour_by_layout(mesh, scene.layout)
     return mesh
@@ -381,6 +403,7 @@ def save_scene(
                 "layout": "layout.json" if scene.layout is not None else None,
                 "mesh": "scene.glb" if mesh is not None else None,
                 "history": scene.history,
+                "stages": [scene.stage(i) for i in indices],
             },
         )
     return Path(folder)
@@ -419,6 +442,9 @@ def load_scene(folder: str | os.PathLike[str]) -> Scene:
         indices = [(int(i), int(j)) for i, j in meta["blocks"]]
         stride = float(meta["stride"])
         corner = (float(meta["corner"][0]), float(meta["corner"][1]))
+        stages = [int(s) for s in meta.get("stages", [0] * len(indices))]
+        if len(stages) != len(indices):
+            raise UserError(f"{meta_path}: {len(stages)} stages for {len(indices)} blocks")
     except UserError:
         raise
     except RecursionError:
@@ -451,6 +477,7 @@ def load_scene(folder: str | os.PathLike[str]) -> Scene:
         int(meta.get("seed", 0)),
         str(meta.get("model", "")),
         list(meta.get("history", [])),
+        dict(zip(indices, stages)),
     )
 
 
