@@ -428,9 +428,10 @@ def _add_generate(p: argparse.ArgumentParser) -> None:
 def _generate(args: argparse.Namespace) -> None:
     from difforge.scene.data.blocks import room_scene_layout
     from difforge.scene.data.layout import read_layout
-    from difforge.scene.meshing import export_mesh
+    from difforge.scene.meshing import GEOMETRY_COLOURS, export_mesh
     from difforge.scene.render import render_png
     from difforge.scene.sample import is_scene_folder, save_scene
+    from difforge.scene.viewer import write_viewer
 
     _check_blocks(args)
     folder = args.out.with_suffix("")
@@ -439,6 +440,9 @@ def _generate(args: argparse.Namespace) -> None:
     plan = OutputPlan(overwrite=args.overwrite or is_scene_folder(folder))
     plan.reads("--layout", args.layout).reads("--model", _model_input(args.model))
     plan.writes_file("--out", args.out, MESH_OUTPUTS).writes_file("--png", args.png, (".png",))
+    # A GLB gets its 3D viewer page beside it (SCENE.html).
+    viewer = args.out.with_suffix(".html") if args.out.suffix.lower() == ".glb" else None
+    plan.writes_file("viewer page of --out", viewer, (".html",))
     plan.writes_folder("scene folder of --out", folder).check()
     layout = read_layout(args.layout) if args.layout else None
     pipe = _pipeline(args.model, args)
@@ -447,12 +451,14 @@ def _generate(args: argparse.Namespace) -> None:
     out = pipe(layout, args.blocks, args.seed, **_sampling_overrides(args))
     if len(out.mesh.faces) == 0:
         raise UserError("the generated scene has no surface (the model produced empty blocks)")
-    files = [p for p in (args.out, args.png) if p is not None]
+    files = [p for p in (args.out, args.png, viewer) if p is not None]
     with atomic_paths(files) as tmps:
         paths = dict(zip(files, tmps))
         export_mesh(out.mesh, paths[args.out], file_type=args.out.suffix.lower().lstrip("."))
+        if viewer:
+            write_viewer(out.mesh, paths[viewer], args.out.stem, GEOMETRY_COLOURS)
         if args.png:
-            render_png(out.mesh, paths[args.png])
+            render_png(out.mesh, paths[args.png], caption=GEOMETRY_COLOURS)
         save_scene(out.scene, folder, overwrite=True)  # checked by the plan above
     echo(f"wrote {args.out} ({len(out.latents)} blocks, {len(out.mesh.faces)} faces) and {folder}/")
 

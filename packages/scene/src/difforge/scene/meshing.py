@@ -29,6 +29,11 @@ from difforge.scene.data.geometry import TRUNCATION
 from difforge.scene.data.layout import Layout
 
 EXPORT_FORMATS = ("glb", "ply", "obj")
+# Connected pieces whose bounding box diagonal is shorter than this (metres) are fragments of a
+# generated field (noise specks), not objects: generated meshes drop them.
+MIN_FRAGMENT = 0.15
+# What the picture's caption says about colours of generated scenes.
+GEOMETRY_COLOURS = "colours: height and facing of the generated surface (no semantic labels)"
 # Blocks must sit on a common voxel lattice; offsets closer than this to whole voxels are rounded.
 _LATTICE_TOLERANCE = 1e-4
 # Samples closer than this to the level set (metres) count as on it; covers the 1e-6 m bias of the
@@ -252,6 +257,33 @@ def colour_by_layout(mesh: trimesh.Trimesh, layout: Layout, slack: float = 0.05)
     mesh.visual.vertex_colors = _rgba(colours)
 
 
+def remove_fragments(mesh: trimesh.Trimesh, min_size: float = MIN_FRAGMENT) -> trimesh.Trimesh:
+    """``mesh`` without connected pieces whose bounding-box diagonal is under ``min_size`` m."""
+    if len(mesh.faces) == 0:
+        return mesh
+    pieces = mesh.split(only_watertight=False)
+    kept = [p for p in pieces if np.linalg.norm(p.extents) >= min_size]
+    if len(kept) == len(pieces):
+        return mesh
+    return trimesh.util.concatenate(kept) if kept else trimesh.Trimesh()
+
+
+def colour_by_geometry(mesh: trimesh.Trimesh) -> None:
+    """Colour vertices from the surface itself: upward-facing surfaces (floors, table tops) warm,
+    downward-facing cool, vertical ones by height (light low, darker high); no labels are used."""
+    if len(mesh.vertices) == 0:
+        return
+    normals = np.asarray(mesh.vertex_normals)
+    y = np.asarray(mesh.vertices)[:, 1]
+    height = np.clip((y - y.min()) / max(float(np.ptp(y)), 1e-6), 0.0, 1.0)[:, None]
+    low, high = np.array([214.0, 206.0, 190.0]), np.array([120.0, 128.0, 140.0])
+    colours = (1.0 - height) * low + height * high
+    up = np.clip(normals[:, 1], 0.0, 1.0)[:, None]
+    down = np.clip(-normals[:, 1], 0.0, 1.0)[:, None]
+    colours = (1 - up - down) * colours + up * [196.0, 150.0, 104.0] + down * [150.0, 170.0, 190.0]
+    mesh.visual.vertex_colors = _rgba(np.clip(colours, 0, 255).astype(np.uint8))
+
+
 def _rgba(rgb: np.ndarray) -> np.ndarray:
     return np.concatenate([rgb, np.full((len(rgb), 1), 255, dtype=np.uint8)], axis=1)
 
@@ -260,18 +292,23 @@ def export_mesh(
     mesh: trimesh.Trimesh, path: str | os.PathLike[str], file_type: str | None = None
 ) -> Path:
     """Write a mesh as GLB, PLY or OBJ (``file_type``, default: by extension), atomically, with
-    vertex colours."""
+    vertex colours and vertex normals (viewers shade it smoothly)."""
     target = Path(path)
     fmt = file_type or target.suffix.lower().lstrip(".")
     if fmt not in EXPORT_FORMATS:
         raise UserError(f"cannot export {target.name}: use one of .{', .'.join(EXPORT_FORMATS)}")
     if len(mesh.faces) == 0:
         raise UserError(f"nothing to export to {target}: the mesh has no faces")
+    _ = mesh.vertex_normals  # computed now, so every exporter finds them in the cache
     with atomic_path(target) as tmp:
         if fmt == "obj":
             # Vertex colours inline ("v x y z r g b"), no material file beside it.
-            data = trimesh.exchange.obj.export_obj(mesh, include_color=True, include_texture=False)
+            data = trimesh.exchange.obj.export_obj(
+                mesh, include_normals=True, include_color=True, include_texture=False
+            )
             tmp.write_text(data, encoding="utf-8")
+        elif fmt == "ply":
+            tmp.write_bytes(trimesh.exchange.ply.export_ply(mesh, vertex_normal=True))
         else:
-            mesh.export(tmp, file_type=fmt)
+            tmp.write_bytes(trimesh.exchange.gltf.export_glb(mesh, include_normals=True))
     return target

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import trimesh
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from difforge.core.io import atomic_path
 from difforge.scene.classes import NEUTRAL_COLOUR
@@ -68,9 +68,20 @@ def save_png(image: np.ndarray, path: str | os.PathLike[str]) -> Path:
     return target
 
 
-def render_png(mesh: trimesh.Trimesh, path: str | os.PathLike[str], **options: float) -> Path:
-    """Render ``mesh`` and write the PNG (size and camera keywords as in ``render_mesh``)."""
-    return save_png(render_mesh(mesh, **options), path)
+def render_png(
+    mesh: trimesh.Trimesh,
+    path: str | os.PathLike[str],
+    caption: str | None = None,
+    **options: float,
+) -> Path:
+    """Render ``mesh`` and write the PNG (size and camera keywords as in ``render_mesh``), with
+    ``caption`` written at its bottom-left (e.g. what the colours mean)."""
+    image = render_mesh(mesh, **options)
+    if caption:
+        picture = Image.fromarray(image)
+        ImageDraw.Draw(picture).text((8, image.shape[0] - 20), caption, fill=(40, 40, 40))
+        image = np.asarray(picture)
+    return save_png(image, path)
 
 
 def _camera(

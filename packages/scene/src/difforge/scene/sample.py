@@ -23,6 +23,7 @@ Scene folder (``difforge-scene-scene/1``, written atomically)::
     latents.safetensors   latents (N, 3, Z, r, r) float32, in the order of scene.json's blocks
     layout.json           the world-frame layout the blocks were conditioned on (if any)
     scene.glb             the blended mesh (expand writes it; generate writes SCENE.glb beside)
+    scene.html            a 3D viewer of scene.glb's mesh (self-contained: opens from disk)
 
 Block (ix, iz) spans x in corner_x + ix * stride + [0, 3.2] m, likewise z, y in [-0.15, 3.05].
 """
@@ -51,7 +52,12 @@ from difforge.scene.data.blocks import Block
 from difforge.scene.data.geometry import BLOCK_SIZE, LAYOUT_CELLS, block_origin
 from difforge.scene.data.layout import Layout, parse_layout, rasterize_layout
 from difforge.scene.fit import decode_grids
-from difforge.scene.meshing import blend_block_stages, colour_by_layout, mesh_from_sdf
+from difforge.scene.meshing import (
+    blend_block_stages,
+    colour_by_geometry,
+    mesh_from_sdf,
+    remove_fragments,
+)
 from difforge.scene.model import (
     SamplingConfig,
     SceneModel,
@@ -62,7 +68,7 @@ from difforge.scene.model import (
 
 SCENE_FORMAT = "difforge-scene-scene/1"
 SCENE_FILES = frozenset(
-    ("scene.json", "latents.safetensors", "layout.json", "scene.glb", "scene.png")
+    ("scene.json", "latents.safetensors", "layout.json", "scene.glb", "scene.html", "scene.png")
 )
 DIRECTIONS = {"+x": (1, 0), "-x": (-1, 0), "+z": (0, 1), "-z": (0, -1)}
 # Planes that contain each horizontal axis (x = 0, z = 2) and the tensor dim of that axis in them:
@@ -358,11 +364,10 @@ def scene_field(scene: Scene, generator: SceneGenerator) -> tuple[np.ndarray, np
 
 
 def scene_mesh(scene: Scene, generator: SceneGenerator) -> trimesh.Trimesh:
-    """Blend every block's SDF (stage by stage) and mesh once; colour by the layout when there
-    is one."""
-    mesh = mesh_from_sdf(*scene_field(scene, generator))
-    if scene.layout is not None and len(mesh.faces):
-        colour_by_layout(mesh, scene.layout)
+    """Blend every block's SDF (stage by stage), mesh once, drop fragments and colour by the
+    geometry (never by the layout's boxes: the model predicts no semantics)."""
+    mesh = remove_fragments(mesh_from_sdf(*scene_field(scene, generator)))
+    colour_by_geometry(mesh)
     return mesh
 
 
@@ -375,8 +380,9 @@ def save_scene(
 ) -> Path:
     """Write the scene folder atomically (see the module docstring); an existing non-empty
     ``folder`` is replaced only with ``overwrite``."""
-    from difforge.scene.meshing import export_mesh
+    from difforge.scene.meshing import GEOMETRY_COLOURS, export_mesh
     from difforge.scene.render import render_png
+    from difforge.scene.viewer import write_viewer
 
     indices = list(scene.latents)
     with atomic_dir(folder, overwrite=overwrite) as tmp:
@@ -389,8 +395,9 @@ def save_scene(
             write_json(tmp / "layout.json", scene.layout.to_json())
         if mesh is not None:
             export_mesh(mesh, tmp / "scene.glb")
+            write_viewer(mesh, tmp / "scene.html", "scene", GEOMETRY_COLOURS)
             if png:
-                render_png(mesh, tmp / "scene.png")
+                render_png(mesh, tmp / "scene.png", caption=GEOMETRY_COLOURS)
         write_json(
             tmp / "scene.json",
             {
