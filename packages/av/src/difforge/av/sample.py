@@ -20,6 +20,7 @@ from difforge.core.diffusion.sampling import make_scheduler, sample
 from difforge.core.pretrained import (
     load_component,
     read_model_meta,
+    resolve_model_dir,
     save_component,
     split_model_meta,
     write_model_meta,
@@ -28,17 +29,26 @@ from difforge.core.pretrained import (
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "weights" / "default"
 
 
+def write_meta(
+    folder: str | os.PathLike[str], sampling: SamplingConfig, info: dict[str, Any]
+) -> None:
+    """``folder/config.json``: the model type, sampling defaults and training info."""
+    write_model_meta(Path(folder), MODEL_TYPE, sampling, info)
+
+
 def save_model(
     folder: str | os.PathLike[str], model: AVDiT, sampling: SamplingConfig, info: dict[str, Any]
 ) -> None:
     """``folder/config.json`` (sampling defaults, training info) + ``folder/model/`` weights."""
-    folder = Path(folder)
-    save_component(model, folder / "model")
-    write_model_meta(folder, MODEL_TYPE, sampling, info)
+    save_component(model, Path(folder) / "model")
+    write_meta(folder, sampling, info)
 
 
-def load_model(folder: str | os.PathLike[str]) -> tuple[AVDiT, SamplingConfig, dict[str, Any]]:
-    folder = Path(folder)
+def load_model(
+    folder: str | os.PathLike[str] = "default",
+) -> tuple[AVDiT, SamplingConfig, dict[str, Any]]:
+    """A model folder (``"default"``: the one shipped inside the package)."""
+    folder = resolve_model_dir(folder, DEFAULT_MODEL_DIR, MODEL_TYPE)
     meta = read_model_meta(folder, MODEL_TYPE)
     sampling, info = split_model_meta(meta, SamplingConfig)
     return load_component(AVDiT, folder / "model"), sampling, info

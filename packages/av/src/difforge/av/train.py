@@ -20,7 +20,7 @@ from torch import Tensor
 
 from difforge.av.data.captions import NULL
 from difforge.av.model import AVDiT, pack
-from difforge.core.config import check_config
+from difforge.core.config import check_config, to_dict
 from difforge.core.diffusion.guidance import ConditionDropout
 from difforge.core.diffusion.sampling import make_scheduler
 from difforge.core.errors import UserError
@@ -146,3 +146,45 @@ def load_dataset_arrays(folder: str | os.PathLike[str]) -> dict[str, np.ndarray]
     except (OSError, ValueError, KeyError) as exc:
         raise UserError(f"{path}: cannot read ({exc})") from None
     return arrays
+
+
+def train(
+    config: AVConfig,
+    out: str | os.PathLike[str],
+    *,
+    data: str | os.PathLike[str] | None = None,
+    resume: bool = False,
+    time_limit_s: float = 0.0,
+) -> dict[str, Any]:
+    """Train into the model folder ``out`` (``config.json`` + ``model/`` + ``checkpoints/``):
+    on a ``difforge-av dataset`` folder, or on ``config.train_clips`` procedural clips."""
+    from dataclasses import replace
+
+    from difforge.av.data.dataset import procedural_dataset
+    from difforge.av.sample import write_meta
+    from difforge.core.train.trainer import Trainer
+
+    train_config = replace(config.train, out_dir=str(out))
+    if data is not None:
+        arrays = load_dataset_arrays(data)
+        source = {"data": str(data), "clips": len(arrays["video"])}
+    else:
+        arrays, _ = procedural_dataset(config.train_clips, seed=10_000)
+        source = {"data": "procedural BounceAV", "seeds": [10_000, 10_000 + config.train_clips]}
+    torch.manual_seed(train_config.seed)  # the seed fixes the initial weights
+    model = build_model(config.model)
+    scheduler, dropout = make_train_scheduler(), caption_dropout(config.cond_dropout)
+    trainer = Trainer(
+        model,
+        lambda m, batch: joint_loss(m, batch, scheduler, dropout),
+        ClipDataset(arrays),
+        train_config,
+    )
+    result = trainer.train(resume="latest" if resume else None, time_limit_s=time_limit_s)
+    info = {
+        "training": {**result.summary(), **source},
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "config": to_dict(config),
+    }
+    write_meta(out, config.sampling, info)
+    return info
