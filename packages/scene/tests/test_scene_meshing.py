@@ -13,7 +13,6 @@ from difforge.core.errors import UserError
 from difforge.scene.classes import CLASS_COLOURS, CLASS_INDEX
 from difforge.scene.data.blocks import Block, extract_block, room_scene
 from difforge.scene.data.geometry import grid_points
-from difforge.scene.data.layout import Layout, LayoutBox
 from difforge.scene.data.rooms import RoomConfig, generate_room
 from difforge.scene.evaluate import (
     inner_border_length,
@@ -26,7 +25,6 @@ from difforge.scene.meshing import (
     blend_blocks,
     block_offsets,
     colour_by_class,
-    colour_by_layout,
     export_mesh,
     mesh_blocks,
     mesh_from_sdf,
@@ -176,23 +174,3 @@ def test_class_colours_follow_the_nearest_class(coloured_mesh) -> None:
     assert under_floor.sum() > 10
     assert (colours[under_floor] == CLASS_COLOURS[CLASS_INDEX["floor"]]).all()
     assert len(np.unique(colours, axis=0)) >= 4
-
-
-def test_colour_by_layout_uses_the_smallest_box_and_keeps_floors_floor() -> None:
-    floor = trimesh.creation.box((3.0, 0.1, 3.0)).apply_translation((1.5, -0.05, 1.5))
-    bed = trimesh.creation.box((1.0, 0.5, 2.0)).apply_translation((1.0, 0.25, 1.5))
-    mesh = trimesh.util.concatenate([floor, bed])
-    layout = Layout(
-        (
-            LayoutBox("floor", (0.0, -0.1, 0.0), (3.0, 0.0, 3.0)),
-            LayoutBox("bed", (0.5, 0.0, 0.5), (1.5, 0.5, 2.5)),
-        )
-    )
-    colour_by_layout(mesh, layout)
-    colours = np.asarray(mesh.visual.vertex_colors)[:, :3]
-    v = mesh.vertices
-    bed_top = np.isclose(v[:, 1], 0.5)
-    floor_top = np.isclose(v[:, 1], 0.0) & (v[:, 0] > 2.0)
-    assert bed_top.any() and floor_top.any()
-    assert (colours[bed_top] == CLASS_COLOURS[CLASS_INDEX["bed"]]).all()
-    assert (colours[floor_top] == CLASS_COLOURS[CLASS_INDEX["floor"]]).all()

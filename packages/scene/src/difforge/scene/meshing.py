@@ -23,10 +23,9 @@ from skimage.measure import marching_cubes
 
 from difforge.core.errors import UserError
 from difforge.core.io import atomic_path
-from difforge.scene.classes import CLASS_COLOURS, CLASSES, NEUTRAL_COLOUR
+from difforge.scene.classes import CLASS_COLOURS
 from difforge.scene.data.blocks import Block
 from difforge.scene.data.geometry import TRUNCATION
-from difforge.scene.data.layout import Layout
 
 EXPORT_FORMATS = ("glb", "ply", "obj")
 # Connected pieces whose bounding box diagonal is shorter than this (metres) are fragments of a
@@ -231,30 +230,6 @@ def colour_by_class(mesh: trimesh.Trimesh, source: ClassSDFSource) -> None:
         points = torch.as_tensor(np.asarray(mesh.vertices), dtype=torch.float32)
         values = source.class_sdf(points, TRUNCATION)
     mesh.visual.vertex_colors = _rgba(CLASS_COLOURS[values.argmin(dim=1).numpy()])
-
-
-def colour_by_layout(mesh: trimesh.Trimesh, layout: Layout, slack: float = 0.05) -> None:
-    """Colour vertices by the smallest layout box containing them (generated scenes).
-
-    ``layout`` is in world coordinates. Vertices in no box get the neutral colour.
-    """
-    if len(mesh.vertices) == 0:
-        return
-    colours = np.tile(NEUTRAL_COLOUR, (len(mesh.vertices), 1))
-    if layout.boxes:
-        lo = np.array([b.min for b in layout.boxes]) - slack
-        hi = np.array([b.max for b in layout.boxes]) + slack
-        # Raise each box's bottom instead: the floor under a table stays floor.
-        lo[:, 1] += 2 * slack
-        volume = np.prod(hi - lo, axis=1)
-        classes = np.array([CLASSES.index(b.cls) for b in layout.boxes])
-        v = np.asarray(mesh.vertices)
-        best = np.full(len(v), np.inf)
-        for i in np.argsort(-volume):
-            inside = np.all((v >= lo[i]) & (v <= hi[i]), axis=1) & (volume[i] <= best)
-            colours[inside] = CLASS_COLOURS[classes[i]]
-            best[inside] = volume[i]
-    mesh.visual.vertex_colors = _rgba(colours)
 
 
 def remove_fragments(mesh: trimesh.Trimesh, min_size: float = MIN_FRAGMENT) -> trimesh.Trimesh:
