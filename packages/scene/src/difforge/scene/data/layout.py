@@ -117,7 +117,8 @@ def downsample_raster(raster: np.ndarray, factor: int) -> np.ndarray:
 
 
 def read_layout(path: str | os.PathLike[str]) -> Layout:
-    """Read and validate a layout JSON file; every problem is a one-line UserError."""
+    """Read and validate a layout JSON file (ours, or a 3D-FRONT house: ``data.front``); every
+    problem is a one-line UserError."""
     try:
         with open(path, encoding="utf-8") as fh:
             obj = json.load(fh)
@@ -127,6 +128,10 @@ def read_layout(path: str | os.PathLike[str]) -> Layout:
         raise UserError(f"layout file {path} is not valid JSON: {exc}") from None
     except RecursionError:
         raise UserError(f"layout file {path} is nested too deeply to be a layout") from None
+    from difforge.scene.data.front import is_front_scene, parse_front  # imports this module
+
+    if is_front_scene(obj):
+        return parse_front(obj, source=str(path))
     return parse_layout(obj, source=str(path))
 
 
