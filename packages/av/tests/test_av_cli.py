@@ -74,16 +74,11 @@ def test_dataset_from_videos_and_evaluate_on_the_real_clip(bunny_mp4, tmp_path) 
         (["evaluate", "--generated", "bad.mp4", "--out", "s.json"], "cannot decode"),
     ],
 )
-def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, args, message) -> None:
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, args, message) -> None:
     (tmp_path / "bad.mp4").write_bytes(b"\x00" * 100)
     before = tree_snapshot(tmp_path)
-    args = [
-        str(tmp_path / a)
-        if a in ("x.mp4", "x.avi", "d", "s.json", "bad.mp4", "missing", "nowhere")
-        else a
-        for a in args
-    ]
-    done = run_command(CLI, args)
-    assert done.returncode == 2, (done.stdout, done.stderr)
-    assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    paths = {"x.mp4", "x.avi", "d", "s.json", "bad.mp4", "missing", "nowhere"}
+    assert main([str(tmp_path / a) if a in paths else a for a in args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
     assert tree_snapshot(tmp_path) == before
