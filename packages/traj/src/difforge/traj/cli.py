@@ -230,20 +230,22 @@ def _add_generate(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--temperature",
         type=float_arg(0, 100),
-        help="0 decodes greedily, > 0 samples; None: the model's (shipped: 0.0)",
+        help="0 decodes greedily, > 0 samples; None: the model's (shipped: 1.0); the greedy "
+        "setting shipped before: --temperature 0 --guidance 0.5 max_detour=14",
     )
     p.add_argument(
         "--guidance",
         type=float_arg(0, 100),
         help="classifier-free guidance w in u + (w+1)(c-u), 0 = off; None: the model's "
-        "(shipped: 0.5)",
+        "(shipped: 0.0)",
     )
     _add_threads(p)
     p.add_argument(
         "overrides",
         nargs="*",
         metavar="key=value",
-        help="other sampling settings, e.g. decoding=autoregressive constrained=false",
+        help="other sampling settings, e.g. max_detour=6 (shipped: 6) decoding=autoregressive "
+        "constrained=false",
     )
 
 

@@ -232,6 +232,15 @@ class TrajectorySampler:
         seconds = torch.expm1(mean.float()).clamp(min=0).cpu().numpy()
         return [seconds[row, : len(path)] for row, path in enumerate(paths)]
 
+    def _time_last_segment(self, path: np.ndarray, seconds: np.ndarray) -> np.ndarray:
+        """The head never learns the last segment's time (a trip's exit time from it is unknown
+        in the training data), so it is driven at the trip's mean speed over the others."""
+        lengths = self.graph.length_m[path]
+        if len(path) < 2 or seconds[:-1].sum() <= 0:
+            return seconds
+        speed = lengths[:-1].sum() / seconds[:-1].sum()
+        return np.append(seconds[:-1], lengths[-1] / speed).astype(seconds.dtype)
+
     def _trip_size(self, origins: np.ndarray, destinations: np.ndarray) -> np.ndarray:
         """The fewest-hop count of each request where the all-pairs table exists; on larger
         networks the straight-line distance between the two segments' centroids, because a BFS
@@ -280,7 +289,7 @@ class TrajectorySampler:
             )
             batch_seconds = self.sample_durations(batch_paths, minutes[index], generator, table)
             for k, path, seconds in zip(index, batch_paths, batch_seconds):
-                paths[k], durations[k] = path, seconds
+                paths[k], durations[k] = path, self._time_last_segment(path, seconds)
             bar.update(len(index))
         bar.close()
         elapsed = time.perf_counter() - start
