@@ -62,6 +62,13 @@ def test_dataset_from_videos_and_evaluate_on_the_real_clip(bunny_mp4, tmp_path) 
     assert '"clips": 1' in report.read_text()
 
 
+def test_train_keeps_an_existing_run_unless_resumed(tiny_model, capsys) -> None:
+    before = tree_snapshot(tiny_model)
+    assert main(["train", "--config", "tiny", "--out", str(tiny_model)]) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert tree_snapshot(tiny_model) == before
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
