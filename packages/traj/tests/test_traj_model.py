@@ -178,7 +178,11 @@ def test_folders_saved_before_format_version_2_still_load(tmp_path):
     assert json.loads(LEGACY_CONFIG.read_text())["model_type"] == "trajdlm"
     legacy, current = TrajDLM.from_pretrained(old), TrajDLM.from_pretrained("default")
     assert legacy.meta["format_version"] == 1 and current.meta["format_version"] == 2
-    assert legacy.sampling == current.sampling and legacy.config == current.config
+    # the shipped sampling changed in issue 16 (was greedy, guidance 0.5, max_detour 14)
+    greedy = dataclasses.replace(
+        current.sampling, temperature=0.0, guidance_scale=0.5, max_detour=14
+    )
+    assert legacy.sampling == greedy and legacy.config == current.config
     assert legacy.meta["roadmap_sha256"] == current.meta["roadmap_sha256"]
     for (name, a), (_, b) in zip(legacy.state_dict().items(), current.state_dict().items()):
         assert torch.equal(a, b), name
