@@ -309,8 +309,10 @@ def simulate(
     """Run sumo over the routes: per-vehicle routes with edge exit times, edge travel times per
     15 minutes (for re-routing) and, for ``fcd_vehicles``, 1 Hz floating-car data in lon/lat.
 
-    ``mesoscopic`` runs SUMO's queue-based model (``--mesosim``, junctions and signals modelled)
-    instead of car following: an order of magnitude faster, for city-scale demand.
+    ``mesoscopic`` runs SUMO's queue-based model (``--mesosim``) instead of car following: an
+    order of magnitude faster, for city-scale demand. Signals cost each vehicle the delay their
+    green split implies (``--meso-tls-penalty``) instead of blocking queues at every junction,
+    which gridlocks guessed signals of a dense grid at the peaks.
     """
     edge_times = work_dir / f"{tag}.edgedata.xml"
     additional = work_dir / f"{tag}.add.xml"
@@ -332,7 +334,7 @@ def simulate(
         "--duration-log.disable",
     ]  # fmt: skip
     if mesoscopic:
-        args += ["--mesosim", "--meso-junction-control"]
+        args += ["--mesosim", "--meso-tls-penalty", "1"]
     fcd = None
     if fcd_vehicles:
         fcd = work_dir / f"{tag}.fcd.xml"
