@@ -30,6 +30,7 @@ import math
 
 import numpy as np
 import torch
+from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import shortest_path
 from torch import Tensor
 
@@ -56,16 +57,55 @@ def successor_table(graph: SegmentGraph, rows: int) -> Tensor:
     return torch.from_numpy(table)
 
 
+def sparse_successors(successors: csr_matrix) -> Tensor:
+    """The scipy successor matrix as the torch sparse 0/1 float matrix :func:`frontier_hops` takes."""
+    coo = successors.tocoo()
+    index = torch.from_numpy(np.stack([coo.row, coo.col]).astype(np.int64))
+    values = torch.ones(coo.nnz, dtype=torch.float32)
+    return torch.sparse_coo_tensor(index, values, coo.shape, check_invariants=True).coalesce()
+
+
+def frontier_hops(successors: Tensor, destinations: Tensor) -> Tensor:
+    """``(len(destinations), N)`` fewest transitions to each destination, on ``successors``' device.
+
+    ``successors`` is the ``(N, N)`` sparse 0/1 float matrix with ``[a, b] = 1`` when ``b`` may
+    follow ``a``. All destinations walk backwards together, one sparse product per hop, so on a GPU
+    a batch's table costs a few kernels per hop instead of a CPU search per destination.
+    """
+    n, u = successors.shape[0], len(destinations)
+    columns = torch.arange(u, device=destinations.device)
+    hops = torch.full((n, u), UNREACHABLE, dtype=torch.int32, device=destinations.device)
+    hops[destinations, columns] = 0
+    frontier = torch.zeros((n, u), dtype=torch.float32, device=destinations.device)
+    frontier[destinations, columns] = 1.0
+    depth = 0
+    while True:
+        depth += 1
+        # Row a of the product is > 0 when some successor of a is in the frontier.
+        new = (torch.sparse.mm(successors, frontier) > 0) & (hops == UNREACHABLE)
+        if not bool(new.any()):
+            return hops.T.contiguous()
+        hops[new] = depth
+        frontier = new.to(torch.float32)
+
+
 class HopDistances:
-    """Fewest transitions from every segment to a destination (BFS on the reversed relation)."""
+    """Fewest transitions from every segment to a destination (BFS on the reversed relation).
+
+    Up to :data:`ALL_PAIRS_LIMIT` segments the whole table is built once; above it each batch's
+    rows are searched: with scipy on the CPU, or with :func:`frontier_hops` on a GPU
+    (:meth:`on_device`).
+    """
 
     def __init__(self, graph: SegmentGraph) -> None:
-        self.reverse = graph.successor_matrix().T.tocsr()
+        self.successors = graph.successor_matrix()
+        self.reverse = self.successors.T.tocsr()
         self.all_pairs = (
             self._bfs(np.arange(graph.num_segments))
             if graph.num_segments <= ALL_PAIRS_LIMIT
             else None
         )
+        self._device_successors: dict[torch.device, Tensor] = {}
 
     def _bfs(self, destinations: np.ndarray) -> np.ndarray:
         hops = shortest_path(self.reverse, unweighted=True, indices=destinations)
@@ -78,6 +118,17 @@ class HopDistances:
             return self.all_pairs[destinations]
         unique, inverse = np.unique(destinations, return_inverse=True)
         return self._bfs(unique)[inverse]
+
+    def on_device(self, destinations: np.ndarray, device: torch.device) -> Tensor:
+        """:meth:`to` as an int32 tensor on ``device``, searched there when it is a GPU."""
+        if self.all_pairs is not None or device.type == "cpu":
+            return torch.from_numpy(self.to(destinations)).to(device)
+        if device not in self._device_successors:
+            self._device_successors[device] = sparse_successors(self.successors).to(device)
+        unique, inverse = torch.unique(
+            torch.from_numpy(destinations).to(device), return_inverse=True
+        )
+        return frontier_hops(self._device_successors[device], unique)[inverse]
 
     def between(
         self, origins: np.ndarray, destinations: np.ndarray, chunk: int = 1024

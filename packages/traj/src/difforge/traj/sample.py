@@ -123,8 +123,9 @@ class TrajectorySampler:
         if not given (it runs the road encoder, so callers with several batches pass it).
         """
         mc, cfg, device = self.model.config, self.config, self.device
-        hops = self.hops.to(destinations)
-        origin_hops = hops[np.arange(len(origins)), origins]
+        hops = self.hops.on_device(destinations, device)
+        rows = torch.arange(len(origins), device=device)
+        origin_hops = hops[rows, torch.from_numpy(origins).to(device)].cpu().numpy()
         if (origin_hops >= UNREACHABLE).any():
             bad = int(np.argmax(origin_hops >= UNREACHABLE))
             raise UserError(
@@ -151,7 +152,7 @@ class TrajectorySampler:
             TopologyConstraint(
                 self.successors,
                 dest,
-                torch.from_numpy(hops).to(device),
+                hops,
                 eos_id=mc.eos_id,
                 mask_id=mc.mask_id,
                 limits=torch.from_numpy(limits).to(device),
