@@ -8,10 +8,12 @@ import pytest
 import torch
 from torch import nn
 
+from difforge.av import TRAIN_PRESETS
 from difforge.av.data.captions import tokenize
 from difforge.av.data.dataset import procedural_dataset
 from difforge.av.sample import generate, load_model, save_model
 from difforge.av.train import (
+    AVConfig,
     ClipDataset,
     ModelConfig,
     SamplingConfig,
@@ -20,17 +22,10 @@ from difforge.av.train import (
     joint_loss,
     make_train_scheduler,
 )
+from difforge.core.cli import load_preset
 from difforge.core.errors import ConfigError, UserError
 
-TINY = ModelConfig(
-    hidden_size=32,
-    num_heads=2,
-    num_layers=1,
-    omni_layers=(0,),
-    video_patch=(4, 16, 16),
-    audio_patch=(16, 20),
-    text_layers=1,
-)
+TINY = load_preset(AVConfig, TRAIN_PRESETS, "tiny").model  # the tiny size preset
 
 
 def _randomise_zero_layers(model: nn.Module) -> None:

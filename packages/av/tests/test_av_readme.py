@@ -7,8 +7,10 @@ from pathlib import Path
 
 import torch
 
+from difforge.av import TRAIN_PRESETS
 from difforge.av.sample import save_model
-from difforge.av.train import ModelConfig, SamplingConfig, build_model
+from difforge.av.train import AVConfig, SamplingConfig, build_model
+from difforge.core.cli import load_preset
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -18,15 +20,7 @@ def test_readme_python_example_runs(tmp_path, monkeypatch) -> None:
     assert len(blocks) == 1
     monkeypatch.chdir(tmp_path)
     torch.manual_seed(0)
-    tiny = ModelConfig(
-        hidden_size=32,
-        num_heads=2,
-        num_layers=1,
-        omni_layers=(0,),
-        video_patch=(4, 16, 16),
-        audio_patch=(16, 20),
-        text_layers=1,
-    )
+    tiny = load_preset(AVConfig, TRAIN_PRESETS, "tiny").model
     save_model(tmp_path / "models" / "av", build_model(tiny), SamplingConfig(steps=2), {})
     namespace: dict = {}
     exec(compile(blocks[0], str(README), "exec"), namespace)
