@@ -5,6 +5,9 @@
 ``B @ A * alpha / rank`` (``B`` starts at zero, so the wrapped model computes exactly what it did)
 learns on top. ``merge_lora`` folds the updates back into plain ``nn.Linear`` layers for
 inference and export; ``trainable_parameters`` counts what an optimiser would update.
+
+Written here rather than taken from ``peft``: peft requires ``transformers`` (and through it
+tokenizers and the hub client), a large install for these sixty lines.
 """
 
 from __future__ import annotations
