@@ -12,8 +12,9 @@ default. ``berlin``: the shipped Berlin-Adlershof set's network, centres and see
 (30,000 by default, 5x the shipped set). Route choice in both: drivers share a preference for
 main roads and a cost per traffic light (as ``helsinki_drive_dua``) plus per-driver noise
 (random factor 2) and a share of errands: heterogeneous routes per OD pair. To keep 10^5 trips
-within minutes on a laptop core, SUMO runs its mesoscopic (queue) model, and routes are chosen
-once on free-flow costs (no congestion-aware re-routing round, unlike the shipped sets).
+within minutes on a laptop core, SUMO runs its mesoscopic (queue) model for the synthetic city
+(Berlin keeps car following), and routes are chosen once on free-flow costs (no
+congestion-aware re-routing round, unlike the shipped sets).
 
 These sets are too large for git: they are written under the git-ignored ``runs/`` and every text
 file is gzip-compressed (``roadmap.geo.gz``, ``train.csv.gz``, ...; the readers in
@@ -116,8 +117,10 @@ def build_berlin(out: Path, trips: int) -> dict:
         "uturn_policy": "as the SUMO net's connections",
         "network": report.__dict__ | {"source": "DRT/osm.net.xml"},
     }
+    # car following as the shipped set: the mesoscopic model jams this net's short edges
+    settings = replace(ROUTE_CHOICE, trips=trips, mesoscopic=None)
     return simulate_city_dataset(
-        graph, net, out, ADLERSHOF_CENTRES, replace(ROUTE_CHOICE, trips=trips), meta, SEED,
+        graph, net, out, ADLERSHOF_CENTRES, settings, meta, SEED,
         "drive", "2023-09-26", "Europe/Berlin", edge_ids=edge_ids,
     )  # fmt: skip
 
