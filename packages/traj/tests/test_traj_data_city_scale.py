@@ -45,4 +45,4 @@ def test_synthetic_city_scale_set_is_deterministic_and_readable(tmp_path):
     meta = json.loads((a / "meta.json").read_text())
     assert graph.num_segments == meta["statistics"]["segments"]
     assert sum(len(splits[s]) for s in splits) == meta["statistics"]["recorded"]["trips"]
-    assert meta["demand"]["mesoscopic"] is True
+    assert meta["demand"]["mesoscopic"] == "tls_penalty"

@@ -202,7 +202,7 @@ class DemandSettings:
     assignment_iterations: int = 1  # congestion-aware re-routing rounds
     gps_sample_trips: int = 150  # test trips whose 1 Hz positions are kept
     route_costs: RouteCosts | None = None  # shared route preferences (None: travel time only)
-    mesoscopic: bool | None = None  # SUMO's queue model instead of car following (None: off)
+    mesoscopic: str | None = None  # SUMO's queue model, sumo.MESO_OPTIONS (None: car following)
 
 
 def simulate_city_dataset(
@@ -253,7 +253,7 @@ def simulate_city_dataset(
             fcd_rows=gps_rows,
             edge_ids=edge_ids,
             costs=settings.route_costs or RouteCosts(),
-            mesoscopic=bool(settings.mesoscopic),
+            mesoscopic=settings.mesoscopic,
         )
     meta = {
         **meta,

@@ -67,6 +67,10 @@ _PRIORITY = {
     "living_street": 5,
     "service": 4,
 }
+MESO_OPTIONS = {
+    "tls_penalty": ["--meso-tls-penalty", "1"],
+    "junction_control": ["--meso-junction-control"],
+}
 _VCLASS = {"drive": "passenger", "bike": "bicycle", "walk": "pedestrian"}
 _UTURN_OPTION = {
     "dead_end": ["--no-turnarounds.except-deadend"],
@@ -304,15 +308,16 @@ def simulate(
     seed: int,
     fcd_vehicles: list[str] | None = None,
     tag: str = "sim",
-    mesoscopic: bool = False,
+    mesoscopic: str | None = None,
 ) -> SimulationOutput:
     """Run sumo over the routes: per-vehicle routes with edge exit times, edge travel times per
     15 minutes (for re-routing) and, for ``fcd_vehicles``, 1 Hz floating-car data in lon/lat.
 
     ``mesoscopic`` runs SUMO's queue-based model (``--mesosim``) instead of car following: an
-    order of magnitude faster, for city-scale demand. Signals cost each vehicle the delay their
-    green split implies (``--meso-tls-penalty``) instead of blocking queues at every junction,
-    which gridlocks guessed signals of a dense grid at the peaks.
+    order of magnitude faster, for city-scale demand. ``"tls_penalty"``: signals cost each vehicle
+    the delay their green split implies (guessed signals of a dense grid gridlock at the peaks as
+    blocking junctions); ``"junction_control"``: junctions and signals block queues as in car
+    following (the OSM-derived Berlin net jams under the penalty model instead).
     """
     edge_times = work_dir / f"{tag}.edgedata.xml"
     additional = work_dir / f"{tag}.add.xml"
@@ -334,7 +339,7 @@ def simulate(
         "--duration-log.disable",
     ]  # fmt: skip
     if mesoscopic:
-        args += ["--mesosim", "--meso-tls-penalty", "1"]
+        args += ["--mesosim", *MESO_OPTIONS[mesoscopic]]
     fcd = None
     if fcd_vehicles:
         fcd = work_dir / f"{tag}.fcd.xml"
@@ -429,7 +434,7 @@ def simulate_trips(
     fcd_rows: list[int] | None = None,
     edge_ids: list[str] | None = None,
     costs: RouteCosts = RouteCosts(),
-    mesoscopic: bool = False,
+    mesoscopic: str | None = None,
 ) -> SimulatedTrips:
     """Simulate ``demand`` (from :func:`~difforge.traj.data.demand.generate_demand`) on ``graph``,
     whose SUMO network ``net`` was built by :func:`build_sumo_network`.
