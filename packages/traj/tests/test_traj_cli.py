@@ -166,7 +166,7 @@ def test_bench_compares_every_method_on_the_same_requests(trained, dataset, tmp_
             "real_trips",
             "shortest_path",
             "markov",
-            "hoser_beam",
+            "hoser",
             "ar_decoding",
             "trajdlm",
             "--ablations",
@@ -187,7 +187,7 @@ def test_bench_compares_every_method_on_the_same_requests(trained, dataset, tmp_
     assert {
         "shortest_path",
         "markov",
-        "hoser_beam",
+        "hoser",
         "ar_decoding (TrajDLM weights)",
         "trajdlm",
         "trajdlm (guidance w=0)",
@@ -205,8 +205,8 @@ def test_bench_compares_every_method_on_the_same_requests(trained, dataset, tmp_
     )
     assert set(results["throughput_sweep"]["trajdlm"]) == {"1", "4"}
     assert set(results["throughput_sweep"]["trajdlm (4 steps per block)"]) == {"1", "4"}
-    assert "trajdlm_over_hoser_beam" in results["speedups"]
-    assert "trajdlm (1 step per block) over hoser_beam" in results["speedups"]
+    assert "trajdlm_over_hoser" in results["speedups"]
+    assert "trajdlm (1 step per block) over hoser" in results["speedups"]
     assert results["card"].startswith("CPU")
     report = (out / "bench.md").read_text()
     assert "| trajdlm |" in report and "## Throughput" in report

@@ -197,7 +197,7 @@ def test_bench_refuses_an_existing_hoser_save_folder(trained, tmp_path, capsys):
     save.mkdir()
     (save / "keep.txt").write_text("mine", encoding="utf-8")
     args = ["bench", "--model", trained, "--out-dir", tmp_path / "b", "--hoser-save", save]
-    assert exit_code([*args, "--methods", "hoser_beam"]) == 2
+    assert exit_code([*args, "--methods", "hoser"]) == 2
     assert "--hoser-save" in one_line_error(capsys) and (save / "keep.txt").is_file()
     assert not (tmp_path / "b").exists()
 

@@ -8,8 +8,8 @@ Methods:
 
 - ``shortest_path``: Dijkstra on length; ``modal_route``: the most frequent training route per
   origin-destination pair (shortest path for unseen pairs); ``markov``: first-order chain
-  descending to the destination; ``hoser_beam`` / ``hoser_astar``: both names run the rebuilt
-  HOSER (:mod:`~difforge.traj.baselines.hoser`) with its best-first search (trained here with
+  descending to the destination; ``hoser``: the rebuilt HOSER
+  (:mod:`~difforge.traj.baselines.hoser`) with its best-first search (trained here with
   HOSER's settings unless a saved one is given). Route times come from the training set's mean
   speed per segment (:func:`~difforge.traj.baselines.travel_times.timed`);
 - ``ar_decoding``: plain autoregressive decoding (block size 1, KV cache) of our backbone — a
@@ -203,14 +203,14 @@ def run_bench(
     runners: dict[str, Callable[[ODRequests, int], tuple[Trajectories, Throughput]]] = {}
     samplers: dict[str, TrajectorySampler] = {}
     hoser_model = None
-    if any(m.startswith("hoser") for m in settings.methods):
+    if "hoser" in settings.methods:
         hoser_model = _hoser_model(harness, hoser_model_dir, hoser_save_dir, log)
     for name in settings.methods:
         if name == REFERENCE:
             runners[name] = real_trips_runner(harness)
         elif name in BASELINES:
             generate = baseline_generator(name, harness, hoser_model)
-            batch = settings.batch_size if name.startswith("hoser") else None
+            batch = settings.batch_size if name == "hoser" else None
 
             def run(requests, seed, generate=generate, batch=batch):
                 synchronize(device)
@@ -364,12 +364,12 @@ def speedups(methods: dict[str, Any], sweep: dict[str, Any]) -> dict[str, Any]:
     def speed(label: str) -> float | None:
         return methods.get(label, {}).get("summary", {}).get("trajectories_per_second")
 
-    for name in ("hoser_beam", "hoser_astar"):
-        for label in TIMED_SETTINGS:
-            ours, other = speed(label), speed(name)
-            if ours and other:
-                key = f"trajdlm_over_{name}" if label == "trajdlm" else f"{label} over {name}"
-                out[key] = ours / other
+    for label in TIMED_SETTINGS:
+        ours, other = speed(label), speed("hoser")
+        if ours and other:
+            out["trajdlm_over_hoser" if label == "trajdlm" else f"{label} over hoser"] = (
+                ours / other
+            )
     ar = next((k for k in sweep if k.startswith("ar_decoding")), None)
     for label in sweep:
         if label.startswith("trajdlm") and ar:

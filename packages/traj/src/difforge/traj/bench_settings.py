@@ -9,7 +9,7 @@ from pathlib import Path
 
 from difforge.core.errors import UserError
 
-BASELINES = ("shortest_path", "modal_route", "markov", "hoser_beam", "hoser_astar")
+BASELINES = ("shortest_path", "modal_route", "markov", "hoser")
 REFERENCE = "real_trips"
 
 
@@ -25,7 +25,7 @@ class BenchSettings:
         "shortest_path",
         "modal_route",
         "markov",
-        "hoser_beam",
+        "hoser",
         "ar_decoding",
         "trajdlm",
     )

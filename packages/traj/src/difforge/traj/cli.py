@@ -369,8 +369,8 @@ def _add_bench(p: argparse.ArgumentParser) -> None:
         "--methods",
         nargs="+",
         help="subset of: real_trips (reference: the training trips themselves) shortest_path "
-        "modal_route markov hoser_beam hoser_astar ar_decoding trajdlm; None: all but "
-        "hoser_astar (BenchSettings.methods)",
+        "modal_route markov hoser ar_decoding trajdlm; None: all of them "
+        "(BenchSettings.methods)",
     )
     p.add_argument("--ablations", action="store_true", help="also TrajDLM sampling ablations")
     p.add_argument(
