@@ -19,7 +19,6 @@ import trimesh
 from difforge.core.config import from_dict, to_dict
 from difforge.core.errors import UserError
 from difforge.scene.data.layout import Layout, read_layout
-from difforge.scene.data.primitives import single_cpu_thread
 from difforge.scene.meshing import export_mesh
 from difforge.scene.model import SamplingConfig, SceneModel
 from difforge.scene.sample import (
@@ -109,9 +108,8 @@ class ScenePipeline:
         if isinstance(layout, (str, os.PathLike)):
             layout = read_layout(layout)
         generator = self.generator(**sampling)
-        with single_cpu_thread(self.device):
-            scene = generate_scene(generator, *blocks, layout, seed, self.name)
-            return SceneOutput(scene_mesh(scene, generator), scene)
+        scene = generate_scene(generator, *blocks, layout, seed, self.name)
+        return SceneOutput(scene_mesh(scene, generator), scene)
 
     def expand(
         self,
@@ -141,6 +139,5 @@ class ScenePipeline:
         generator = self.generator(**sampling)
         check_scene_fits_model(grown, generator)
         seed = grown.seed + len(grown.history) if seed is None else seed
-        with single_cpu_thread(self.device):
-            expand_scene(grown, direction, generator, seed, at)
-            return SceneOutput(scene_mesh(grown, generator), grown)
+        expand_scene(grown, direction, generator, seed, at)
+        return SceneOutput(scene_mesh(grown, generator), grown)

@@ -148,7 +148,7 @@ class Primitives:
         keys, counts = np.unique(key[order_np], return_counts=True)
         order = torch.from_numpy(order_np).to(points.device)
         results = []
-        with single_cpu_thread(points.device):
+        with _single_cpu_thread(points.device):
             for k, chunk in zip(keys.tolist(), points[order].split(counts.tolist())):
                 lo = (base + np.array([k // (span * span), (k // span) % span, k % span])) * _TILE
                 local = self.cull(lo, lo + _TILE, truncation)
@@ -209,9 +209,9 @@ class Primitives:
 
 
 @contextlib.contextmanager
-def single_cpu_thread(device: torch.device) -> Iterator[None]:
-    """Run CPU work on small tensors (SDF tiles, the DiT's matmuls) on one thread: intra-op
-    threading on them costs far more than it gains on a shared machine (RESULTS.md, "Speed")."""
+def _single_cpu_thread(device: torch.device) -> Iterator[None]:
+    """Run CPU tile work on one thread: per-tile tensors are small, and intra-op threading on
+    them costs more than it gains (RESULTS.md, "Speed")."""
     if device.type != "cpu":
         yield
         return
