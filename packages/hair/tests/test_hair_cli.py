@@ -23,6 +23,24 @@ def dataset(tmp_path_factory):
     return out
 
 
+def test_dataset_takes_the_photo_style_set_and_turned_heads(tmp_path):
+    out = tmp_path / "photo"
+    args = ["dataset", "--n", "2", "--out", str(out), "--style-set", "photo", "--max-yaw", "35"]
+    assert main([*args, *SMALL]) == 0
+    index = json.loads((out / "index.json").read_text())
+    assert index["sample"]["style_set"] == "photo" and index["sample"]["max_yaw"] == 35.0
+    families = [load_sample(out / name)[0].family for name in index["styles"]]
+    assert families == ["short_crop", "short_layered"]  # the photo set's first families
+    assert main(["dataset", "--n", "2", "--out", str(tmp_path / "x"), "--max-yaw", "61"]) == 2
+    assert not (tmp_path / "x").exists()
+
+
+def test_groom_makes_a_photo_set_family(tmp_path):
+    out = tmp_path / "frizzy.ply"
+    assert main(["groom", "--family", "frizzy", "--out", str(out), *SMALL[:4]]) == 0
+    assert len(read_ply(out)) > 0
+
+
 def test_dataset_writes_every_file_of_every_style(dataset):
     index = json.loads((dataset / "index.json").read_text())
     assert index["styles"] == ["style_0000005", "style_0000006", "style_0000007"]

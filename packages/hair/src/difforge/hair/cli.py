@@ -45,6 +45,7 @@ from difforge.hair.cli_arguments import (
     add_points_argument,
     add_root_candidates_argument,
     add_sample_arguments,
+    add_style_set_arguments,
     add_train_data_argument,
     groom_output_plan,
     model_default,
@@ -64,7 +65,7 @@ from difforge.hair.data.dataset import (
 )
 from difforge.hair.data.groom import Groom, generate_groom
 from difforge.hair.data.images import load_conditioning_image
-from difforge.hair.data.styles import FAMILIES, sample_style
+from difforge.hair.data.styles import ALL_FAMILIES, sample_style
 from difforge.hair.evaluate import (
     EvalConfig,
     evaluate_generator,
@@ -102,13 +103,16 @@ def _add_dataset(parser: argparse.ArgumentParser) -> None:
         help="comma-separated style families: only the first N seeds from --seed on that have "
         "one of them (default: every seed, so every family alike)",
     )
+    add_style_set_arguments(parser)
     add_sample_arguments(parser)
 
 
 def _run_dataset(args: argparse.Namespace) -> None:
     OutputPlan(overwrite=args.overwrite).writes_folder("--out", args.out).check()
-    config = sample_config(args)
-    seeds = training_seeds(args.n, args.seed, args.families)
+    config = dataclasses.replace(
+        sample_config(args), style_set=args.style_set, max_yaw=args.max_yaw
+    )
+    seeds = training_seeds(args.n, args.seed, args.families, args.style_set)
     with (
         progress(total=len(seeds), desc="styles") as bar,
         atomic_dir(args.out, overwrite=args.overwrite) as tmp,
@@ -124,7 +128,9 @@ def _run_dataset(args: argparse.Namespace) -> None:
 
 def _add_groom(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--family", choices=list(FAMILIES), help="style family (default: from the seed)"
+        "--family",
+        choices=list(ALL_FAMILIES),
+        help="style family (default: from the seed, among the classic set's)",
     )
     add_seed_argument(parser)
     add_root_candidates_argument(parser)

@@ -17,8 +17,9 @@ import numpy as np
 from difforge.core.cli import add_device_argument, float_arg, int_arg
 from difforge.core.io import atomic_paths
 from difforge.core.outputs import OutputPlan
-from difforge.hair.data.dataset import SampleConfig
+from difforge.hair.data.dataset import MAX_HEAD_YAW, SampleConfig
 from difforge.hair.data.groom import Groom
+from difforge.hair.data.styles import STYLE_SETS
 from difforge.hair.evaluate import DEFAULT_EVAL_POINTS
 from difforge.hair.export import USD_SUFFIXES, write_npz, write_obj, write_ply, write_usd
 from difforge.hair.export_tools import HEAD_MESH_SUFFIXES, write_head_mesh
@@ -69,6 +70,24 @@ def add_sample_arguments(parser: argparse.ArgumentParser) -> None:
     add_points_argument(parser)
     parser.add_argument(
         "--image-size", type=picture_side, default=128, help="conditioning picture side (px)"
+    )
+
+
+def add_style_set_arguments(parser: argparse.ArgumentParser) -> None:
+    """The style set seeds draw their families from, and the renders' largest head turn."""
+    parser.add_argument(
+        "--style-set",
+        choices=list(STYLE_SETS),
+        default="classic",
+        help="families the seeds draw from: classic, or photo (adds short_crop, short_layered "
+        "and frizzy first)",
+    )
+    parser.add_argument(
+        "--max-yaw",
+        type=float_arg(0.0, MAX_HEAD_YAW),
+        default=0.0,
+        help=f"largest head turn of the renders in degrees, in [0, {MAX_HEAD_YAW:g}]; each seed "
+        "draws its own (0: every head frontal)",
     )
 
 
