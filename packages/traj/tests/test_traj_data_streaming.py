@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from difforge.core.errors import UserError
+from difforge.traj.cli import main
 from difforge.traj.data.hoser import (
     iter_trajectories,
     read_dataset,
@@ -144,3 +145,33 @@ def test_libcity_gps_dyna_without_roads_is_a_one_line_error(libcity_folder):
     )
     with pytest.raises(UserError, match="no location column"):
         read_libcity(libcity_folder)
+
+
+def test_convert_libcity_writes_a_hoser_folder_every_command_reads(libcity_folder, tmp_path):
+    # The fixture's two usable trips, repeated by five more vehicles: 12 trips to split.
+    dyna = libcity_folder / "toy.dyna"
+    rows = dyna.read_text(encoding="utf-8").splitlines()[1:7]
+    extra = [
+        ",".join([str(100 + 6 * v + i), "trajectory", time, str(20 + v), *rest])
+        for v in range(5)
+        for i, (_, _, time, _, *rest) in enumerate(row.split(",") for row in rows)
+    ]
+    dyna.write_text(dyna.read_text(encoding="utf-8") + "\n".join(extra) + "\n", encoding="utf-8")
+    out = tmp_path / "hoser"
+    assert main(["convert-libcity", "--libcity", str(libcity_folder), "--out", str(out)]) == 0
+    graph, _geo_ids, trips = read_libcity(libcity_folder)
+    converted, splits = read_dataset(out)
+    assert converted.num_segments == graph.num_segments
+    assert converted.num_transitions == graph.num_transitions
+    assert sorted(splits) == ["test", "train", "val"]
+    assert all(len(split) >= 1 for split in splits.values())
+    written = {
+        str(traj_id): rids.tolist()
+        for split in splits.values()
+        for traj_id, rids in zip(split.traj_ids, split.rids, strict=True)
+    }
+    assert written == {str(k): r.tolist() for k, r in zip(trips.traj_ids, trips.rids, strict=True)}
+    # An existing folder is refused without --overwrite: exit 2, nothing changed.
+    before = sorted(p.name for p in out.iterdir())
+    assert main(["convert-libcity", "--libcity", str(libcity_folder), "--out", str(out)]) == 2
+    assert sorted(p.name for p in out.iterdir()) == before

@@ -127,6 +127,28 @@ def _prepare(args: argparse.Namespace) -> None:
     echo(*lines)
 
 
+def _add_convert_libcity(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--libcity", type=Path, required=True, help="LibCity folder with NAME.geo/.rel/.dyna"
+    )
+    p.add_argument("--name", help="NAME of the atomic files (default: the folder's name)")
+    p.add_argument("--out", type=Path, required=True, help="HOSER dataset folder to create")
+    add_seed_argument(p)  # of the random 80/10/10 train/val/test split
+    add_overwrite_argument(p)
+
+
+def _convert_libcity(args: argparse.Namespace) -> None:
+    from difforge.core.io import atomic_dir
+    from difforge.traj.data.libcity import libcity_to_hoser
+
+    plan = OutputPlan(overwrite=args.overwrite)
+    plan.reads("--libcity", args.libcity).writes_folder("--out", args.out)
+    plan.check()
+    with atomic_dir(args.out, overwrite=args.overwrite) as tmp:
+        lines = libcity_to_hoser(args.libcity, tmp, args.name, args.seed)
+    echo(f"wrote {args.out}:", *lines)
+
+
 def _add_match(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gps", type=Path, required=True, help="GPS file: .csv, .csv.gz or .gpx")
     p.add_argument("--data", type=Path, required=True, help="dataset folder with roadmap.geo/.rel")
@@ -458,6 +480,14 @@ COMMANDS = [
         _prepare,
         description="Keep the roads of one travel mode, keep the largest strongly connected part, "
         "and write the HOSER/LibCity road network files into a new dataset folder.",
+    ),
+    Command(
+        "convert-libcity",
+        "LibCity atomic files (.geo/.rel/.dyna) -> a HOSER dataset folder",
+        _add_convert_libcity,
+        _convert_libcity,
+        description="Read a LibCity data set (map-matched .dyna) and write roadmap.geo/.rel and "
+        "a random 80/10/10 train/val/test split as HOSER CSVs, which every --data option reads.",
     ),
     Command(
         "match",

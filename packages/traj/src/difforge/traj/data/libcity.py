@@ -16,7 +16,8 @@ entered at the first one's time, which gives HOSER's ``rid_list``/``time_list`` 
 with coordinates but no ``location`` holds raw GPS: map-match it first (``difforge-traj match``).
 
 :func:`iter_libcity_trajectories` streams the ``.dyna`` file in batches, so a file larger than
-memory can be converted or filtered a batch at a time; :func:`read_libcity` reads it whole.
+memory can be converted or filtered a batch at a time; :func:`read_libcity` reads it whole;
+:func:`libcity_to_hoser` (``difforge-traj convert-libcity``) writes it as a HOSER dataset folder.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ from difforge.traj.data.hoser import (
     existing_file,
     read_roadmap_files,
     segment_index,
+    write_roadmap,
+    write_trajectories,
 )
 from difforge.traj.data.segments import SegmentGraph
 
@@ -159,3 +162,42 @@ def read_libcity(
     graph, geo_ids = read_libcity_roadmap(folder, name)
     batches = iter_libcity_trajectories(folder, graph, geo_ids, name, on_invalid, chunk_rows)
     return graph, geo_ids, concat_trajectories(libcity_paths(folder, name)["dyna"], batches)
+
+
+def libcity_to_hoser(
+    folder: str | Path,
+    out_dir: Path,
+    name: str | None = None,
+    seed: int = 0,
+    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
+) -> list[str]:
+    """Write a LibCity data set as a HOSER dataset folder (``roadmap.geo``/``.rel`` and
+    ``train``/``val``/``test.csv``, split at random by ``seed``) into the existing ``out_dir``, so
+    that every command that takes ``--data`` reads it. Segment ids become row numbers of the new
+    ``roadmap.geo``; each trip keeps its LibCity trajectory key as ``traj_id``. Returns a summary."""
+    graph, _geo_ids, trips = read_libcity(folder, name)
+    if len(trips) < 3:
+        raise UserError(f"{folder}: {len(trips)} usable trajectories; need 3 for train/val/test")
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(trips))
+    n_val = max(round(fractions[1] * len(trips)), 1)
+    n_train = len(trips) - n_val - max(round(fractions[2] * len(trips)), 1)
+    splits = {
+        "train": order[:n_train],
+        "val": order[n_train : n_train + n_val],
+        "test": order[n_train + n_val :],
+    }
+    write_roadmap(graph, out_dir)
+    for split, rows in splits.items():
+        write_trajectories(
+            out_dir / f"{split}.csv",
+            [trips.rids[k] for k in rows],
+            [trips.times[k] for k in rows],
+            traj_ids=[trips.traj_ids[k] for k in rows],
+        )
+    skipped = ", ".join(f"{n} {why}" for why, n in sorted(trips.skipped.items()))
+    return [
+        f"{graph.num_segments} segments, {graph.num_transitions} transitions",
+        "trips: " + ", ".join(f"{split} {len(rows)}" for split, rows in splits.items()),
+        *([f"skipped: {skipped}"] if skipped else []),
+    ]
