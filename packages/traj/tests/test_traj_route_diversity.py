@@ -14,7 +14,6 @@ from difforge.traj.route_diversity import (
     detour_ratios,
     detour_report,
     per_od_route_entropy,
-    reverse_segments,
     route_entropy,
     uturn_counts,
 )
@@ -75,7 +74,7 @@ def test_per_od_route_entropy_compares_equal_counts_of_each_side():
 
 def test_uturns_and_detours():
     graph = ladder()
-    reverse = reverse_segments(graph)
+    reverse = graph.reverse_segments()
     assert reverse[segment(0, 1)] == segment(1, 0) and reverse[segment(1, 0)] == segment(0, 1)
     direct = path(0, 1, 2)
     back_and_forth = path(0, 1, 0, 1, 2)  # two U-turns

@@ -24,10 +24,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import shapely
 import torch
 
 from difforge.core.config import from_dict, to_dict
 from difforge.core.errors import UserError
+from difforge.traj.data.geo import LocalProjection
 from difforge.traj.data.requests import ODRequests, TripEnds, read_trip_ends, sample_od_requests
 from difforge.traj.data.segments import SegmentGraph
 from difforge.traj.export import write_generated_csv
@@ -195,22 +197,23 @@ def snap_to_segments(
     graph: SegmentGraph, lon: np.ndarray, lat: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """The segment nearest to each point (distance to its polyline; of the two directions of one
-    road, the lower id) and that distance in metres (local equirectangular projection)."""
-    lon, lat = np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64)
-    starts = np.concatenate([line[:-1] for line in graph.coords])
-    ends = np.concatenate([line[1:] for line in graph.coords])
-    owner = np.repeat(np.arange(graph.num_segments), [len(line) - 1 for line in graph.coords])
-    scale = np.array([np.cos(np.radians(graph.centroid[:, 1].mean())), 1.0]) * 111_320.0
-    a, b = starts * scale, ends * scale
-    segment_ids = np.empty(len(lon), dtype=np.int64)
-    distances = np.empty(len(lon))
-    for k, point in enumerate(np.stack([lon, lat], 1) * scale):
-        along = b - a
-        share = np.clip(((point - a) * along).sum(1) / np.maximum((along**2).sum(1), 1e-12), 0, 1)
-        gap = np.hypot(*(a + share[:, None] * along - point).T)
-        best = int(np.argmin(gap))
-        segment_ids[k], distances[k] = owner[best], gap[best]
-    return segment_ids, distances
+    road, the lower id; among equally near roads, the lowest id) and that distance in metres
+    (:class:`~difforge.traj.data.geo.LocalProjection`, shapely's STRtree)."""
+    proj = LocalProjection(*graph.centroid.mean(axis=0))
+    owner = np.repeat(np.arange(graph.num_segments), np.diff(graph.coord_indptr))
+    lines = shapely.linestrings(
+        np.stack(proj.to_xy(graph.coord_lonlat[:, 0], graph.coord_lonlat[:, 1]), 1), indices=owner
+    )
+    reverse = graph.reverse_segments()
+    roads = np.flatnonzero((reverse < 0) | (reverse > np.arange(graph.num_segments)))
+    points = shapely.points(*proj.to_xy(lon, lat))
+    (point, match), gap = shapely.STRtree(lines[roads]).query_nearest(
+        points, all_matches=True, return_distance=True
+    )
+    ids = roads[match]
+    first = np.lexsort((ids, point))  # per point, its lowest id first
+    keep = first[np.concatenate([[True], point[first][1:] != point[first][:-1]])]
+    return ids[keep], gap[keep]
 
 
 def read_od_csv(

@@ -24,7 +24,6 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 
 import numpy as np
-from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 
 from difforge.traj.data.segments import SegmentGraph
@@ -87,15 +86,6 @@ def per_od_route_entropy(
     }
 
 
-def reverse_segments(graph: SegmentGraph) -> np.ndarray:
-    """Per segment, the id of the segment whose polyline is its own reversed (-1 if none)."""
-    by_shape = {np.round(line, 7).tobytes(): k for k, line in enumerate(graph.coords)}
-    return np.array(
-        [by_shape.get(np.round(line[::-1], 7).tobytes(), -1) for line in graph.coords],
-        dtype=np.int64,
-    )
-
-
 def uturn_counts(trips: Sequence[np.ndarray], reverse: np.ndarray) -> np.ndarray:
     """Number of U-turns (transitions onto the reverse segment) in each trip."""
     return np.array([int((reverse[rids[:-1]] == rids[1:]).sum()) for rids in trips], dtype=np.int64)
@@ -105,10 +95,7 @@ def detour_ratios(graph: SegmentGraph, trips: Sequence[np.ndarray]) -> np.ndarra
     """Trip length over the shortest legal path's length, both with origin and destination."""
     origins = np.array([rids[0] for rids in trips], dtype=np.int64)
     destinations = np.array([rids[-1] for rids in trips], dtype=np.int64)
-    src = np.repeat(np.arange(graph.num_segments), np.diff(graph.succ_indptr))
-    # dijkstra drops explicit zeros: zero-length segments keep a tiny cost
-    costs = np.maximum(graph.length_m[graph.succ_indices], 1e-9)
-    matrix = csr_matrix((costs, (src, graph.succ_indices)), shape=(graph.num_segments,) * 2)
+    matrix = graph.cost_matrix()
     shortest = np.empty(len(trips))
     for lo in range(0, len(trips), DIJKSTRA_CHUNK):  # bounds the (origins, N) distance table
         part = slice(lo, lo + DIJKSTRA_CHUNK)
@@ -123,7 +110,7 @@ def detour_report(
     graph: SegmentGraph, real: Sequence[np.ndarray], generated: Sequence[np.ndarray]
 ) -> dict[str, float]:
     """``uturn2_share`` and ``detour_ratio_p90`` of both sides (module docstring)."""
-    reverse = reverse_segments(graph)
+    reverse = graph.reverse_segments()
     result: dict[str, float] = {}
     for side, trips in (("real", real), ("generated", generated)):
         result[f"uturn2_share_{side}"] = float((uturn_counts(trips, reverse) >= 2).mean())

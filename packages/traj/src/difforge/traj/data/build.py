@@ -12,7 +12,6 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
-from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 
 from difforge.core.io import atomic_open, write_json
@@ -63,9 +62,7 @@ def shortest_path_share(graph: SegmentGraph, rids: list[np.ndarray]) -> float:
     """
     if not rids:
         return float("nan")
-    src = np.repeat(np.arange(graph.num_segments), np.diff(graph.succ_indptr))
-    costs = np.maximum(graph.length_m[graph.succ_indices], 1e-9)
-    matrix = csr_matrix((costs, (src, graph.succ_indices)), shape=(graph.num_segments,) * 2)
+    matrix = graph.cost_matrix()
     by_origin: dict[int, list[np.ndarray]] = {}
     for r in rids:
         by_origin.setdefault(int(r[0]), []).append(r)

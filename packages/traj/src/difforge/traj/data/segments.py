@@ -138,6 +138,23 @@ class SegmentGraph:
             (data, self.succ_indices, self.succ_indptr), shape=(self.num_segments,) * 2
         )
 
+    def reverse_segments(self) -> np.ndarray:
+        """Per segment, the id of the segment whose polyline is its own reversed (-1 if none)."""
+        by_shape = {np.round(line, 7).tobytes(): k for k, line in enumerate(self.coords)}
+        return np.array(
+            [by_shape.get(np.round(line[::-1], 7).tobytes(), -1) for line in self.coords],
+            dtype=np.int64,
+        )
+
+    def cost_matrix(self, weight: np.ndarray | None = None) -> csr_matrix:
+        """N x N sparse matrix for scipy's ``dijkstra``: ``[a, b]`` is the cost of moving from
+        ``a`` onto ``b``, ``weight[b]`` (default: ``length_m``), where ``b`` may follow ``a``."""
+        weight = self.length_m if weight is None else np.asarray(weight, dtype=np.float64)
+        src = np.repeat(np.arange(self.num_segments), np.diff(self.succ_indptr))
+        # dijkstra ignores explicit zeros: keep zero-weight segments reachable with a tiny cost
+        costs = np.maximum(weight[self.succ_indices], 1e-9)
+        return csr_matrix((costs, (src, self.succ_indices)), shape=(self.num_segments,) * 2)
+
     def shortest_path(
         self, origin: int, destination: int, weight: np.ndarray | None = None
     ) -> list[int] | None:
@@ -146,14 +163,9 @@ class SegmentGraph:
         The cost of a path is the summed ``weight`` (default: ``length_m``) of every segment after
         the origin, so the origin's own length does not matter. Returns None when no path exists.
         """
-        weight = self.length_m if weight is None else np.asarray(weight, dtype=np.float64)
         if origin == destination:
             return [int(origin)]
-        src = np.repeat(np.arange(self.num_segments), np.diff(self.succ_indptr))
-        # dijkstra ignores explicit zeros: keep zero-weight segments reachable with a tiny cost
-        costs = np.maximum(weight[self.succ_indices], 1e-9)
-        matrix = csr_matrix((costs, (src, self.succ_indices)), shape=(self.num_segments,) * 2)
-        dist, pred = dijkstra(matrix, indices=origin, return_predecessors=True)
+        dist, pred = dijkstra(self.cost_matrix(weight), indices=origin, return_predecessors=True)
         if not np.isfinite(dist[destination]):
             return None
         path = [int(destination)]
